@@ -1,0 +1,97 @@
+//! `UserId`: 1–128 characters from `A–Z a–z 0–9 . _ - @ + :` (SPEC §3), so emails fit.
+
+use serde::Deserialize;
+use std::fmt;
+
+pub const MAX_USER_ID_LEN: usize = 128;
+
+/// A buyer's id, validated. It is passed to scripts as ARGV and used in a key suffix, never
+/// spliced into script text; the character set also keeps it free of `{`/`}` hash-tag braces.
+#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn parse(value: String) -> Result<Self, String> {
+        if value.is_empty() {
+            return Err("userId must not be empty".to_owned());
+        }
+        if value.len() > MAX_USER_ID_LEN {
+            return Err(format!(
+                "userId must be at most {MAX_USER_ID_LEN} characters"
+            ));
+        }
+        if !value.bytes().all(is_allowed) {
+            return Err("userId may contain only letters, digits and . _ - @ + :".to_owned());
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+fn is_allowed(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-' | b'@' | b'+' | b':')
+}
+
+impl TryFrom<String> for UserId {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_and_plain_ids_are_accepted() {
+        for id in [
+            "u1",
+            "jane.doe+sale@example.com",
+            "tenant:42",
+            "A_b-C",
+            &"x".repeat(128),
+        ] {
+            assert!(UserId::parse(id.to_owned()).is_ok(), "{id}");
+        }
+    }
+
+    #[test]
+    fn empty_long_and_hostile_ids_are_rejected() {
+        for id in [
+            "",
+            &"x".repeat(129),
+            "a b",
+            "a{b}",
+            "é",
+            "a\nb",
+            "a/b",
+            "a'--",
+            "\0",
+            "a\"b",
+        ] {
+            assert!(UserId::parse(id.to_owned()).is_err(), "{id:?}");
+        }
+    }
+}

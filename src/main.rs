@@ -1,0 +1,34 @@
+//! The `flashsale` binary: read the configuration, start logging, serve until a signal.
+#![forbid(unsafe_code)]
+
+use flashsale::{config::Settings, startup::Application, telemetry};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(err) => {
+            // Logging is not set up yet (its format is part of the configuration): one plain line.
+            eprintln!("flashsale: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+
+    let application = match Application::build(settings).await {
+        Ok(application) => application,
+        Err(err) => {
+            tracing::error!(error = %err, "start-up failed");
+            eprintln!("flashsale: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match application.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "server stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Middleware: the per-IP rate limit, CORS, and the envelope that makes every error JSON and
+//! echoes the request id.
+
+use crate::{
+    config::{CorsOrigins, IpRateLimit},
+    error::ApiError,
+};
+use actix_cors::Cors;
+use actix_governor::{
+    governor::{
+        clock::{Clock, DefaultClock, QuantaInstant},
+        middleware::NoOpMiddleware,
+        NotUntil,
+    },
+    GovernorConfig, GovernorConfigBuilder, KeyExtractor, SimpleKeyExtractionError,
+};
+use actix_web::{
+    body::{EitherBody, MessageBody},
+    dev::{Service, ServiceRequest, ServiceResponse},
+    error::InternalError,
+    http::{
+        header::{self, HeaderName, HeaderValue},
+        Method,
+    },
+    Error, HttpMessage, HttpResponse, HttpResponseBuilder, ResponseError,
+};
+use std::{
+    future::Future,
+    net::{IpAddr, Ipv6Addr},
+    time::Duration,
+};
+use tracing_actix_web::RequestId;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Keys the per-IP limit by client address: the `CLIENT_IP_HEADER` header when one is
+/// configured (a proxy such as Fly's sets it), else the TCP peer. X-Forwarded-For is never
+/// trusted by default: any client can send it.
+#[derive(Clone, Debug)]
+pub struct ClientIp {
+    header: Option<HeaderName>,
+}
+
+impl ClientIp {
+    pub fn new(header: Option<HeaderName>) -> Self {
+        Self { header }
+    }
+
+    fn header_ip(&self, req: &ServiceRequest) -> Option<IpAddr> {
+        let value = req.headers().get(self.header.as_ref()?)?.to_str().ok()?;
+        value.split(',').next()?.trim().parse().ok()
+    }
+}
+
+/// One IPv6 host usually owns a whole /64, so the limit counts per /64 rather than per address.
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+impl KeyExtractor for ClientIp {
+    type Key = IpAddr;
+    type KeyExtractionError = SimpleKeyExtractionError<&'static str>;
+
+    fn extract(&self, req: &ServiceRequest) -> Result<Self::Key, Self::KeyExtractionError> {
+        self.header_ip(req)
+            .or_else(|| req.peer_addr().map(|addr| addr.ip()))
+            .map(limit_key)
+            .ok_or_else(|| SimpleKeyExtractionError::new("could not determine the client address"))
+    }
+
+    fn exceed_rate_limit_response(
+        &self,
+        negative: &NotUntil<QuantaInstant>,
+        _response: HttpResponseBuilder,
+    ) -> HttpResponse {
+        let retry_after: Duration = negative.wait_time_from(DefaultClock::default().now());
+        ApiError::RateLimited { retry_after }.error_response()
+    }
+}
+
+pub type IpGovernorConfig = GovernorConfig<ClientIp, NoOpMiddleware<QuantaInstant>>;
+
+/// The governor configuration for `RATE_LIMIT_PER_SECOND` / `RATE_LIMIT_BURST`.
+pub fn ip_rate_limit(
+    limit: IpRateLimit,
+    client_ip_header: Option<HeaderName>,
+) -> Option<IpGovernorConfig> {
+    GovernorConfigBuilder::default()
+        .requests_per_second(u64::from(limit.per_second.get()))
+        .burst_size(limit.burst.get())
+        .key_extractor(ClientIp::new(client_ip_header))
+        .finish()
+}
+
+/// CORS from `CORS_ALLOWED_ORIGINS`; `None` when unset (no cross-origin access at all).
+pub fn cors(origins: &CorsOrigins) -> Option<Cors> {
+    let base = match origins {
+        CorsOrigins::None => return None,
+        CorsOrigins::Any => Cors::default().allow_any_origin().send_wildcard(),
+        CorsOrigins::List(list) => list
+            .iter()
+            .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin)),
+    };
+    Some(
+        base.allowed_methods([Method::GET, Method::POST])
+            .allowed_headers([
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("idempotency-key"),
+                X_REQUEST_ID,
+            ])
+            .expose_headers([X_REQUEST_ID, header::RETRY_AFTER])
+            .max_age(3600),
+    )
+}
+
+/// Outermost but one (inside tracing-actix-web, which assigns the request id): turns any error
+/// that is not JSON yet — actix's own 404/405, an error a middleware such as CORS returns — into
+/// the SPEC's JSON error, and echoes the request id in `x-request-id`.
+pub fn envelope<S, B>(
+    req: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>> + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| HeaderValue::try_from(id.to_string()).ok());
+    let response = service.call(req);
+    async move {
+        let mut response = match response.await {
+            Ok(response) => response.map_into_left_body(),
+            // A middleware error carries no request to build a ServiceResponse from; wrapping
+            // it with its JSON response makes actix send that response instead of plain text.
+            Err(err) => {
+                let mut json = json_error_response(&err.error_response());
+                if let Some(id) = request_id {
+                    json.headers_mut().insert(X_REQUEST_ID, id);
+                }
+                return Err(InternalError::from_response(err, json).into());
+            }
+        };
+        if is_error_without_json(response.response()) {
+            let json = json_error_response(response.response());
+            response = response.into_response(json).map_into_right_body();
+        }
+        if let Some(id) = request_id {
+            response.headers_mut().insert(X_REQUEST_ID, id);
+        }
+        Ok(response)
+    }
+}
+
+fn is_error_without_json<B>(response: &HttpResponse<B>) -> bool {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    (status.is_client_error() || status.is_server_error()) && !json
+}
+
+/// The SPEC's JSON error for a response some other layer produced, keeping its status and its
+/// `Retry-After` and `Allow` headers.
+fn json_error_response<B>(original: &HttpResponse<B>) -> HttpResponse {
+    let status = original.status();
+    let mut json = HttpResponse::build(status);
+    for name in [header::RETRY_AFTER, header::ALLOW] {
+        if let Some(value) = original.headers().get(&name) {
+            json.insert_header((name, value.clone()));
+        }
+    }
+    json.json(ApiError::body_for_status(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_limited_per_64_block() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(limit_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+}

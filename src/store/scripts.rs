@@ -1,0 +1,113 @@
+//! The Lua scripts, embedded in the binary, loaded at start-up and called by SHA.
+//!
+//! `NOSCRIPT` (Redis restarted, failed over, or `SCRIPT FLUSH`) is handled by loading the
+//! script again and retrying once.
+
+use super::StoreError;
+use fred::{
+    prelude::*,
+    types::{scripts::Script, MultipleKeys},
+};
+
+/// One embedded script.
+#[derive(Clone)]
+pub struct LuaScript {
+    name: &'static str,
+    script: Script,
+}
+
+impl LuaScript {
+    fn new(name: &'static str, source: &'static str) -> Self {
+        Self {
+            name,
+            script: Script::from_lua(source),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn sha1(&self) -> &str {
+        self.script.sha1()
+    }
+
+    /// `EVALSHA`, reloading and retrying once on `NOSCRIPT`. The arguments come from a closure so
+    /// the hot path builds them once and only the rare retry builds them again.
+    pub async fn call<R, F>(&self, client: &Client, args: F) -> Result<R, StoreError>
+    where
+        R: FromValue,
+        F: Fn() -> (MultipleKeys, Vec<Value>),
+    {
+        let (keys, values) = args();
+        match client
+            .evalsha(self.script.sha1().clone(), keys, values)
+            .await
+        {
+            Err(err) if err.details().starts_with("NOSCRIPT") => {
+                tracing::warn!(
+                    script = self.name,
+                    "script missing from the Redis cache (restart or flush); reloading"
+                );
+                self.script.load(client).await?;
+                let (keys, values) = args();
+                Ok(client
+                    .evalsha(self.script.sha1().clone(), keys, values)
+                    .await?)
+            }
+            result => Ok(result?),
+        }
+    }
+}
+
+/// Every script of the service.
+#[derive(Clone)]
+pub struct Scripts {
+    pub purchase: LuaScript,
+    pub status: LuaScript,
+    pub user: LuaScript,
+    pub create_sale: LuaScript,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Self {
+            purchase: LuaScript::new("purchase", include_str!("../../lua/purchase.lua")),
+            status: LuaScript::new("status", include_str!("../../lua/status.lua")),
+            user: LuaScript::new("user", include_str!("../../lua/user.lua")),
+            create_sale: LuaScript::new("create_sale", include_str!("../../lua/create_sale.lua")),
+        }
+    }
+
+    fn all(&self) -> [&LuaScript; 4] {
+        [&self.purchase, &self.status, &self.user, &self.create_sale]
+    }
+
+    /// `SCRIPT LOAD` of every script; in cluster mode fred sends it to every primary.
+    pub async fn load_all(&self, client: &Client) -> Result<(), StoreError> {
+        for script in self.all() {
+            script.script.load(client).await?;
+        }
+        Ok(())
+    }
+
+    /// Loads the scripts again if Redis has lost any of them.
+    pub async fn ensure_loaded(&self, client: &Client) -> Result<(), StoreError> {
+        let hashes: Vec<String> = self
+            .all()
+            .iter()
+            .map(|script| script.sha1().to_owned())
+            .collect();
+        let present: Vec<bool> = client.script_exists(hashes).await?;
+        if present.iter().all(|loaded| *loaded) {
+            return Ok(());
+        }
+        self.load_all(client).await
+    }
+}
