@@ -1,15 +1,15 @@
 -- user.lua: a user's purchase, or that the sale does not exist, in one round trip. Read-only.
 --
 -- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:buyers; ARGV[1] userId
--- Returns nil when the sale does not exist; {} when the user holds no unit;
--- {purchaseMs, orderNumber} when they do.
+-- Returns {0} when the sale does not exist, {1} when the user holds no unit, and
+-- {1, purchaseMs, orderNumber} when they do.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  return nil
+  return {0}
 end
 local record = redis.call('HGET', KEYS[2], ARGV[1])
 if not record then
-  return {}
+  return {1}
 end
 local bought_ms, order = string.match(record, '^(%d+):(%d+):')
-return {tonumber(bought_ms), tonumber(order)}
+return {1, tonumber(bought_ms), tonumber(order)}

@@ -211,7 +211,7 @@ impl Store {
 
     /// Runs `lua/user.lua`. `None` when the sale does not exist.
     pub async fn user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        let reply: Option<Vec<i64>> = self
+        let reply: Vec<i64> = self
             .scripts
             .user
             .call(self.pool.next(), || {
@@ -221,16 +221,16 @@ impl Store {
                 )
             })
             .await?;
-        match reply.as_deref() {
-            None => Ok(None),
-            Some([]) => Ok(Some(UserRecord { purchase: None })),
-            Some([purchase_ms, order_number]) => Ok(Some(UserRecord {
+        match reply.as_slice() {
+            [0] => Ok(None),
+            [1] => Ok(Some(UserRecord { purchase: None })),
+            [1, purchase_ms, order_number] => Ok(Some(UserRecord {
                 purchase: Some(Purchase {
                     purchase_ms: *purchase_ms,
                     order_number: *order_number,
                 }),
             })),
-            Some(other) => Err(StoreError::Unexpected(format!(
+            other => Err(StoreError::Unexpected(format!(
                 "user.lua answered {other:?}"
             ))),
         }

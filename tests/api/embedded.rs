@@ -1,0 +1,140 @@
+//! The binary as a user runs it: embedded Redis by default, clean exit, clear start-up errors.
+
+use flashsale::store::local_server::free_port;
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+fn flashsale() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flashsale"));
+    // A clean environment: no REDIS_URL, no SALE_* from the developer's shell.
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+/// Reads JSON log lines until `message` appears; returns all lines read.
+fn wait_for_log(child: &mut Child, message: &str) -> Vec<serde_json::Value> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is JSON: {line}"));
+        let done = json["message"] == message;
+        lines.push(json);
+        if done {
+            return lines;
+        }
+    }
+    panic!("no {message:?} in the log: {lines:?}");
+}
+
+fn is_alive(pid: u64) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[tokio::test]
+async fn without_redis_url_it_serves_a_demo_sale_and_stops_its_redis_on_sigterm() {
+    // Arrange
+    let port = free_port().unwrap();
+    let mut child = flashsale()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = wait_for_log(&mut child, "flashsale listening");
+    let redis_pid = log
+        .iter()
+        .find_map(|line| line["redis_pid"].as_u64())
+        .expect("the local-mode line names the redis-server pid");
+    assert!(log.iter().any(|line| line["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("LOCAL MODE")));
+    let http = reqwest::Client::new();
+
+    // Act
+    let status: serde_json::Value = http
+        .get(format!("http://127.0.0.1:{port}/api/sale/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bought = http
+        .post(format!("http://127.0.0.1:{port}/api/sale/purchase"))
+        .json(&serde_json::json!({"userId": "demo-user"}))
+        .send()
+        .await
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "flashsale did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+
+    // Assert
+    assert_eq!(status["status"], "active");
+    assert_eq!(status["totalStock"], 100);
+    assert_eq!(bought.status(), 200);
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        !is_alive(redis_pid),
+        "the embedded redis-server outlived the service"
+    );
+}
+
+#[test]
+fn an_invalid_variable_stops_start_up_with_one_line_naming_it() {
+    let output = flashsale().env("PORT", "eighty").output().unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("PORT"), "{stderr}");
+}
+
+#[test]
+fn without_redis_server_installed_it_says_how_to_install_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = flashsale()
+        .env("PATH", empty.path())
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("apt-get install") && stderr.contains("REDIS_URL"),
+        "{stderr}"
+    );
+}

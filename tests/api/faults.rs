@@ -1,0 +1,122 @@
+//! Redis frozen, stopped, restarted or its script cache flushed: 503 while it lasts, then
+//! purchases work again without restarting the service, and no retry takes a second unit.
+
+use crate::helpers::{spawn_app_with, TestApp, TestRedis};
+use fred::prelude::*;
+use std::time::{Duration, Instant};
+
+const TIMEOUT_MS: u64 = 300;
+/// Generous on purpose: this bounds a hang, it does not measure speed.
+const MARGIN: Duration = Duration::from_millis(1500);
+
+async fn app_with_short_timeout(redis: &TestRedis) -> TestApp {
+    spawn_app_with(redis, &[("REDIS_TIMEOUT_MS", &TIMEOUT_MS.to_string())]).await
+}
+
+/// Retries until the answer is not 503, as a client would (bounded).
+async fn purchase_until_answered(app: &TestApp, user: &str, key: &str) -> crate::helpers::Reply {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = app.purchase_with_key(user, key).await;
+        if reply.status != 503 || Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_frozen_redis_gives_503_within_the_timeout_and_the_retry_takes_one_unit() {
+    // Arrange
+    let redis = TestRedis::start().await;
+    let app = app_with_short_timeout(&redis).await;
+    assert_eq!(app.purchase("warmup").await.code(), "PURCHASED");
+    redis.freeze();
+
+    // Act
+    let started = Instant::now();
+    let during = app.purchase_with_key("yuki", "yuki-1").await;
+    let elapsed = started.elapsed();
+    let ready = app.get("/health/ready").await;
+    redis.thaw();
+    let after = purchase_until_answered(&app, "yuki", "yuki-1").await;
+
+    // Assert
+    during.assert_error(503, "SERVICE_UNAVAILABLE");
+    assert_eq!(during.header("retry-after"), Some("1"));
+    assert!(
+        elapsed < Duration::from_millis(TIMEOUT_MS) + MARGIN,
+        "answered after {elapsed:?}"
+    );
+    ready.assert_error(503, "SERVICE_UNAVAILABLE");
+    // The frozen call may have run once Redis thawed; either way the retry is told PURCHASED.
+    assert_eq!(after.code(), "PURCHASED", "{:?}", after.body);
+    assert_eq!(redis.stock("default").await, Some(98));
+    assert_eq!(redis.buyers("default").await.len(), 2);
+    assert_eq!(app.get("/health/ready").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_stopped_redis_gives_503_and_after_its_restart_purchases_work_again() {
+    // Arrange: persist what is there, as a production Redis with AOF or RDB would.
+    let mut redis = TestRedis::start().await;
+    let app = app_with_short_timeout(&redis).await;
+    app.purchase("before").await;
+    redis.save().await;
+    redis.stop().await;
+
+    // Act
+    let started = Instant::now();
+    let during = app.purchase("zoe").await;
+    let elapsed = started.elapsed();
+    redis.restart().await; // same data, empty script cache
+    let after = purchase_until_answered(&app, "zoe", "zoe-1").await;
+
+    // Assert
+    during.assert_error(503, "SERVICE_UNAVAILABLE");
+    assert!(
+        elapsed < Duration::from_millis(TIMEOUT_MS) + MARGIN,
+        "answered after {elapsed:?}"
+    );
+    assert_eq!(after.code(), "PURCHASED", "{:?}", after.body);
+    assert_eq!(after.body["orderNumber"], 2);
+    assert_eq!(redis.stock("default").await, Some(98));
+    assert_eq!(app.get("/health/ready").await.status, 200);
+}
+
+#[tokio::test]
+async fn after_script_flush_purchases_reload_the_script_and_work() {
+    let redis = TestRedis::start().await;
+    let app = app_with_short_timeout(&redis).await;
+    app.purchase("a1").await;
+
+    let _: () = redis
+        .client
+        .custom(fred::cmd!("SCRIPT"), vec!["FLUSH"])
+        .await
+        .unwrap();
+    let reply = app.purchase("a2").await;
+    let status = app.status().await;
+
+    assert_eq!(reply.code(), "PURCHASED", "{:?}", reply.body);
+    assert_eq!(status.status, 200);
+    assert_eq!(redis.stock("default").await, Some(98));
+}
+
+#[tokio::test]
+async fn readiness_reloads_scripts_that_redis_lost() {
+    let redis = TestRedis::start().await;
+    let app = app_with_short_timeout(&redis).await;
+    let _: () = redis
+        .client
+        .custom(fred::cmd!("SCRIPT"), vec!["FLUSH"])
+        .await
+        .unwrap();
+
+    let ready = app.get("/health/ready").await;
+
+    assert_eq!(ready.status, 200);
+    let sha = fred::util::sha1_hash(include_str!("../../lua/purchase.lua"));
+    let exists: Vec<bool> = redis.client.script_exists(vec![sha]).await.unwrap();
+    assert_eq!(exists, [true]);
+}

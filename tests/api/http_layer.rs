@@ -1,0 +1,132 @@
+//! What every response carries: request ids, CORS for browser clients.
+
+use crate::helpers::{spawn_app, spawn_app_with, TestRedis};
+
+#[tokio::test]
+async fn every_response_echoes_a_request_id() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+
+    for reply in [
+        app.status().await,
+        app.purchase("a").await,
+        app.get("/nope").await,
+        app.get("/health").await,
+    ] {
+        let id = reply.header("x-request-id").expect("x-request-id");
+        assert_eq!(id.len(), 36, "a UUID: {id}");
+    }
+}
+
+#[tokio::test]
+async fn an_allowed_origin_gets_cors_headers_and_preflight_passes() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(
+        &redis,
+        &[("CORS_ALLOWED_ORIGINS", "https://shop.example.com")],
+    )
+    .await;
+
+    let simple = app
+        .http
+        .get(app.url("/api/sale/status"))
+        .header("Origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/api/sale/purchase"))
+        .header("Origin", "https://shop.example.com")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "content-type, idempotency-key",
+        )
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        simple.headers()["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed.contains("idempotency-key"), "{allowed}");
+}
+
+#[tokio::test]
+async fn an_unknown_origin_gets_no_cors_headers_and_a_json_preflight_error() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(
+        &redis,
+        &[("CORS_ALLOWED_ORIGINS", "https://shop.example.com")],
+    )
+    .await;
+
+    let simple = app
+        .http
+        .get(app.url("/api/sale/status"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/api/sale/purchase"))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+
+    assert!(simple
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    assert_eq!(preflight.status(), 400);
+    assert_eq!(preflight.headers()["content-type"], "application/json");
+    let body: serde_json::Value = preflight.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["code"], "INVALID_REQUEST");
+}
+
+#[tokio::test]
+async fn without_cors_configuration_there_is_no_cross_origin_access() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+
+    let reply = app
+        .http
+        .get(app.url("/api/sale/status"))
+        .header("Origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+
+    assert!(reply.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn a_wildcard_allows_any_origin() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(&redis, &[("CORS_ALLOWED_ORIGINS", "*")]).await;
+
+    let reply = app
+        .http
+        .get(app.url("/api/sale/status"))
+        .header("Origin", "https://anywhere.example")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(reply.headers()["access-control-allow-origin"], "*");
+}

@@ -1,0 +1,15 @@
+//! Integration tests: HTTP in; status, JSON body and Redis state out. Each test starts its own
+//! `redis-server` and its own app instances on port 0.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod concurrency;
+mod embedded;
+mod faults;
+mod health;
+mod helpers;
+mod http_layer;
+mod purchase;
+mod sale_window;
+mod status;
+mod user;
