@@ -1,53 +1,11 @@
 //! The binary as a user runs it: embedded Redis by default, clean exit, clear start-up errors.
 
+use crate::helpers::{flashsale, is_alive, wait_for_log};
 use flashsale::store::local_server::free_port;
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
-
-fn flashsale() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flashsale"));
-    // A clean environment: no REDIS_URL, no SALE_* from the developer's shell.
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    command
-}
-
-/// Reads JSON log lines until `message` appears; returns all lines read.
-fn wait_for_log(child: &mut Child, message: &str) -> Vec<serde_json::Value> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
-        let json: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is JSON: {line}"));
-        let done = json["message"] == message;
-        lines.push(json);
-        if done {
-            return lines;
-        }
-    }
-    panic!("no {message:?} in the log: {lines:?}");
-}
-
-fn is_alive(pid: u64) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-}
 
 #[tokio::test]
 async fn without_redis_url_it_serves_a_demo_sale_and_stops_its_redis_on_sigterm() {

@@ -10,7 +10,12 @@ use flashsale::{
 use fred::prelude::*;
 use reqwest::{Response, StatusCode};
 use serde_json::Value as Json;
-use std::{collections::BTreeMap, process::Command, time::Duration};
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
 use tempfile::TempDir;
 
 /// A private Redis for one test, plus a plain client to inspect it.
@@ -330,4 +335,47 @@ impl TestApp {
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
+}
+
+// ---- the binary, run as a user runs it ----
+
+pub fn flashsale() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flashsale"));
+    // A clean environment: no REDIS_URL, no SALE_* from the developer's shell.
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+/// Reads JSON log lines until `message` appears; returns all lines read.
+pub fn wait_for_log(child: &mut Child, message: &str) -> Vec<serde_json::Value> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining after the caller stops listening, so the child never hits a broken pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is JSON: {line}"));
+        let done = json["message"] == message;
+        lines.push(json);
+        if done {
+            return lines;
+        }
+    }
+    panic!("no {message:?} in the log: {lines:?}");
+}
+
+pub fn is_alive(pid: u64) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
 }

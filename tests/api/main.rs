@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod cluster;
 mod concurrency;
 mod embedded;
 mod faults;
@@ -12,4 +13,5 @@ mod http_layer;
 mod purchase;
 mod sale_window;
 mod status;
+mod tls;
 mod user;
