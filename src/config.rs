@@ -13,6 +13,30 @@ use std::{fmt, net::IpAddr, num::NonZeroU32, time::Duration};
 /// The most units a sale may hold; far above any real drop, low enough that counters never wrap.
 const MAX_TOTAL_STOCK: u64 = 1_000_000_000;
 
+/// Every environment variable the service reads (SPEC §4), `RUST_LOG` included. Deployment
+/// files are checked against this list, so a typo there fails a test instead of a drop.
+pub const VARIABLES: &[&str] = &[
+    "HOST",
+    "PORT",
+    "REDIS_URL",
+    "SALE_ID",
+    "SALE_PRODUCT_NAME",
+    "SALE_TOTAL_STOCK",
+    "SALE_START",
+    "SALE_END",
+    "ADMIN_TOKEN",
+    "RATE_LIMIT_PER_SECOND",
+    "RATE_LIMIT_BURST",
+    "USER_ATTEMPT_LIMIT",
+    "USER_ATTEMPT_WINDOW_MS",
+    "CLIENT_IP_HEADER",
+    "CORS_ALLOWED_ORIGINS",
+    "REDIS_POOL_SIZE",
+    "REDIS_TIMEOUT_MS",
+    "LOG_FORMAT",
+    "RUST_LOG",
+];
+
 /// One line naming the variable and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -428,6 +452,19 @@ mod tests {
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         Settings::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn the_variable_list_names_every_field_read() {
+        // envy maps FIELD_NAME to field_name; RUST_LOG is read by the log filter instead.
+        let debug = format!("{:?}", RawVars::default());
+        for name in VARIABLES.iter().filter(|name| **name != "RUST_LOG") {
+            assert!(
+                debug.contains(&format!("{}:", name.to_lowercase())),
+                "{name}"
+            );
+        }
+        assert_eq!(debug.matches(": None").count(), VARIABLES.len() - 1);
     }
 
     #[test]
