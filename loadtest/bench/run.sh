@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The benchmark, in one command on one machine and in one run (SPEC §5):
+#   - Redis, then flashsale (release build, default settings but RATE_LIMIT_PER_SECOND=0, since
+#     all load comes from one address) and the Node/Express + ioredis peer (loadtest/baseline);
+#   - purchases by unique buyers with wrk at each connection count (64 and 256 by default):
+#     purchases/s, p50, p99;
+#   - the Redis ceiling: redis-benchmark running the same purchase.lua by EVALSHA with the same
+#     number of connections;
+#   - ratios against both, measured side by side; Redis memory per buyer; the instance's RSS
+#     before and after; and a burst of 100,000 distinct buyers at 1,000 units (goose
+#     flash-burst), which must sell exactly 1,000.
+# Writes a Markdown table to loadtest/bench/results.md and prints it.
+#
+# Knobs: DURATION (s per measurement, default 10), CONNECTIONS ("64 256"), BURST_BUYERS (100000),
+# BURST_STOCK (1000), REDIS_PORT/SERVICE_PORT/BASELINE_PORT (16379/18080/18081).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-"64 256"}
+BURST_BUYERS=${BURST_BUYERS:-100000}
+BURST_STOCK=${BURST_STOCK:-1000}
+REDIS_PORT=${REDIS_PORT:-16379}
+SERVICE_PORT=${SERVICE_PORT:-18080}
+BASELINE_PORT=${BASELINE_PORT:-18081}
+OUT=${OUT:-loadtest/bench/results.md}
+RUN=$(date +%s)
+WORK=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# ---- tools ---------------------------------------------------------------------------------
+scripts/install-redis.sh
+apt_install() {
+  local sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2
+}
+command -v wrk >/dev/null || apt_install wrk
+command -v node >/dev/null || apt_install nodejs npm
+[ -d loadtest/baseline/node_modules ] || (cd loadtest/baseline && npm ci --no-audit --no-fund >&2)
+
+log "building (release)"
+cargo build --release --quiet --bin flashsale
+(cd loadtest/goose && cargo build --release --quiet)
+
+# ---- helpers -------------------------------------------------------------------------------
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+json_field() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; }
+wait_ready() {
+  for _ in $(seq 1 200); do
+    curl -fs "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "service on :$1 did not become ready" >&2; return 1
+}
+rss_kb() { # the process and its children (the Node peer is a cluster of processes)
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+used_memory() { rcli info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
+
+start_flashsale() { # sale stock
+  env -i PATH="$PATH" HOST=127.0.0.1 PORT="$SERVICE_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+    SALE_ID="$1" SALE_TOTAL_STOCK="$2" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+    target/release/flashsale >>"$WORK/flashsale.log" 2>&1 &
+  TARGET_PID=$!; PIDS+=("$TARGET_PID")
+  wait_ready "$SERVICE_PORT"
+}
+start_baseline() { # sale stock
+  env -i PATH="$PATH" PORT="$BASELINE_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+    SALE_ID="$1" SALE_TOTAL_STOCK="$2" node loadtest/baseline/server.js >>"$WORK/baseline.log" 2>&1 &
+  TARGET_PID=$!; PIDS+=("$TARGET_PID")
+  wait_ready "$BASELINE_PORT"
+}
+stop_target() { kill -TERM "$TARGET_PID" 2>/dev/null || true; wait "$TARGET_PID" 2>/dev/null || true; }
+
+drive() { # port connections label -> JSON line from purchase.lua's done()
+  wrk -t2 -c"$2" -d2s -s loadtest/bench/purchase.lua "http://127.0.0.1:$1" -- "warm-$3" >/dev/null
+  wrk -t2 -c"$2" -d"${DURATION}s" -s loadtest/bench/purchase.lua "http://127.0.0.1:$1" -- "$3" | tail -1
+}
+
+# ---- Redis ---------------------------------------------------------------------------------
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  --maxmemory-policy noeviction --loglevel warning >"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!; PIDS+=("$REDIS_PID")
+for _ in $(seq 1 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.05; done
+PURCHASE_SHA=$(rcli script load "$(cat lua/purchase.lua)")
+NOW_MS=$(($(date +%s) * 1000))
+BIG_STOCK=1000000000
+
+ROWS=()
+EXTRA=()
+for C in $CONNECTIONS; do
+  # The ceiling: the same script, the same work per call (a new buyer each time), C connections.
+  log "redis ceiling, $C connections"
+  CEIL_SALE="ceil-$RUN-$C"
+  rcli eval "$(cat lua/create_sale.lua)" 2 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
+    ceiling "$BIG_STOCK" "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null
+  CEIL=$(redis-benchmark -p "$REDIS_PORT" -c "$C" -n "$((C * 4000))" -r 1000000000 --csv \
+    evalsha "$PURCHASE_SHA" 4 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
+    "sale:{$CEIL_SALE}:buyers" "sale:{$CEIL_SALE}:rl:u__rand_int__" "u__rand_int__" 0123456789abcdef 10 10000 |
+    tail -1 | tr -d '"')
+  CEIL_RPS=$(echo "$CEIL" | cut -d, -f2)
+  CEIL_P50=$(echo "$CEIL" | cut -d, -f5)
+  CEIL_P99=$(echo "$CEIL" | cut -d, -f7)
+
+  log "flashsale, $C connections"
+  SALE="fs-$RUN-$C"
+  start_flashsale "$SALE" "$BIG_STOCK"
+  RSS_BEFORE=$(rss_kb "$TARGET_PID")
+  MEM_BEFORE=$(used_memory)
+  FS=$(drive "$SERVICE_PORT" "$C" "fs$RUN$C")
+  RSS_AFTER=$(rss_kb "$TARGET_PID")
+  MEM_AFTER=$(used_memory)
+  BUYERS=$(rcli hlen "sale:{$SALE}:buyers")
+  stop_target
+  FS_RPS=$(echo "$FS" | json_field rps)
+
+  log "express baseline, $C connections"
+  start_baseline "ex-$RUN-$C" "$BIG_STOCK"
+  EX_RSS_BEFORE=$(rss_kb "$TARGET_PID")
+  EX=$(drive "$BASELINE_PORT" "$C" "ex$RUN$C")
+  EX_RSS_AFTER=$(rss_kb "$TARGET_PID")
+  stop_target
+  EX_RPS=$(echo "$EX" | json_field rps)
+
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+  ROWS+=("| flashsale | $C | $(printf '%.0f' "$FS_RPS") | $(echo "$FS" | json_field p50_ms) | $(echo "$FS" | json_field p99_ms) | $(ratio "$FS_RPS" "$CEIL_RPS") | $(ratio "$FS_RPS" "$EX_RPS") |")
+  ROWS+=("| express + ioredis | $C | $(printf '%.0f' "$EX_RPS") | $(echo "$EX" | json_field p50_ms) | $(echo "$EX" | json_field p99_ms) | $(ratio "$EX_RPS" "$CEIL_RPS") | 1.00 |")
+  ROWS+=("| redis-benchmark (ceiling) | $C | $(printf '%.0f' "$CEIL_RPS") | $CEIL_P50 | $CEIL_P99 | 1.00 | $(ratio "$CEIL_RPS" "$EX_RPS") |")
+  EXTRA+=("- $C connections: p99 flashsale/express = $(ratio "$(echo "$FS" | json_field p99_ms)" "$(echo "$EX" | json_field p99_ms)"); socket errors flashsale $(echo "$FS" | json_field socket_errors), express $(echo "$EX" | json_field socket_errors); non-2xx flashsale $(echo "$FS" | json_field non_2xx), express $(echo "$EX" | json_field non_2xx)")
+  EXTRA+=("- $C connections: Redis memory per buyer $(awk -v a="$MEM_BEFORE" -v b="$MEM_AFTER" -v n="$BUYERS" 'BEGIN { printf "%.0f", (b - a) / n }') bytes ($BUYERS buyers); flashsale RSS $((RSS_BEFORE / 1024)) MiB before, $((RSS_AFTER / 1024)) MiB after; express RSS (all workers) $((EX_RSS_BEFORE / 1024)) MiB before, $((EX_RSS_AFTER / 1024)) MiB after")
+done
+
+# ---- the burst -----------------------------------------------------------------------------
+log "burst: $BURST_BUYERS distinct buyers at $BURST_STOCK units (goose flash-burst)"
+BURST_SALE="burst-$RUN"
+start_flashsale "$BURST_SALE" "$BURST_STOCK"
+if loadtest/goose/target/release/flashsale-load flash-burst --host "http://127.0.0.1:$SERVICE_PORT" \
+  --buyers "$BURST_BUYERS" --users 256 >"$WORK/burst.log" 2>&1; then BURST_OK=yes; else BURST_OK=NO; fi
+stop_target
+SOLD=$(rcli hlen "sale:{$BURST_SALE}:buyers")
+LEFT=$(rcli get "sale:{$BURST_SALE}:stock")
+EXTRA+=("- burst: $BURST_BUYERS distinct buyers at $BURST_STOCK units sold $SOLD (stock left $LEFT); goose invariant check: $BURST_OK")
+
+{
+  echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t2, ${DURATION}s per row after a 2 s warm-up; every request a new buyer."
+  echo
+  echo "| target | connections | purchases/s | p50 ms | p99 ms | vs Redis ceiling | vs express |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+  echo
+  printf '%s\n' "${EXTRA[@]}"
+} | tee "$OUT"
+[ "$BURST_OK" = yes ] && [ "$SOLD" = "$BURST_STOCK" ]

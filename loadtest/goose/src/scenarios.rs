@@ -1,0 +1,158 @@
+//! The scenarios: flash-burst, steady and retry-storm, and the requests they make.
+
+use crate::ledger::Ledger;
+use goose::prelude::*;
+use serde::Deserialize;
+use std::{sync::OnceLock, time::Duration};
+
+static LEDGER: OnceLock<Ledger> = OnceLock::new();
+
+/// Sets the run's ledger; goose transactions are plain functions, so it is a global.
+pub fn install(ledger: Ledger) {
+    let _ = LEDGER.set(ledger);
+}
+
+pub fn ledger() -> &'static Ledger {
+    LEDGER.get_or_init(|| Ledger::new(0, String::new()))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SaleStatus {
+    pub status: String,
+    pub total_stock: i64,
+    pub remaining_stock: i64,
+}
+
+pub async fn sale_status(
+    http: &reqwest::Client,
+    host: &str,
+) -> Result<SaleStatus, Box<dyn std::error::Error>> {
+    let reply = http.get(format!("{host}/api/sale/status")).send().await?;
+    if !reply.status().is_success() {
+        return Err(format!(
+            "GET /api/sale/status answered {}: is a sale configured?",
+            reply.status()
+        )
+        .into());
+    }
+    Ok(reply.json().await?)
+}
+
+/// `flash-burst`: N distinct buyers, each buying once, as fast as the users can send.
+pub fn flash_burst() -> Scenario {
+    scenario!("flash-burst").register_transaction(transaction!(buy_once).set_name("purchase"))
+}
+
+/// `steady`: status pollers (9 in 10 users) and a trickle of buyers.
+pub fn steady() -> Vec<Scenario> {
+    let pollers = scenario!("pollers")
+        .set_weight(9)
+        .and_then(|s| s.set_wait_time(Duration::from_millis(200), Duration::from_millis(1000)))
+        .map(|s| s.register_transaction(transaction!(poll_status).set_name("status")));
+    let buyers = scenario!("buyers")
+        .set_weight(1)
+        .and_then(|s| s.set_wait_time(Duration::from_millis(500), Duration::from_millis(1500)))
+        .map(|s| s.register_transaction(transaction!(buy_once).set_name("purchase")));
+    [pollers, buyers]
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect()
+}
+
+/// `retry-storm`: buyers who retry on 503 and 429 with their Idempotency-Key until answered.
+pub fn retry_storm() -> Scenario {
+    scenario!("retry-storm")
+        .register_transaction(transaction!(buy_with_retries).set_name("purchase"))
+}
+
+async fn poll_status(user: &mut GooseUser) -> TransactionResult {
+    let _ = user.get_named("/api/sale/status", "status").await?;
+    Ok(())
+}
+
+async fn buy_once(user: &mut GooseUser) -> TransactionResult {
+    let Some(buyer) = ledger().next_buyer() else {
+        return Ok(());
+    };
+    let answer = purchase(user, &buyer, None).await?;
+    let final_code = answer.code.as_deref().filter(|_| answer.status != 503);
+    ledger().record(&buyer, final_code, answer.order_number);
+    Ok(())
+}
+
+const MAX_TRIES: usize = 20;
+
+async fn buy_with_retries(user: &mut GooseUser) -> TransactionResult {
+    let Some(buyer) = ledger().next_buyer() else {
+        return Ok(());
+    };
+    let key = format!("{buyer}-checkout");
+    for _ in 0..MAX_TRIES {
+        let answer = purchase(user, &buyer, Some(&key)).await?;
+        match answer.status {
+            503 | 429 | 0 => {
+                // Honour Retry-After, capped so a run stays bounded; 0 = no answer at all.
+                let wait = answer.retry_after.unwrap_or(1).min(2);
+                tokio::time::sleep(Duration::from_millis(wait * 1000 / 4 + 50)).await;
+            }
+            _ => {
+                ledger().record(&buyer, answer.code.as_deref(), answer.order_number);
+                return Ok(());
+            }
+        }
+    }
+    ledger().record(&buyer, None, None);
+    Ok(())
+}
+
+struct Answer {
+    status: u16,
+    code: Option<String>,
+    order_number: Option<i64>,
+    retry_after: Option<u64>,
+}
+
+/// One `POST /api/sale/purchase`. Every answer the SPEC defines for a well-formed request
+/// counts as a success in goose's report; only 503s, other statuses and transport errors fail.
+async fn purchase(
+    user: &mut GooseUser,
+    buyer: &str,
+    key: Option<&str>,
+) -> Result<Answer, Box<TransactionError>> {
+    let mut builder = user
+        .get_request_builder(&GooseMethod::Post, "/api/sale/purchase")?
+        .json(&serde_json::json!({ "userId": buyer }));
+    if let Some(key) = key {
+        builder = builder.header("Idempotency-Key", key);
+    }
+    let request = GooseRequest::builder()
+        .set_request_builder(builder)
+        .name("purchase")
+        .build();
+    let mut goose = user.request(request).await?;
+    let Ok(response) = goose.response else {
+        return Ok(Answer {
+            status: 0,
+            code: None,
+            order_number: None,
+            retry_after: None,
+        });
+    };
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if matches!(status, 200 | 403 | 409 | 410 | 429) {
+        user.set_success(&mut goose.request)?;
+    }
+    Ok(Answer {
+        status,
+        code: body["code"].as_str().map(str::to_owned),
+        order_number: body["orderNumber"].as_i64(),
+        retry_after,
+    })
+}
