@@ -10,6 +10,7 @@ use crate::{
         local_server::{LocalRedisServer, LocalServerError},
         Store, StoreError,
     },
+    telemetry::RequestSpan,
 };
 use actix_governor::Governor;
 use actix_web::{
@@ -189,7 +190,7 @@ fn run(listener: TcpListener, store: Store, settings: &Settings) -> io::Result<S
             // Condition needs a value even when off; an unused Cors costs nothing.
             .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
             .wrap_fn(middleware::envelope)
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<RequestSpan>::new())
     })
     .listen(listener)?
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs());

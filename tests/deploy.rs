@@ -252,7 +252,10 @@ async fn the_binary_built_with_the_dockerfile_flags_serves_ready_with_its_enviro
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&built.stderr);
-    assert!(built.status.success(), "cargo build with the Dockerfile's flags failed:\n{log}");
+    assert!(
+        built.status.success(),
+        "cargo build with the Dockerfile's flags failed:\n{log}"
+    );
     let redis = LocalRedisServer::start().await.unwrap();
     let port = free_port().unwrap();
 
