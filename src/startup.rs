@@ -2,13 +2,13 @@
 //! sale if it is missing, bind the listener and wire middleware and routes.
 
 use crate::{
-    config::{RedisUrl, SaleSeed, Settings},
+    config::{RedisSettings, RedisUrl, SaleSeed, Settings},
     middleware,
     routes::{self, AppState},
     status_cache::{StatusCache, STATUS_MAX_AGE},
     store::{
         local_server::{LocalRedisServer, LocalServerError},
-        Store, StoreError,
+        Store, StoreConnector, StoreError, WorkerStore,
     },
     telemetry::RequestSpan,
 };
@@ -22,6 +22,7 @@ use chrono::Utc;
 use std::{
     io,
     net::{SocketAddr, TcpListener},
+    sync::Arc,
     time::{Duration, Instant},
 };
 use tracing_actix_web::TracingLogger;
@@ -46,7 +47,6 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    store: Store,
     local_redis: Option<LocalRedisServer>,
 }
 
@@ -103,12 +103,18 @@ impl Application {
         let listen_error = |source| StartupError::Listen { address, source };
         let listener = TcpListener::bind(address).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
-        let server = run(listener, store.clone(), &settings).map_err(listen_error)?;
+        // Start-up is done with this pool: every HTTP worker connects its own (WorkerStore).
+        store.quit().await;
+        let connector = StoreConnector::new(
+            url.clone(),
+            worker_redis_settings(&settings),
+            settings.sale_id.clone(),
+        );
+        let server = run(listener, connector, &settings).map_err(listen_error)?;
         tracing::info!(host = %settings.host, port, redis = %url, sale_id = %settings.sale_id, "flashsale listening");
         Ok(Self {
             port,
             server,
-            store,
             local_redis,
         })
     }
@@ -123,11 +129,10 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM, SIGINT or [`ServerHandle::stop`], then closes Redis and stops the
-    /// embedded `redis-server`, if any.
+    /// Serves until SIGTERM, SIGINT or [`ServerHandle::stop`], then stops the embedded
+    /// `redis-server`, if any (the workers' Redis connections close with their threads).
     pub async fn run_until_stopped(self) -> io::Result<()> {
         let result = self.server.await;
-        self.store.quit().await;
         if let Some(local) = self.local_redis {
             local.stop().await;
             tracing::info!("embedded redis-server stopped");
@@ -152,13 +157,34 @@ async fn warn_unless_noeviction(store: &Store) {
     }
 }
 
-fn run(listener: TcpListener, store: Store, settings: &Settings) -> io::Result<Server> {
-    let state = web::Data::new(AppState {
-        store,
-        status_cache: StatusCache::new(STATUS_MAX_AGE),
-        user_attempts: settings.user_attempts,
-        started: Instant::now(),
-    });
+/// HTTP worker threads: `settings.workers`, else one per available core.
+fn worker_count(settings: &Settings) -> usize {
+    settings
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1)
+}
+
+/// `REDIS_POOL_SIZE` is the instance's total: each worker gets its share, at least one.
+fn worker_redis_settings(settings: &Settings) -> RedisSettings {
+    RedisSettings {
+        pool_size: settings
+            .redis
+            .pool_size
+            .div_ceil(worker_count(settings))
+            .max(1),
+        ..settings.redis.clone()
+    }
+}
+
+fn run(
+    listener: TcpListener,
+    connector: StoreConnector,
+    settings: &Settings,
+) -> io::Result<Server> {
+    let status_cache = Arc::new(StatusCache::new(STATUS_MAX_AGE));
+    let user_attempts = settings.user_attempts;
+    let started = Instant::now();
     let governor = settings
         .ip_rate_limit
         .and_then(|limit| middleware::ip_rate_limit(limit, settings.client_ip_header.clone()));
@@ -176,7 +202,21 @@ fn run(listener: TcpListener, store: Store, settings: &Settings) -> io::Result<S
     }
     let cors_origins = settings.cors.clone();
 
-    let mut server = HttpServer::new(move || {
+    let server = HttpServer::new(move || {
+        // Built on each worker's own thread, so its Redis pool lives there too.
+        let state = web::Data::new(AppState {
+            store: WorkerStore::new(connector.clone()),
+            status_cache: Arc::clone(&status_cache),
+            user_attempts,
+            started,
+        });
+        let warm_up = state.clone();
+        actix_web::rt::spawn(async move {
+            // Connect now rather than on this worker's first request; a failure is retried then.
+            if let Err(err) = warm_up.store.get().await {
+                tracing::warn!(error = %err, "worker could not connect to Redis yet");
+            }
+        });
         let cors = middleware::cors(&cors_origins);
         let sale_scope = web::scope("/api/sale").configure(routes::sale_routes);
         let app = App::new().app_data(state.clone());
@@ -192,10 +232,8 @@ fn run(listener: TcpListener, store: Store, settings: &Settings) -> io::Result<S
             .wrap_fn(middleware::envelope)
             .wrap(TracingLogger::<RequestSpan>::new())
     })
+    .workers(worker_count(settings))
     .listen(listener)?
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
-    if let Some(workers) = settings.workers {
-        server = server.workers(workers);
-    }
     Ok(server.run())
 }

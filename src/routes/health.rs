@@ -17,7 +17,10 @@ struct HealthBody {
 }
 
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let connected = state.store.ping().await;
+    let connected = match state.store.get().await {
+        Ok(store) => store.ping().await,
+        Err(_) => false,
+    };
     HttpResponse::Ok().json(HealthBody {
         status: if connected { "ok" } else { "degraded" },
         redis: if connected {
@@ -35,6 +38,7 @@ pub async fn live() -> HttpResponse {
 }
 
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
-    state.store.ready().await.map_err(ApiError::Unavailable)?;
+    let store = state.store.get().await.map_err(ApiError::Unavailable)?;
+    store.ready().await.map_err(ApiError::Unavailable)?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
 }

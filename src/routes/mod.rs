@@ -5,16 +5,19 @@ mod purchase;
 mod status;
 mod user;
 
-use crate::{config::UserAttemptLimit, error::ApiError, status_cache::StatusCache, store::Store};
+use crate::{
+    config::UserAttemptLimit, error::ApiError, status_cache::StatusCache, store::WorkerStore,
+};
 use actix_web::{web, HttpResponse};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use purchase::{PurchaseRequest, MAX_BODY_BYTES};
 
-/// What every handler can reach: the store and this instance's caches and limits.
+/// What every handler can reach: its worker's store, and this instance's cache and limits.
 pub struct AppState {
-    pub store: Store,
-    pub status_cache: StatusCache,
+    pub store: WorkerStore,
+    pub status_cache: Arc<StatusCache>,
     pub user_attempts: UserAttemptLimit,
     pub started: Instant,
 }

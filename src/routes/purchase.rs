@@ -69,6 +69,8 @@ pub async fn purchase(
     };
     let outcome = state
         .store
+        .get()
+        .await?
         .purchase(body.into_inner().user_id, token, state.user_attempts)
         .await?;
     answer(outcome)

@@ -21,7 +21,7 @@ struct StatusBody<'a> {
 }
 
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse> {
-    let cached = state.status_cache.get(&state.store).await?;
+    let cached = state.status_cache.get(state.store.get().await?).await?;
     let (Some(sale), Some(now_ms)) = (&cached.snapshot, cached.redis_now_ms()) else {
         return Err(ApiError::SaleNotFound);
     };

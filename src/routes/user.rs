@@ -21,6 +21,8 @@ pub async fn user(state: web::Data<AppState>, path: web::Path<String>) -> Result
     let user = UserId::parse(path.into_inner()).map_err(ApiError::InvalidRequest)?;
     let record = state
         .store
+        .get()
+        .await?
         .user(&user)
         .await?
         .ok_or(ApiError::SaleNotFound)?;

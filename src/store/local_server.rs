@@ -156,7 +156,8 @@ async fn ping(port: u16) -> bool {
         stream.write_all(b"PING\r\n").await?;
         let mut reply = [0u8; 7];
         stream.read_exact(&mut reply).await?;
-        Ok::<bool, io::Error>(&reply == b"+PONG\r\n")
+        // A server with a password answers NOAUTH: it is up all the same.
+        Ok::<bool, io::Error>(&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
     };
     matches!(
         tokio::time::timeout(Duration::from_millis(500), attempt).await,

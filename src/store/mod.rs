@@ -262,6 +262,52 @@ impl Store {
     }
 }
 
+/// What a worker needs to connect its own pool.
+#[derive(Clone, Debug)]
+pub struct StoreConnector {
+    url: RedisUrl,
+    settings: RedisSettings,
+    sale: SaleId,
+}
+
+impl StoreConnector {
+    pub fn new(url: RedisUrl, settings: RedisSettings, sale: SaleId) -> Self {
+        Self {
+            url,
+            settings,
+            sale,
+        }
+    }
+
+    pub async fn connect(&self) -> Result<Store, StoreError> {
+        Store::connect(&self.url, &self.settings, &self.sale).await
+    }
+}
+
+/// The store of one HTTP worker. actix-web runs each worker on a single-threaded runtime of its
+/// own; a pool connected from that thread keeps fred's connection tasks there too, so a purchase
+/// never crosses threads between its handler and its Redis reply (README, Benchmarks).
+/// Connected once, on first use; a failed connect is tried again by the next request.
+pub struct WorkerStore {
+    connector: StoreConnector,
+    store: tokio::sync::OnceCell<Store>,
+}
+
+impl WorkerStore {
+    pub fn new(connector: StoreConnector) -> Self {
+        Self {
+            connector,
+            store: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub async fn get(&self) -> Result<&Store, StoreError> {
+        self.store
+            .get_or_try_init(|| self.connector.connect())
+            .await
+    }
+}
+
 /// fred reads extra cluster nodes from `?node=` query parameters; SPEC §4 lists them
 /// comma-separated (`redis-cluster://a:7000,b:7001`), so the list is rewritten into that form.
 fn fred_url(url: &str) -> String {

@@ -10,6 +10,7 @@ mod faults;
 mod health;
 mod helpers;
 mod http_layer;
+mod logs;
 mod purchase;
 mod sale_window;
 mod status;

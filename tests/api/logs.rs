@@ -1,0 +1,132 @@
+//! Logs as an operator reads them: JSON lines, the request id on a failed request's line, and
+//! no secrets anywhere.
+
+use crate::helpers::flashsale;
+use flashsale::store::local_server::{free_port, LocalRedisServer, LocalServerOptions};
+use std::{
+    io::Read,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+#[tokio::test]
+async fn a_failed_request_is_logged_as_json_with_its_request_id_and_no_secret_is_logged() {
+    // Arrange: a Redis that requires a password, and an admin token; neither may reach the log.
+    let redis = LocalRedisServer::start_with(LocalServerOptions {
+        extra_args: vec!["--requirepass".into(), "hunter2-redis-password".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let port = free_port().unwrap();
+    let mut child = flashsale()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env(
+            "REDIS_URL",
+            format!("redis://:hunter2-redis-password@127.0.0.1:{}", redis.port()),
+        )
+        .env("ADMIN_TOKEN", "admin-token-that-must-stay-secret")
+        .env("SALE_TOTAL_STOCK", "3")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = stdout.read_to_string(&mut all);
+        let _ = tx.send(all);
+    });
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/sale/purchase");
+    let mut ready = false;
+    for _ in 0..200 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready);
+
+    // Act: one purchase, one malformed request; then stop the service to flush its log.
+    http.post(&url)
+        .json(&serde_json::json!({"userId": "logged"}))
+        .send()
+        .await
+        .unwrap();
+    let bad = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    let request_id = bad.headers()["x-request-id"].to_str().unwrap().to_owned();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let log = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+
+    // Assert
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let failure = lines
+        .iter()
+        .find(|line| line["span"]["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no line for request {request_id}: {log}"));
+    assert_eq!(failure["level"], "WARN");
+    assert_eq!(failure["span"]["path"], "/api/sale/purchase");
+    assert_eq!(failure["span"]["status"], 400);
+    assert!(
+        !log.contains("hunter2-redis-password"),
+        "the Redis password leaked into the log"
+    );
+    assert!(
+        !log.contains("admin-token-that-must-stay-secret"),
+        "the admin token leaked into the log"
+    );
+    assert!(
+        log.contains(&format!("redis://127.0.0.1:{}", redis.port())),
+        "the Redis address is logged"
+    );
+}
+
+#[test]
+fn pretty_logs_are_for_people() {
+    let port = free_port().unwrap();
+    let mut child = flashsale()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("LOG_FORMAT", "pretty")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("REDIS_TIMEOUT_MS", "200")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+
+    assert!(!status.success(), "no Redis at port 1");
+    assert!(
+        out.contains("start-up failed") && !out.trim_start().starts_with('{'),
+        "{out}"
+    );
+}
