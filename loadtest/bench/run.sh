@@ -11,7 +11,7 @@
 #     flash-burst), which must sell exactly 1,000.
 # Writes a Markdown table to loadtest/bench/results.md and prints it.
 #
-# Knobs: DURATION (s per measurement, default 10), CONNECTIONS ("64 256"), BURST_BUYERS (100000),
+# Knobs: DURATION (s per measurement, default 10), ROUNDS (3; medians are reported), CONNECTIONS ("64 256"), BURST_BUYERS (100000),
 # BURST_STOCK (1000), REDIS_PORT/SERVICE_PORT/BASELINE_PORT (16379/18080/18081).
 set -euo pipefail
 
@@ -86,11 +86,6 @@ start_baseline() { # sale stock
 }
 stop_target() { kill -TERM "$TARGET_PID" 2>/dev/null || true; wait "$TARGET_PID" 2>/dev/null || true; }
 
-drive() { # port connections label -> JSON line from purchase.lua's done()
-  wrk -t2 -c"$2" -d2s -s loadtest/bench/purchase.lua "http://127.0.0.1:$1" -- "warm-$3" >/dev/null
-  wrk -t2 -c"$2" -d"${DURATION}s" -s loadtest/bench/purchase.lua "http://127.0.0.1:$1" -- "$3" | tail -1
-}
-
 # ---- Redis ---------------------------------------------------------------------------------
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
   --maxmemory-policy noeviction --loglevel warning >"$WORK/redis.log" 2>&1 &
@@ -100,48 +95,75 @@ PURCHASE_SHA=$(rcli script load "$(cat lua/purchase.lua)")
 NOW_MS=$(($(date +%s) * 1000))
 BIG_STOCK=1000000000
 
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+cpu_ticks() { # utime + stime of a process and its children, in clock ticks
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# One measurement of a target: sets RPS P50 P99 CPU_US (CPU per purchase, all its processes)
+# REDIS_US (Redis CPU per purchase) RSS_BEFORE RSS_AFTER MEM_PER_BUYER SOCKET_ERRORS NON_2XX.
+measure() { # kind(flashsale|express) connections label
+  local port sale="$1-$RUN-$2-$3"
+  if [ "$1" = flashsale ]; then start_flashsale "$sale" "$BIG_STOCK"; port=$SERVICE_PORT
+  else start_baseline "$sale" "$BIG_STOCK"; port=$BASELINE_PORT; fi
+  wrk -t2 -c"$2" -d2s -s loadtest/bench/purchase.lua "http://127.0.0.1:$port" -- "w$sale" >/dev/null
+  RSS_BEFORE=$(rss_kb "$TARGET_PID")
+  local mem0 buyers0 cpu0 rcpu0 out
+  mem0=$(used_memory); buyers0=$(rcli hlen "sale:{$sale}:buyers")
+  cpu0=$(cpu_ticks "$TARGET_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
+  out=$(wrk -t2 -c"$2" -d"${DURATION}s" -s loadtest/bench/purchase.lua "http://127.0.0.1:$port" -- "m$sale" | tail -1)
+  local cpu1 rcpu1 buyers
+  cpu1=$(cpu_ticks "$TARGET_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
+  RSS_AFTER=$(rss_kb "$TARGET_PID")
+  buyers=$(( $(rcli hlen "sale:{$sale}:buyers") - buyers0 ))
+  MEM_PER_BUYER=$(awk -v a="$mem0" -v b="$(used_memory)" -v n="$buyers" 'BEGIN { printf "%.0f", (b - a) / n }')
+  stop_target
+  RPS=$(echo "$out" | json_field rps); P50=$(echo "$out" | json_field p50_ms); P99=$(echo "$out" | json_field p99_ms)
+  SOCKET_ERRORS=$(echo "$out" | json_field socket_errors); NON_2XX=$(echo "$out" | json_field non_2xx)
+  CPU_US=$(awk -v t=$(( (cpu1 - cpu0) * TICK_US )) -v n="$buyers" 'BEGIN { printf "%.1f", t / n }')
+  REDIS_US=$(awk -v t=$(( (rcpu1 - rcpu0) * TICK_US )) -v n="$buyers" 'BEGIN { printf "%.1f", t / n }')
+}
+
+ROUNDS=${ROUNDS:-3}
 ROWS=()
 EXTRA=()
 for C in $CONNECTIONS; do
-  # The ceiling: the same script, the same work per call (a new buyer each time), C connections.
-  log "redis ceiling, $C connections"
-  CEIL_SALE="ceil-$RUN-$C"
-  rcli eval "$(cat lua/create_sale.lua)" 2 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
-    ceiling "$BIG_STOCK" "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null
-  CEIL=$(redis-benchmark -p "$REDIS_PORT" -c "$C" -n "$((C * 4000))" -r 1000000000 --csv \
-    evalsha "$PURCHASE_SHA" 4 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
-    "sale:{$CEIL_SALE}:buyers" "sale:{$CEIL_SALE}:rl:u__rand_int__" "u__rand_int__" 0123456789abcdef 10 10000 |
-    tail -1 | tr -d '"')
-  CEIL_RPS=$(echo "$CEIL" | cut -d, -f2)
-  CEIL_P50=$(echo "$CEIL" | cut -d, -f5)
-  CEIL_P99=$(echo "$CEIL" | cut -d, -f7)
-
-  log "flashsale, $C connections"
-  SALE="fs-$RUN-$C"
-  start_flashsale "$SALE" "$BIG_STOCK"
-  RSS_BEFORE=$(rss_kb "$TARGET_PID")
-  MEM_BEFORE=$(used_memory)
-  FS=$(drive "$SERVICE_PORT" "$C" "fs$RUN$C")
-  RSS_AFTER=$(rss_kb "$TARGET_PID")
-  MEM_AFTER=$(used_memory)
-  BUYERS=$(rcli hlen "sale:{$SALE}:buyers")
-  stop_target
-  FS_RPS=$(echo "$FS" | json_field rps)
-
-  log "express baseline, $C connections"
-  start_baseline "ex-$RUN-$C" "$BIG_STOCK"
-  EX_RSS_BEFORE=$(rss_kb "$TARGET_PID")
-  EX=$(drive "$BASELINE_PORT" "$C" "ex$RUN$C")
-  EX_RSS_AFTER=$(rss_kb "$TARGET_PID")
-  stop_target
-  EX_RPS=$(echo "$EX" | json_field rps)
-
-  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-  ROWS+=("| flashsale | $C | $(printf '%.0f' "$FS_RPS") | $(echo "$FS" | json_field p50_ms) | $(echo "$FS" | json_field p99_ms) | $(ratio "$FS_RPS" "$CEIL_RPS") | $(ratio "$FS_RPS" "$EX_RPS") |")
-  ROWS+=("| express + ioredis | $C | $(printf '%.0f' "$EX_RPS") | $(echo "$EX" | json_field p50_ms) | $(echo "$EX" | json_field p99_ms) | $(ratio "$EX_RPS" "$CEIL_RPS") | 1.00 |")
-  ROWS+=("| redis-benchmark (ceiling) | $C | $(printf '%.0f' "$CEIL_RPS") | $CEIL_P50 | $CEIL_P99 | 1.00 | $(ratio "$CEIL_RPS" "$EX_RPS") |")
-  EXTRA+=("- $C connections: p99 flashsale/express = $(ratio "$(echo "$FS" | json_field p99_ms)" "$(echo "$EX" | json_field p99_ms)"); socket errors flashsale $(echo "$FS" | json_field socket_errors), express $(echo "$EX" | json_field socket_errors); non-2xx flashsale $(echo "$FS" | json_field non_2xx), express $(echo "$EX" | json_field non_2xx)")
-  EXTRA+=("- $C connections: Redis memory per buyer $(awk -v a="$MEM_BEFORE" -v b="$MEM_AFTER" -v n="$BUYERS" 'BEGIN { printf "%.0f", (b - a) / n }') bytes ($BUYERS buyers); flashsale RSS $((RSS_BEFORE / 1024)) MiB before, $((RSS_AFTER / 1024)) MiB after; express RSS (all workers) $((EX_RSS_BEFORE / 1024)) MiB before, $((EX_RSS_AFTER / 1024)) MiB after")
+  declare -A V=()
+  for R in $(seq 1 "$ROUNDS"); do
+    # The ceiling: the same script, the same work per call (a new buyer each time), C connections.
+    log "round $R/$ROUNDS, $C connections: redis ceiling"
+    CEIL_SALE="ceil-$RUN-$C-$R"
+    rcli eval "$(cat lua/create_sale.lua)" 2 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
+      ceiling "$BIG_STOCK" "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null
+    CEIL=$(redis-benchmark -p "$REDIS_PORT" -c "$C" -n "$((C * 3000))" -r 1000000000 --csv \
+      evalsha "$PURCHASE_SHA" 4 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
+      "sale:{$CEIL_SALE}:buyers" "sale:{$CEIL_SALE}:rl:u__rand_int__" "u__rand_int__" 0123456789abcdef 10 10000 |
+      tail -1 | tr -d '"')
+    V[ceil_rps]+=" $(echo "$CEIL" | cut -d, -f2)"; V[ceil_p50]+=" $(echo "$CEIL" | cut -d, -f5)"
+    V[ceil_p99]+=" $(echo "$CEIL" | cut -d, -f7)"
+    for KIND in flashsale express; do
+      log "round $R/$ROUNDS, $C connections: $KIND"
+      measure "$KIND" "$C" "$R"
+      for F in RPS P50 P99 CPU_US REDIS_US RSS_BEFORE RSS_AFTER MEM_PER_BUYER SOCKET_ERRORS NON_2XX; do
+        V[${KIND}_$F]+=" ${!F}"
+      done
+    done
+  done
+  m() { echo "${V[$1]}" | median; }
+  FS_RPS=$(m flashsale_RPS); EX_RPS=$(m express_RPS); CEIL_RPS=$(m ceil_rps)
+  ROWS+=("| flashsale | $C | $(printf '%.0f' "$FS_RPS") | $(m flashsale_P50) | $(m flashsale_P99) | $(ratio "$FS_RPS" "$CEIL_RPS") | $(ratio "$FS_RPS" "$EX_RPS") | $(m flashsale_CPU_US) |")
+  ROWS+=("| express + ioredis | $C | $(printf '%.0f' "$EX_RPS") | $(m express_P50) | $(m express_P99) | $(ratio "$EX_RPS" "$CEIL_RPS") | 1.00 | $(m express_CPU_US) |")
+  ROWS+=("| redis-benchmark (ceiling) | $C | $(printf '%.0f' "$CEIL_RPS") | $(m ceil_p50) | $(m ceil_p99) | 1.00 | $(ratio "$CEIL_RPS" "$EX_RPS") | – |")
+  EXTRA+=("- $C connections, per round — flashsale purchases/s:${V[flashsale_RPS]}; express:${V[express_RPS]}; ceiling:${V[ceil_rps]}")
+  EXTRA+=("- $C connections: p99 flashsale/express = $(ratio "$(m flashsale_P99)" "$(m express_P99)"); Redis CPU per purchase $(m flashsale_REDIS_US) µs under flashsale, $(m express_REDIS_US) µs under express; socket errors:${V[flashsale_SOCKET_ERRORS]} /${V[express_SOCKET_ERRORS]}; non-2xx:${V[flashsale_NON_2XX]} /${V[express_NON_2XX]}")
+  EXTRA+=("- $C connections: Redis memory per buyer $(m flashsale_MEM_PER_BUYER) bytes; RSS before → after a round: flashsale $(( $(m flashsale_RSS_BEFORE | cut -d. -f1) / 1024 )) → $(( $(m flashsale_RSS_AFTER | cut -d. -f1) / 1024 )) MiB, express (all workers) $(( $(m express_RSS_BEFORE | cut -d. -f1) / 1024 )) → $(( $(m express_RSS_AFTER | cut -d. -f1) / 1024 )) MiB")
+  unset V
 done
 
 # ---- the burst -----------------------------------------------------------------------------
@@ -156,10 +178,10 @@ LEFT=$(rcli get "sale:{$BURST_SALE}:stock")
 EXTRA+=("- burst: $BURST_BUYERS distinct buyers at $BURST_STOCK units sold $SOLD (stock left $LEFT); goose invariant check: $BURST_OK")
 
 {
-  echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t2, ${DURATION}s per row after a 2 s warm-up; every request a new buyer."
+  echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load generator included: wrk -t2, ${DURATION}s per measurement after a 2 s warm-up, every request a new buyer; median of $ROUNDS interleaved rounds."
   echo
-  echo "| target | connections | purchases/s | p50 ms | p99 ms | vs Redis ceiling | vs express |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| target | connections | purchases/s | p50 ms | p99 ms | vs Redis ceiling | vs express | CPU µs per purchase |"
+  echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
   echo
   printf '%s\n' "${EXTRA[@]}"
