@@ -39,7 +39,7 @@ trap cleanup EXIT
 log() { printf '== %s\n' "$*" >&2; }
 
 # ---- tools ---------------------------------------------------------------------------------
-scripts/install-redis.sh
+scripts/install-deps.sh
 apt_install() {
   local sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2
@@ -121,6 +121,7 @@ measure() { # kind(flashsale|express) connections label
   local cpu1 rcpu1 buyers
   cpu1=$(cpu_ticks "$TARGET_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
   RSS_AFTER=$(rss_kb "$TARGET_PID")
+  sleep 1 # let Redis finish rehashing the buyers hash, so both tables are not counted
   buyers=$(( $(rcli hlen "sale:{$sale}:buyers") - buyers0 ))
   MEM_PER_BUYER=$(awk -v a="$mem0" -v b="$(used_memory)" -v n="$buyers" 'BEGIN { printf "%.0f", (b - a) / n }')
   stop_target

@@ -201,6 +201,17 @@ pub async fn spawn_app_with(redis: &TestRedis, overrides: &[(&str, &str)]) -> Te
     try_spawn_app(env).await.expect("app starts")
 }
 
+/// An app with no sale configured (the base environment's `SALE_*` unset).
+pub async fn spawn_app_without_sale(redis: &TestRedis) -> TestApp {
+    let no_sale = [
+        ("SALE_TOTAL_STOCK", ""),
+        ("SALE_START", ""),
+        ("SALE_END", ""),
+        ("SALE_PRODUCT_NAME", ""),
+    ];
+    spawn_app_with(redis, &no_sale).await
+}
+
 pub async fn try_spawn_app(env: BTreeMap<String, String>) -> Result<TestApp, String> {
     let mut settings = Settings::from_vars(env).map_err(|e| e.to_string())?;
     settings.workers = Some(1);
@@ -330,6 +341,33 @@ impl TestApp {
             request = request.header("content-type", content_type);
         }
         Reply::read(request.send().await.unwrap()).await
+    }
+
+    /// A CORS preflight for a purchase from `origin`.
+    pub async fn preflight(
+        &self,
+        origin: &str,
+        request_headers: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .request(reqwest::Method::OPTIONS, self.url("/api/sale/purchase"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST");
+        if let Some(headers) = request_headers {
+            request = request.header("Access-Control-Request-Headers", headers);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// `GET /api/sale/status` from a browser page on `origin`.
+    pub async fn status_from_origin(&self, origin: &str) -> reqwest::Response {
+        self.http
+            .get(self.url("/api/sale/status"))
+            .header("Origin", origin)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn stop(&self) {

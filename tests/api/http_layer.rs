@@ -27,25 +27,13 @@ async fn an_allowed_origin_gets_cors_headers_and_preflight_passes() {
     )
     .await;
 
-    let simple = app
-        .http
-        .get(app.url("/api/sale/status"))
-        .header("Origin", "https://shop.example.com")
-        .send()
-        .await
-        .unwrap();
+    let simple = app.status_from_origin("https://shop.example.com").await;
     let preflight = app
-        .http
-        .request(reqwest::Method::OPTIONS, app.url("/api/sale/purchase"))
-        .header("Origin", "https://shop.example.com")
-        .header("Access-Control-Request-Method", "POST")
-        .header(
-            "Access-Control-Request-Headers",
-            "content-type, idempotency-key",
+        .preflight(
+            "https://shop.example.com",
+            Some("content-type, idempotency-key"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
 
     assert_eq!(
         simple.headers()["access-control-allow-origin"],
@@ -72,21 +60,8 @@ async fn an_unknown_origin_gets_no_cors_headers_and_a_json_preflight_error() {
     )
     .await;
 
-    let simple = app
-        .http
-        .get(app.url("/api/sale/status"))
-        .header("Origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
-    let preflight = app
-        .http
-        .request(reqwest::Method::OPTIONS, app.url("/api/sale/purchase"))
-        .header("Origin", "https://evil.example")
-        .header("Access-Control-Request-Method", "POST")
-        .send()
-        .await
-        .unwrap();
+    let simple = app.status_from_origin("https://evil.example").await;
+    let preflight = app.preflight("https://evil.example", None).await;
 
     assert!(simple
         .headers()
@@ -104,13 +79,7 @@ async fn without_cors_configuration_there_is_no_cross_origin_access() {
     let redis = TestRedis::start().await;
     let app = spawn_app(&redis).await;
 
-    let reply = app
-        .http
-        .get(app.url("/api/sale/status"))
-        .header("Origin", "https://shop.example.com")
-        .send()
-        .await
-        .unwrap();
+    let reply = app.status_from_origin("https://shop.example.com").await;
 
     assert!(reply.headers().get("access-control-allow-origin").is_none());
 }
@@ -120,13 +89,7 @@ async fn a_wildcard_allows_any_origin() {
     let redis = TestRedis::start().await;
     let app = spawn_app_with(&redis, &[("CORS_ALLOWED_ORIGINS", "*")]).await;
 
-    let reply = app
-        .http
-        .get(app.url("/api/sale/status"))
-        .header("Origin", "https://anywhere.example")
-        .send()
-        .await
-        .unwrap();
+    let reply = app.status_from_origin("https://anywhere.example").await;
 
     assert_eq!(reply.headers()["access-control-allow-origin"], "*");
 }

@@ -1,6 +1,6 @@
 //! `POST /api/sale/purchase`: every outcome, with the Redis state it leaves.
 
-use crate::helpers::{spawn_app, spawn_app_with, TestRedis};
+use crate::helpers::{spawn_app, spawn_app_with, spawn_app_without_sale, TestRedis};
 use fred::prelude::*;
 
 #[tokio::test]
@@ -219,16 +219,7 @@ async fn a_zero_attempt_limit_turns_the_user_limit_off() {
 #[tokio::test]
 async fn purchase_without_a_sale_is_sale_not_found_and_writes_nothing() {
     let redis = TestRedis::start().await;
-    let app = spawn_app_with(
-        &redis,
-        &[
-            ("SALE_TOTAL_STOCK", ""),
-            ("SALE_START", ""),
-            ("SALE_END", ""),
-            ("SALE_PRODUCT_NAME", ""),
-        ],
-    )
-    .await;
+    let app = spawn_app_without_sale(&redis).await;
 
     let reply = app.purchase("lee").await;
 

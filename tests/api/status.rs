@@ -1,6 +1,6 @@
 //! `GET /api/sale/status`.
 
-use crate::helpers::{spawn_app, spawn_app_with, TestRedis};
+use crate::helpers::{spawn_app, spawn_app_with, spawn_app_without_sale, TestRedis};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use fred::prelude::*;
 
@@ -68,16 +68,7 @@ async fn a_sale_that_has_not_started_is_upcoming_and_one_that_closed_is_ended() 
 #[tokio::test]
 async fn status_without_a_sale_is_sale_not_found() {
     let redis = TestRedis::start().await;
-    let app = spawn_app_with(
-        &redis,
-        &[
-            ("SALE_TOTAL_STOCK", ""),
-            ("SALE_START", ""),
-            ("SALE_END", ""),
-            ("SALE_PRODUCT_NAME", ""),
-        ],
-    )
-    .await;
+    let app = spawn_app_without_sale(&redis).await;
 
     app.status().await.assert_error(404, "SALE_NOT_FOUND");
 }

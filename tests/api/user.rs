@@ -1,6 +1,6 @@
 //! `GET /api/sale/user/{userId}`.
 
-use crate::helpers::{spawn_app, spawn_app_with, TestRedis};
+use crate::helpers::{spawn_app, spawn_app_without_sale, TestRedis};
 
 #[tokio::test]
 async fn a_buyer_is_reported_with_purchase_time_and_order_number() {
@@ -53,16 +53,7 @@ async fn an_invalid_user_id_in_the_path_is_invalid_request() {
 #[tokio::test]
 async fn a_user_lookup_without_a_sale_is_sale_not_found() {
     let redis = TestRedis::start().await;
-    let app = spawn_app_with(
-        &redis,
-        &[
-            ("SALE_TOTAL_STOCK", ""),
-            ("SALE_START", ""),
-            ("SALE_END", ""),
-            ("SALE_PRODUCT_NAME", ""),
-        ],
-    )
-    .await;
+    let app = spawn_app_without_sale(&redis).await;
 
     app.user("pat").await.assert_error(404, "SALE_NOT_FOUND");
 }

@@ -1,0 +1,80 @@
+//! The load-test files stay in step with the API: the Artillery drop calls real routes with
+//! valid bodies, and the Express peer and the wrk script exercise the same purchase path.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+fn read(file: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap()
+}
+
+#[test]
+fn the_artillery_drop_warms_up_then_spikes_against_real_routes_with_thresholds() {
+    let yaml: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read("loadtest/artillery/flash-sale.yml")).unwrap();
+    let config = &yaml["config"];
+    let phases: Vec<&str> = config["phases"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|phase| phase["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(&phases[..2], ["warm-up", "spike"]);
+    assert!(config["ensure"]["thresholds"][0]["http.response_time.p99"].is_number());
+    assert!(
+        config["plugins"]["expect"].is_mapping(),
+        "expect needs its plugin enabled"
+    );
+
+    let mut urls = Vec::new();
+    let mut buys_with_unique_user = false;
+    for scenario in yaml["scenarios"].as_sequence().unwrap() {
+        let mut steps: Vec<&serde_yaml_ng::Value> =
+            scenario["flow"].as_sequence().unwrap().iter().collect();
+        while let Some(step) = steps.pop() {
+            if let Some(inner) = step["loop"].as_sequence() {
+                steps.extend(inner);
+            }
+            for method in ["get", "post"] {
+                if let Some(url) = step[method]["url"].as_str() {
+                    urls.push((method, url.to_owned()));
+                }
+            }
+            if let Some(user) = step["post"]["json"]["userId"].as_str() {
+                buys_with_unique_user = user.contains("$uuid");
+                assert!(step["post"]["headers"]["Idempotency-Key"].is_string());
+            }
+        }
+    }
+    for (method, url) in &urls {
+        assert!(
+            [("get", "/api/sale/status"), ("post", "/api/sale/purchase")]
+                .contains(&(*method, url.as_str())),
+            "{method} {url} is not a route of the service"
+        );
+    }
+    assert!(
+        buys_with_unique_user,
+        "each virtual user buys with a userId of its own"
+    );
+}
+
+#[test]
+fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
+    let baseline = read("loadtest/baseline/server.js");
+    for script in ["purchase.lua", "status.lua", "user.lua", "create_sale.lua"] {
+        assert!(
+            baseline.contains(&format!("LUA('{script}')")),
+            "the peer loads lua/{script}"
+        );
+    }
+    assert!(baseline.contains("cluster.fork()") && baseline.contains("enableAutoPipelining: true"));
+    let package: serde_json::Value =
+        serde_json::from_str(&read("loadtest/baseline/package.json")).unwrap();
+    assert!(
+        package["dependencies"]["express"].is_string()
+            && package["dependencies"]["ioredis"].is_string()
+    );
+    let wrk = read("loadtest/bench/purchase.lua");
+    assert!(wrk.contains("\"/api/sale/purchase\"") && wrk.contains("application/json"));
+}
