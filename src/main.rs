@@ -4,6 +4,12 @@
 use flashsale::{config::Settings, startup::Application, telemetry};
 use std::process::ExitCode;
 
+// Every request allocates a few small buffers (JSON, headers, Redis frames) across threads;
+// mimalloc's thread-local free lists serve those cheaper than glibc's malloc, which showed as
+// about a tenth of the purchase path's CPU in profiles (README, Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // The HTTP workers are actix-web's own threads; this runtime carries only fred's connection
 // tasks, accept and start-up. One thread for those measured faster than a work-stealing pool
 // (fewer cross-thread wake-ups per Redis reply; README, Benchmarks).
