@@ -76,7 +76,12 @@ impl Application {
             source,
         };
 
-        let store = Store::connect(&url, &settings.redis, &settings.sale_id)
+        // One connection is enough for start-up's few commands; the workers open their own.
+        let setup = RedisSettings {
+            pool_size: 1,
+            ..settings.redis.clone()
+        };
+        let store = Store::connect(&url, &setup, &settings.sale_id)
             .await
             .map_err(redis_error)?;
         store.load_scripts().await.map_err(redis_error)?;

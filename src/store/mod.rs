@@ -9,6 +9,7 @@ use crate::{
     config::{RedisSettings, RedisUrl, SaleSeed, UserAttemptLimit},
     domain::{Purchase, PurchaseOutcome, RequestToken, SaleId, SaleSnapshot, UserId, UserRecord},
 };
+use fred::bytes_utils::Str;
 use fred::{
     prelude::*,
     types::{InfoKind, MultipleKeys},
@@ -131,9 +132,14 @@ impl Store {
         limit: UserAttemptLimit,
     ) -> Result<PurchaseOutcome, StoreError> {
         let rate_key = self.keys.attempts(&user);
-        let (user, token) = (user.into_string(), token.into_string());
+        // Owned strings become `Str` without a copy; the closure then clones reference counts,
+        // not bytes (it runs a second time only after a NOSCRIPT reload).
+        let (user, token) = (
+            Str::from(user.into_string()),
+            Str::from(token.into_string()),
+        );
         let (code, remaining, purchase_ms, order_number, retry_after_ms): (
-            fred::bytes_utils::Str,
+            Str,
             i64,
             i64,
             i64,
@@ -149,8 +155,8 @@ impl Store {
                     rate_key.clone(),
                 ];
                 let args = vec![
-                    Value::from(user.as_str()),
-                    Value::from(token.as_str()),
+                    Value::String(user.clone()),
+                    Value::String(token.clone()),
                     Value::from(i64::from(limit.limit)),
                     Value::from(limit.window_ms as i64),
                 ];

@@ -24,10 +24,6 @@ impl LuaScript {
         }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
     pub fn sha1(&self) -> &str {
         self.script.sha1()
     }

@@ -232,6 +232,22 @@ pub async fn try_spawn_app(env: BTreeMap<String, String>) -> Result<TestApp, Str
     })
 }
 
+/// Polls `GET /health/ready` on a port until it answers 200 (bounded); whether it did.
+pub async fn wait_until_ready(port: u16) -> bool {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        let ready = http
+            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .send()
+            .await;
+        if ready.is_ok_and(|reply| reply.status() == 200) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// A response read whole: status, headers and JSON body.
 #[derive(Debug)]
 pub struct Reply {

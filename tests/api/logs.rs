@@ -1,7 +1,7 @@
 //! Logs as an operator reads them: JSON lines, the request id on a failed request's line, and
 //! no secrets anywhere.
 
-use crate::helpers::flashsale;
+use crate::helpers::{flashsale, wait_until_ready};
 use flashsale::store::local_server::{free_port, LocalRedisServer, LocalServerOptions};
 use std::{
     io::Read,
@@ -38,22 +38,9 @@ async fn a_failed_request_is_logged_as_json_with_its_request_id_and_no_secret_is
         let _ = stdout.read_to_string(&mut all);
         let _ = tx.send(all);
     });
+    assert!(wait_until_ready(port).await);
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/api/sale/purchase");
-    let mut ready = false;
-    for _ in 0..200 {
-        if http
-            .get(format!("http://127.0.0.1:{port}/health/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready);
 
     // Act: one purchase, one malformed request; then stop the service to flush its log.
     http.post(&url)
