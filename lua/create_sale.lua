@@ -5,12 +5,10 @@
 -- ARGV[1] productName, ARGV[2] totalStock, ARGV[3] startMs, ARGV[4] endMs
 -- Returns 1 when it created the sale, 0 when the sale was already there.
 
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if read_sale(KEYS[1]) then
   return 0
 end
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('HSET', KEYS[1], 'productName', ARGV[1], 'totalStock', ARGV[2],
-  'startMs', ARGV[3], 'endMs', ARGV[4], 'createdMs', now_ms)
+  'startMs', ARGV[3], 'endMs', ARGV[4], 'createdMs', redis_now_ms())
 redis.call('SET', KEYS[2], ARGV[2])
 return 1

@@ -2,20 +2,20 @@
 --
 -- KEYS[1] sale:{ID}:config   hash: productName, totalStock, startMs, endMs, createdMs
 -- KEYS[2] sale:{ID}:stock    integer: remaining units
--- KEYS[3] sale:{ID}:buyers   hash: userId -> "<purchaseMs>:<orderNumber>:<requestToken>"
+-- KEYS[3] sale:{ID}:buyers   hash: userId -> buyer record (prelude: buyer_record)
 -- KEYS[4] sale:{ID}:rl:<userId>  integer with TTL: attempts that could not buy, this window
 -- ARGV[1] userId, ARGV[2] request token, ARGV[3] attempt limit (0 = off), ARGV[4] window ms
 --
--- Returns {code, remainingStock, purchaseMs, orderNumber, retryAfterMs}.
+-- Returns {code, remainingStock, purchaseMs, orderNumber, retryAfterMs}; the codes are those of
+-- `Code::PURCHASE` in src/domain/outcome.rs.
 --
 -- Every read and check comes first and the writes come last, and nothing after the first write
 -- can raise an error (Redis has no rollback). Running the same call twice is safe: the second
 -- run finds its own request token in the buyer record and answers PURCHASED again, taking
 -- nothing (fred re-sends in-flight commands after a reconnect). Every command here is O(1).
 
-local cfg = redis.call('HMGET', KEYS[1], 'startMs', 'endMs')
-local start_ms, end_ms = tonumber(cfg[1]), tonumber(cfg[2])
-if not start_ms or not end_ms then
+local start_ms, end_ms = read_sale(KEYS[1])
+if not start_ms then
   return {'SALE_NOT_FOUND', 0, 0, 0, 0}
 end
 local remaining = tonumber(redis.call('GET', KEYS[2])) or 0
@@ -24,14 +24,14 @@ local remaining = tonumber(redis.call('GET', KEYS[2])) or 0
 -- bought is never told it failed, even after the sale has closed (SPEC invariant 6).
 local record = redis.call('HGET', KEYS[3], ARGV[1])
 if record then
-  local bought_ms, order, token = string.match(record, '^(%d+):(%d+):(.*)$')
+  local bought_ms, order, token = parse_buyer(record)
   local code = (token == ARGV[2]) and 'PURCHASED' or 'ALREADY_PURCHASED'
-  return {code, remaining, tonumber(bought_ms), tonumber(order), 0}
+  return {code, remaining, bought_ms, order, 0}
 end
 
--- The sale window is judged by Redis's clock, never an instance's (SPEC invariant 7).
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+-- The sale window is judged by Redis's clock, never an instance's (SPEC invariant 7). The
+-- window decides before the stock, as SaleSnapshot::status_at does (a test ties the two).
+local now_ms = redis_now_ms()
 if now_ms < start_ms then
   return {'SALE_NOT_STARTED', remaining, 0, 0, 0}
 end
@@ -59,5 +59,5 @@ end
 -- Order numbers count buyers, so they stay 1..n without gaps even after a restock.
 local order = redis.call('HLEN', KEYS[3]) + 1
 redis.call('DECR', KEYS[2])
-redis.call('HSET', KEYS[3], ARGV[1], now_ms .. ':' .. order .. ':' .. ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], buyer_record(now_ms, order, ARGV[2]))
 return {'PURCHASED', remaining - 1, now_ms, order, 0}

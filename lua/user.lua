@@ -4,12 +4,12 @@
 -- Returns {0} when the sale does not exist, {1} when the user holds no unit, and
 -- {1, purchaseMs, orderNumber} when they do.
 
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if not read_sale(KEYS[1]) then
   return {0}
 end
 local record = redis.call('HGET', KEYS[2], ARGV[1])
 if not record then
   return {1}
 end
-local bought_ms, order = string.match(record, '^(%d+):(%d+):')
-return {1, tonumber(bought_ms), tonumber(order)}
+local bought_ms, order = parse_buyer(record)
+return {1, bought_ms, order}

@@ -1,15 +1,24 @@
-//! The one error type of the HTTP layer, mapped to status, code and JSON body in one place.
+//! The one error path: [`ApiError`] → status, headers and JSON body, in one place, and
+//! [`Answer`], the one JSON body every answer of the API is written with.
 //!
-//! Bodies are `{"success":false,"code","message"}` (SPEC §3). Internal details go to the log
-//! (tracing-actix-web records the error's `Debug`, which prints the cause chain), never to clients.
+//! Error bodies are `{"success":false,"code","message"}` (SPEC §3); purchase answers add
+//! `remainingStock` and, when the user holds a unit, `purchaseTime` and `orderNumber`. Internal
+//! details go to the log (tracing-actix-web records the error's `Debug`, which prints the cause
+//! chain), never to clients.
 
-use crate::store::StoreError;
+use crate::{
+    domain::{rfc3339_ms, Code, Purchase},
+    store::StoreError,
+};
 use actix_web::{
-    http::{header, StatusCode},
-    HttpResponse, ResponseError,
+    http::{
+        header::{self, HeaderValue},
+        StatusCode,
+    },
+    HttpResponse, HttpResponseBuilder, ResponseError,
 };
 use serde::Serialize;
-use std::{fmt, time::Duration};
+use std::{borrow::Cow, fmt, time::Duration};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -18,33 +27,34 @@ pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(thiserror::Error)]
 pub enum ApiError {
-    /// 400 `INVALID_REQUEST`: malformed JSON, a missing or invalid field or header.
+    /// 400 `INVALID_REQUEST`: malformed JSON, a missing or invalid field, header or path part.
     #[error("{0}")]
-    InvalidRequest(String),
+    InvalidRequest(Cow<'static, str>),
     /// 413 `PAYLOAD_TOO_LARGE`.
-    #[error("request body is larger than {limit} bytes")]
+    #[error("The request body is larger than {limit} bytes.")]
     PayloadTooLarge { limit: usize },
     /// 415 `UNSUPPORTED_MEDIA_TYPE`.
-    #[error("Content-Type must be application/json")]
+    #[error("{}", Code::UnsupportedMediaType.message())]
     UnsupportedMediaType,
-    /// 404 `SALE_NOT_FOUND`: no sale is configured under this instance's SALE_ID.
-    #[error("no sale is configured")]
+    /// 404 `SALE_NOT_FOUND`: no sale under this id.
+    #[error("{}", Code::SaleNotFound.message())]
     SaleNotFound,
     /// 404 `NOT_FOUND`: no such route.
-    #[error("no such route")]
+    #[error("{}", Code::NotFound.message())]
     RouteNotFound,
-    /// 405 `METHOD_NOT_ALLOWED`.
-    #[error("method not allowed on this route")]
-    MethodNotAllowed,
-    /// 429 `RATE_LIMITED`, with `Retry-After`.
-    #[error("too many requests; retry after {} s", retry_after_secs(*.retry_after))]
+    /// 405 `METHOD_NOT_ALLOWED`, with the `Allow` header listing the methods the route takes.
+    #[error("{}", Code::MethodNotAllowed.message())]
+    MethodNotAllowed { allow: HeaderValue },
+    /// 429 `RATE_LIMITED` from the per-IP limit, with `Retry-After`. The request never reached
+    /// Redis, so `remainingStock` is `null` (the per-user limit answers through the script).
+    #[error("{}", Code::RateLimited.message())]
     RateLimited { retry_after: Duration },
-    /// 503 `SERVICE_UNAVAILABLE`, with `Retry-After`: Redis is unreachable or timed out, so the
-    /// outcome is unknown to the server; a retry is safe (SPEC invariant 6).
-    #[error("the sale is temporarily unavailable; retry shortly")]
+    /// 503 `SERVICE_UNAVAILABLE`, with `Retry-After`: Redis is unreachable, timed out or said
+    /// "not now", so the outcome is unknown to the server; a retry is safe (SPEC invariant 6).
+    #[error("{}", Code::ServiceUnavailable.message())]
     Unavailable(#[source] StoreError),
     /// 500 `INTERNAL_ERROR`: a bug; the details are logged only.
-    #[error("internal error")]
+    #[error("{}", Code::InternalError.message())]
     Internal(#[source] StoreError),
 }
 
@@ -58,17 +68,21 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
-    pub fn code(&self) -> &'static str {
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::InvalidRequest(message.into())
+    }
+
+    pub fn code(&self) -> Code {
         match self {
-            ApiError::InvalidRequest(_) => "INVALID_REQUEST",
-            ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
-            ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            ApiError::SaleNotFound => "SALE_NOT_FOUND",
-            ApiError::RouteNotFound => "NOT_FOUND",
-            ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            ApiError::RateLimited { .. } => "RATE_LIMITED",
-            ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
-            ApiError::Internal(_) => "INTERNAL_ERROR",
+            ApiError::InvalidRequest(_) => Code::InvalidRequest,
+            ApiError::PayloadTooLarge { .. } => Code::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => Code::UnsupportedMediaType,
+            ApiError::SaleNotFound => Code::SaleNotFound,
+            ApiError::RouteNotFound => Code::NotFound,
+            ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
+            ApiError::RateLimited { .. } => Code::RateLimited,
+            ApiError::Unavailable(_) => Code::ServiceUnavailable,
+            ApiError::Internal(_) => Code::InternalError,
         }
     }
 
@@ -80,26 +94,25 @@ impl ApiError {
         }
     }
 
-    /// The error for a status that some layer other than ours produced (actix's own 404 or 405,
-    /// a CORS rejection): used by the envelope middleware so those are JSON too.
-    pub fn body_for_status(status: StatusCode) -> ErrorBody<'static> {
-        let (code, message) = match status {
-            StatusCode::NOT_FOUND => ("NOT_FOUND", "no such route"),
-            StatusCode::METHOD_NOT_ALLOWED => {
-                ("METHOD_NOT_ALLOWED", "method not allowed on this route")
+    /// The error for a status some layer other than our handlers produced (a CORS rejection,
+    /// a guard): the envelope middleware answers with it, so those are JSON too.
+    pub fn for_foreign_status(status: StatusCode, allow: Option<HeaderValue>) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => ApiError::RouteNotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed {
+                allow: allow.unwrap_or(HeaderValue::from_static("GET, HEAD")),
+            },
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+            StatusCode::TOO_MANY_REQUESTS => ApiError::RateLimited {
+                retry_after: UNAVAILABLE_RETRY_AFTER,
+            },
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ApiError::Unavailable(StoreError::Unexpected(format!("{status} from a layer")))
             }
-            StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "request body too large"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                ("UNSUPPORTED_MEDIA_TYPE", "unsupported Content-Type")
-            }
-            StatusCode::TOO_MANY_REQUESTS => ("RATE_LIMITED", "too many requests"),
-            StatusCode::SERVICE_UNAVAILABLE => ("SERVICE_UNAVAILABLE", "temporarily unavailable"),
-            status if status.is_client_error() => {
-                ("INVALID_REQUEST", "the request was not accepted")
-            }
-            _ => ("INTERNAL_ERROR", "internal error"),
-        };
-        ErrorBody::new(code, message)
+            status if status.is_client_error() => ApiError::invalid(Code::InvalidRequest.message()),
+            status => ApiError::Internal(StoreError::Unexpected(format!("{status} from a layer"))),
+        }
     }
 }
 
@@ -108,44 +121,68 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_millis().div_ceil(1000).max(1) as u64
 }
 
-/// The JSON body of every error.
+/// The JSON body of every answer: errors, purchase outcomes and both kinds of 429.
 #[derive(Debug, Serialize)]
-pub struct ErrorBody<'a> {
+#[serde(rename_all = "camelCase")]
+pub struct Answer<'a> {
     pub success: bool,
-    pub code: &'a str,
-    pub message: std::borrow::Cow<'a, str>,
+    pub code: Code,
+    pub message: Cow<'a, str>,
+    /// Absent from plain errors; `null` when the stock is unknown (a per-IP 429).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_stock: Option<Option<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purchase_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_number: Option<i64>,
 }
 
-impl<'a> ErrorBody<'a> {
-    pub fn new(code: &'a str, message: impl Into<std::borrow::Cow<'a, str>>) -> Self {
-        Self {
-            success: false,
+impl Answer<'_> {
+    /// Status, `Retry-After` when there is a wait, and this body.
+    pub fn respond(&self, retry_after: Option<Duration>) -> HttpResponse {
+        let mut response = HttpResponseBuilder::new(self.code.status());
+        if let Some(wait) = retry_after {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs(wait)));
+        }
+        response.json(self)
+    }
+
+    /// A purchase answer: the code's own message, the stock, and the unit the user holds.
+    pub fn purchase(code: Code, remaining: Option<i64>, purchase: Option<Purchase>) -> Self {
+        Answer {
+            success: code == Code::Purchased,
             code,
-            message: message.into(),
+            message: Cow::Borrowed(code.message()),
+            remaining_stock: Some(remaining),
+            purchase_time: purchase.map(|p| rfc3339_ms(p.purchase_ms)),
+            order_number: purchase.map(|p| p.order_number),
         }
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::SaleNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        if let Some(wait) = self.retry_after() {
-            response.insert_header((header::RETRY_AFTER, retry_after_secs(wait)));
+        let answer = match self {
+            // Both kinds of 429 have the purchase answer's shape (SPEC §3).
+            ApiError::RateLimited { .. } => Answer::purchase(Code::RateLimited, None, None),
+            _ => Answer {
+                success: false,
+                code: self.code(),
+                message: Cow::Owned(self.to_string()),
+                remaining_stock: None,
+                purchase_time: None,
+                order_number: None,
+            },
+        };
+        let mut response = answer.respond(self.retry_after());
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.headers_mut().insert(header::ALLOW, allow.clone());
         }
-        response.json(ErrorBody::new(self.code(), self.to_string()))
+        response
     }
 }
 
@@ -177,7 +214,27 @@ mod tests {
     #[test]
     fn internal_details_stay_out_of_the_body() {
         let err = ApiError::Internal(StoreError::Unexpected("secret detail".into()));
-        assert_eq!(err.to_string(), "internal error");
+        assert_eq!(err.to_string(), Code::InternalError.message());
         assert!(format!("{err:?}").contains("secret detail"));
+    }
+
+    #[test]
+    fn every_error_status_comes_from_its_code() {
+        let errors = [
+            ApiError::invalid("x"),
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::UnsupportedMediaType,
+            ApiError::SaleNotFound,
+            ApiError::RouteNotFound,
+            ApiError::MethodNotAllowed {
+                allow: HeaderValue::from_static("GET"),
+            },
+            ApiError::RateLimited {
+                retry_after: Duration::from_secs(1),
+            },
+        ];
+        for err in errors {
+            assert_eq!(err.status_code(), err.code().status());
+        }
     }
 }

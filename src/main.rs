@@ -10,9 +10,9 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-// The HTTP workers are actix-web's own threads; this runtime carries only fred's connection
-// tasks, accept and start-up. One thread for those measured faster than a work-stealing pool
-// (fewer cross-thread wake-ups per Redis reply; README, Benchmarks).
+// The HTTP workers are actix-web's own threads; this runtime carries only start-up, accept and
+// the background checks. One thread for those measured faster than a work-stealing pool
+// (fewer cross-thread wake-ups; README, Benchmarks).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let settings = match Settings::from_env() {
@@ -33,6 +33,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if application.is_local_mode() {
+        // The one line a person trying it locally needs; the port is the bound one (PORT=0 too).
+        println!("flashsale ready at http://127.0.0.1:{}", application.port());
+    }
     match application.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,6 +1,7 @@
 //! Middleware: the per-IP rate limit, CORS, and the envelope that makes every error JSON and
 //! echoes the request id.
 
+use crate::telemetry::RequestId;
 use crate::{
     config::{CorsOrigins, IpRateLimit},
     error::ApiError,
@@ -29,7 +30,6 @@ use std::{
     net::{IpAddr, Ipv6Addr},
     time::Duration,
 };
-use tracing_actix_web::RequestId;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -108,7 +108,7 @@ pub fn cors(origins: &CorsOrigins) -> Option<Cors> {
             .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin)),
     };
     Some(
-        base.allowed_methods([Method::GET, Method::POST])
+        base.allowed_methods([Method::GET, Method::HEAD, Method::POST])
             .allowed_headers([
                 header::CONTENT_TYPE,
                 header::ACCEPT,
@@ -120,9 +120,9 @@ pub fn cors(origins: &CorsOrigins) -> Option<Cors> {
     )
 }
 
-/// Outermost but one (inside tracing-actix-web, which assigns the request id): turns any error
-/// that is not JSON yet — actix's own 404/405, an error a middleware such as CORS returns — into
-/// the SPEC's JSON error, and echoes the request id in `x-request-id`.
+/// Outermost but one (inside tracing-actix-web, which opens the request span): turns any error
+/// that is not JSON yet — an error a middleware such as CORS returns, a guard's rejection — into
+/// the SPEC's JSON error through [`ApiError`], and echoes the request id in `x-request-id`.
 pub fn envelope<S, B>(
     req: ServiceRequest,
     service: &S,
@@ -135,7 +135,7 @@ where
     let request_id = req
         .extensions()
         .get::<RequestId>()
-        .and_then(|id| HeaderValue::try_from(id.to_string()).ok());
+        .and_then(|id| HeaderValue::from_str(id.as_str()).ok());
     let response = service.call(req);
     async move {
         let mut response = match response.await {
@@ -171,17 +171,17 @@ fn is_error_without_json<B>(response: &HttpResponse<B>) -> bool {
     (status.is_client_error() || status.is_server_error()) && !json
 }
 
-/// The SPEC's JSON error for a response some other layer produced, keeping its status and its
-/// `Retry-After` and `Allow` headers.
+/// The SPEC's JSON error for a response some other layer produced, keeping its status, its
+/// `Allow` header and its `Retry-After`.
 fn json_error_response<B>(original: &HttpResponse<B>) -> HttpResponse {
-    let status = original.status();
-    let mut json = HttpResponse::build(status);
-    for name in [header::RETRY_AFTER, header::ALLOW] {
-        if let Some(value) = original.headers().get(&name) {
-            json.insert_header((name, value.clone()));
-        }
+    let allow = original.headers().get(header::ALLOW).cloned();
+    let mut json = ApiError::for_foreign_status(original.status(), allow).error_response();
+    *json.status_mut() = original.status();
+    if let Some(value) = original.headers().get(header::RETRY_AFTER) {
+        json.headers_mut()
+            .insert(header::RETRY_AFTER, value.clone());
     }
-    json.json(ApiError::body_for_status(status))
+    json
 }
 
 #[cfg(test)]

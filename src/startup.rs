@@ -1,14 +1,16 @@
 //! Start-up: connect Redis (or start the embedded one), load the scripts, create the configured
-//! sale if it is missing, bind the listener and wire middleware and routes.
+//! sale if it is missing, bind the listener, and give every HTTP worker its own Redis
+//! connections on its own thread.
 
 use crate::{
-    config::{RedisSettings, RedisUrl, SaleSeed, Settings},
+    config::Settings,
+    domain::SaleId,
     middleware,
     routes::{self, AppState},
-    status_cache::{StatusCache, STATUS_MAX_AGE},
+    status_cache::{StatusCache, MAX_SALES, STATUS_MAX_AGE},
     store::{
         local_server::{LocalRedisServer, LocalServerError},
-        Store, StoreConnector, StoreError, WorkerStore,
+        RedisUrl, SaleSeed, Store, StoreError,
     },
     telemetry::RequestSpan,
 };
@@ -22,13 +24,20 @@ use chrono::Utc;
 use std::{
     io,
     net::{SocketAddr, TcpListener},
-    sync::Arc,
+    num::NonZeroUsize,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 use tracing_actix_web::TracingLogger;
 
 /// How long in-flight requests get to finish after SIGTERM or Ctrl-C.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How often the eviction policy is checked again (it can be changed at run time).
+const EVICTION_CHECK_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -76,52 +85,39 @@ impl Application {
             source,
         };
 
-        // One connection is enough for start-up's few commands; the workers open their own.
-        let setup = RedisSettings {
-            pool_size: 1,
-            ..settings.redis.clone()
-        };
-        let store = Store::connect(&url, &setup, &settings.sale_id)
-            .await
-            .map_err(redis_error)?;
-        store.load_scripts().await.map_err(redis_error)?;
-        warn_unless_noeviction(&store).await;
-
+        // The control connection: start-up's commands, then the background checks. The HTTP
+        // workers open their own connections (REDIS_POOL_SIZE) on their own threads.
+        let control = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN);
+        control.connect_and_wait().await.map_err(redis_error)?;
+        control.load_scripts().await.map_err(redis_error)?;
         let seed = match (&settings.sale_seed, &local_redis) {
             (Some(seed), _) => Some(seed.clone()),
             (None, Some(_)) => Some(SaleSeed::demo(Utc::now())),
             (None, None) => None,
         };
         if let Some(seed) = seed {
-            let created = store
-                .create_sale_if_missing(&seed)
+            seed_sale(&control, &settings.sale_id, &seed)
                 .await
                 .map_err(redis_error)?;
-            if created {
-                tracing::info!(sale_id = %settings.sale_id, total_stock = seed.total_stock, start = %seed.start, end = %seed.end, "sale created");
-            } else {
-                tracing::info!(sale_id = %settings.sale_id, "sale exists already; left as it is");
-            }
         }
+        tokio::spawn(watch_eviction_policy(control));
 
         let address = SocketAddr::new(settings.host, settings.port);
         let listen_error = |source| StartupError::Listen { address, source };
         let listener = TcpListener::bind(address).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
-        // Start-up is done with this pool: every HTTP worker connects its own (WorkerStore).
-        store.quit().await;
-        let connector = StoreConnector::new(
-            url.clone(),
-            worker_redis_settings(&settings),
-            settings.sale_id.clone(),
-        );
-        let server = run(listener, connector, &settings).map_err(listen_error)?;
+        let server = run(listener, url.clone(), &settings).map_err(listen_error)?;
         tracing::info!(host = %settings.host, port, redis = %url, sale_id = %settings.sale_id, "flashsale listening");
         Ok(Self {
             port,
             server,
             local_redis,
         })
+    }
+
+    /// Whether this instance runs its own embedded `redis-server` (no `REDIS_URL`).
+    pub fn is_local_mode(&self) -> bool {
+        self.local_redis.is_some()
     }
 
     /// The bound port (useful with `PORT=0`).
@@ -146,49 +142,63 @@ impl Application {
     }
 }
 
-/// Any eviction policy but `noeviction` can delete stock or buyer records (SPEC §7).
-async fn warn_unless_noeviction(store: &Store) {
-    match store.eviction_policy().await {
-        Ok(Some(policy)) if policy == "noeviction" => {}
-        Ok(Some(policy)) => tracing::warn!(
-            maxmemory_policy = %policy,
-            "Redis may evict keys under memory pressure, which can delete stock or buyer records; \
-             set maxmemory-policy noeviction"
-        ),
-        Ok(None) => {
-            tracing::warn!("could not read Redis maxmemory-policy; make sure it is noeviction")
+async fn seed_sale(store: &Store, sale: &SaleId, seed: &SaleSeed) -> Result<(), StoreError> {
+    if store.create_sale_if_missing(sale, seed).await? {
+        tracing::info!(sale_id = %sale, total_stock = seed.total_stock, start = %seed.start, end = %seed.end, "sale created");
+    } else {
+        tracing::info!(sale_id = %sale, "sale exists already; left as it is");
+    }
+    Ok(())
+}
+
+/// Any eviction policy but `noeviction` can delete stock or buyer records (SPEC §7): warn at
+/// start-up and whenever the policy read changes, since it can be changed at run time.
+async fn watch_eviction_policy(store: Store) {
+    let mut last: Option<String> = None;
+    let mut tick = tokio::time::interval(EVICTION_CHECK_EVERY);
+    loop {
+        tick.tick().await;
+        let policy = match store.eviction_policy().await {
+            Ok(policy) => policy.unwrap_or_else(|| "unknown".to_owned()),
+            Err(err) => {
+                tracing::debug!(error = %err, "could not read Redis maxmemory-policy");
+                continue;
+            }
+        };
+        if last.as_deref() != Some(policy.as_str()) && policy != "noeviction" {
+            tracing::warn!(
+                maxmemory_policy = %policy,
+                "Redis may evict keys under memory pressure, which can delete stock or buyer \
+                 records; set maxmemory-policy noeviction"
+            );
         }
-        Err(err) => tracing::warn!(error = %err, "could not read Redis maxmemory-policy"),
+        last = Some(policy);
     }
 }
 
-/// HTTP worker threads: `settings.workers`, else one per available core.
+/// HTTP worker threads: `settings.workers`, else one per available core; never more than
+/// Redis connections, so every worker has one of its own.
 fn worker_count(settings: &Settings) -> usize {
     settings
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-        .max(1)
+        .clamp(1, settings.redis.pool_size.get())
 }
 
-/// `REDIS_POOL_SIZE` is the instance's total: each worker gets its share, at least one.
-fn worker_redis_settings(settings: &Settings) -> RedisSettings {
-    RedisSettings {
-        pool_size: settings
-            .redis
-            .pool_size
-            .div_ceil(worker_count(settings))
-            .max(1),
-        ..settings.redis.clone()
-    }
+/// Worker `index`'s share of `REDIS_POOL_SIZE`: the shares add up to exactly the setting.
+fn connections_of_worker(pool_size: NonZeroUsize, workers: usize, index: usize) -> NonZeroUsize {
+    let (base, extra) = (pool_size.get() / workers, pool_size.get() % workers);
+    NonZeroUsize::new(base + usize::from(index < extra)).unwrap_or(NonZeroUsize::MIN)
 }
 
-fn run(
-    listener: TcpListener,
-    connector: StoreConnector,
-    settings: &Settings,
-) -> io::Result<Server> {
-    let status_cache = Arc::new(StatusCache::new(STATUS_MAX_AGE));
+fn run(listener: TcpListener, url: RedisUrl, settings: &Settings) -> io::Result<Server> {
+    let status_cache = StatusCache::new(STATUS_MAX_AGE, MAX_SALES);
     let user_attempts = settings.user_attempts;
+    let default_sale = settings.sale_id.clone();
+    let timeout = settings.redis.timeout;
+    let pool_size = settings.redis.pool_size;
+    let workers = worker_count(settings);
+    let next_worker = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let governor = settings
         .ip_rate_limit
@@ -208,27 +218,31 @@ fn run(
     let cors_origins = settings.cors.clone();
 
     let server = HttpServer::new(move || {
-        // Built on each worker's own thread, so its Redis pool lives there too.
+        // Runs on each worker's own thread: its connections and their tasks live there too.
+        let index = next_worker.fetch_add(1, Ordering::Relaxed) % workers;
+        let store = Store::new(
+            &url,
+            timeout,
+            connections_of_worker(pool_size, workers, index),
+        );
+        store.connect();
         let state = web::Data::new(AppState {
-            store: WorkerStore::new(connector.clone()),
-            status_cache: Arc::clone(&status_cache),
+            store,
+            status_cache: status_cache.clone(),
             user_attempts,
+            default_sale: default_sale.clone(),
             started,
         });
-        let warm_up = state.clone();
-        actix_web::rt::spawn(async move {
-            // Connect now rather than on this worker's first request; a failure is retried then.
-            if let Err(err) = warm_up.store.get().await {
-                tracing::warn!(error = %err, "worker could not connect to Redis yet");
-            }
-        });
         let cors = middleware::cors(&cors_origins);
-        let sale_scope = web::scope("/api/sale").configure(routes::sale_routes);
-        let app = App::new().app_data(state.clone());
+        let sales = web::scope("/api/sales/{saleId}").configure(routes::sale_routes);
+        let alias = web::scope("/api/sale").configure(routes::sale_routes);
+        let app = App::new().app_data(state);
         // Only the sale API is limited per IP: health probes must always get through.
         let app = match &governor {
-            Some(config) => app.service(sale_scope.wrap(Governor::new(config))),
-            None => app.service(sale_scope),
+            Some(config) => app
+                .service(sales.wrap(Governor::new(config)))
+                .service(alias.wrap(Governor::new(config))),
+            None => app.service(sales).service(alias),
         };
         app.configure(routes::health_routes)
             .default_service(web::to(routes::not_found))
@@ -237,8 +251,24 @@ fn run(
             .wrap_fn(middleware::envelope)
             .wrap(TracingLogger::<RequestSpan>::new())
     })
-    .workers(worker_count(settings))
+    .workers(workers)
     .listen(listener)?
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
     Ok(server.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_shares_add_up_to_the_pool_size() {
+        for (pool, workers) in [(4, 2), (5, 2), (7, 3), (1, 1), (256, 16)] {
+            let pool_size = NonZeroUsize::new(pool).unwrap();
+            let total: usize = (0..workers)
+                .map(|index| connections_of_worker(pool_size, workers, index).get())
+                .sum();
+            assert_eq!(total, pool, "{pool} over {workers}");
+        }
+    }
 }

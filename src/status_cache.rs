@@ -1,19 +1,25 @@
-//! A per-instance cache of the sale status, at most 100 ms old (SPEC §3), so thousands of
-//! polling clients cost Redis about ten calls a second per instance.
+//! A per-instance cache of each sale's status, at most 100 ms old (SPEC §3), so thousands of
+//! polling clients cost Redis about ten calls a second per sale and instance.
 //!
-//! One refresh at a time: when the entry expires, the first caller reads Redis while the others
-//! wait for its answer instead of all reading Redis at once.
+//! Bounded: at most [`MAX_SALES`] sales are remembered (least used forgotten first), so asking
+//! for a million random sale ids cannot grow memory without limit. One refresh at a time per
+//! sale: when an entry expires, the first caller reads Redis while the others wait for its
+//! answer instead of all reading Redis at once.
 
 use crate::{
-    domain::SaleSnapshot,
+    domain::{SaleId, SaleSnapshot},
     store::{Store, StoreError},
 };
+use moka::future::Cache;
 use std::{
-    sync::{Arc, RwLock},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 pub const STATUS_MAX_AGE: Duration = Duration::from_millis(100);
+
+/// How many sales' statuses one instance keeps at most.
+pub const MAX_SALES: u64 = 10_000;
 
 /// A snapshot and the instant it was read; `None` when the sale did not exist.
 #[derive(Debug, Clone)]
@@ -31,45 +37,41 @@ impl CachedStatus {
     }
 }
 
+#[derive(Clone)]
 pub struct StatusCache {
-    max_age: Duration,
-    entry: RwLock<Option<Arc<CachedStatus>>>,
-    refresh: tokio::sync::Mutex<()>,
+    entries: Cache<SaleId, Arc<CachedStatus>>,
 }
 
 impl StatusCache {
-    pub fn new(max_age: Duration) -> Self {
+    /// Entries live `max_age`; at most `max_sales` sales are kept.
+    pub fn new(max_age: Duration, max_sales: u64) -> Self {
         Self {
-            max_age,
-            entry: RwLock::new(None),
-            refresh: tokio::sync::Mutex::new(()),
+            entries: Cache::builder()
+                .max_capacity(max_sales)
+                .time_to_live(max_age)
+                .build(),
         }
     }
 
-    pub async fn get(&self, store: &Store) -> Result<Arc<CachedStatus>, StoreError> {
-        if let Some(fresh) = self.fresh() {
-            return Ok(fresh);
-        }
-        let _refreshing = self.refresh.lock().await;
-        // Whoever held the lock before us may have refreshed it already.
-        if let Some(fresh) = self.fresh() {
-            return Ok(fresh);
-        }
-        let cached = Arc::new(CachedStatus {
-            snapshot: store.status().await?,
-            read_at: Instant::now(),
-        });
-        if let Ok(mut entry) = self.entry.write() {
-            *entry = Some(Arc::clone(&cached));
-        }
-        Ok(cached)
+    pub async fn get(&self, store: &Store, sale: &SaleId) -> Result<Arc<CachedStatus>, StoreError> {
+        self.entries
+            .try_get_with_by_ref(sale, async {
+                Ok(Arc::new(CachedStatus {
+                    snapshot: store.status(sale).await?,
+                    read_at: Instant::now(),
+                }))
+            })
+            .await
+            .map_err(Arc::unwrap_or_clone)
     }
 
-    fn fresh(&self) -> Option<Arc<CachedStatus>> {
-        let entry = self.entry.read().ok()?;
-        entry
-            .as_ref()
-            .filter(|cached| cached.read_at.elapsed() < self.max_age)
-            .cloned()
+    /// How many sales are remembered now (tests check the bound).
+    pub async fn len(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        self.entries.entry_count()
+    }
+
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
     }
 }

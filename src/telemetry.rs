@@ -7,8 +7,9 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     HttpMessage,
 };
+use std::{fmt, sync::Arc};
 use tracing::Span;
-use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. A second call (tests build many apps) is a no-op.
@@ -29,8 +30,45 @@ pub fn init(format: LogFormat) {
     };
 }
 
-/// The root span of every request: its id (echoed as `x-request-id`), method and path, plus the
-/// status and cause chain when it fails.
+/// The id of one request: the caller's `X-Request-Id` when it is a sensible one (1–128
+/// characters from `A–Z a–z 0–9 - _ . :`, so a proxy's or a client's id links their logs to
+/// ours), else a new UUID. Echoed in the `x-request-id` response header.
+#[derive(Clone, Debug)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    fn for_request(request: &ServiceRequest) -> Self {
+        let incoming = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .filter(|id| Self::is_valid(id));
+        match incoming {
+            Some(id) => Self(Arc::from(id)),
+            None => Self(Arc::from(uuid::Uuid::new_v4().to_string())),
+        }
+    }
+
+    fn is_valid(id: &str) -> bool {
+        (1..=128).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The root span of every request: its id, method and path; the sale and the purchase code
+/// once a handler knows them; the status and cause chain when it fails.
 ///
 /// tracing-actix-web's default span records about a dozen fields and records more at the end of
 /// every request; with the JSON formatter each record re-serialises the span's fields, which
@@ -40,15 +78,19 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let request_id = request.extensions().get::<RequestId>().copied();
-        tracing::info_span!(
+        let request_id = RequestId::for_request(request);
+        let span = tracing::info_span!(
             "request",
-            request_id = request_id.map(tracing::field::display),
+            request_id = %request_id,
             method = %request.method(),
             path = request.path(),
+            sale_id = tracing::field::Empty,
+            code = tracing::field::Empty,
             status = tracing::field::Empty,
             error = tracing::field::Empty,
-        )
+        );
+        request.extensions_mut().insert(request_id);
+        span
     }
 
     fn on_request_end<B: MessageBody>(

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use flashsale::{
-    config::{Settings, VARIABLES},
+    config::{variables, Settings},
     startup::SHUTDOWN_GRACE,
     store::local_server::{free_port, LocalRedisServer},
 };
@@ -105,7 +105,7 @@ fn render_service(kind: &str) -> serde_yaml_ng::Value {
 fn assert_known(source: &str, names: impl IntoIterator<Item = String>) {
     for name in names {
         assert!(
-            VARIABLES.contains(&name.as_str()),
+            variables().contains(&name),
             "{source} sets {name}, which flashsale does not read"
         );
     }

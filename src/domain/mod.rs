@@ -1,12 +1,14 @@
 //! Validated domain types: parse once at the edge, then trust the type everywhere inside.
 
+mod outcome;
 mod request_token;
 mod sale;
 mod sale_id;
 mod user_id;
 
+pub use outcome::{Code, Purchase, PurchaseOutcome, PurchaseReply};
 pub use request_token::RequestToken;
-pub use sale::{Purchase, PurchaseOutcome, SaleSnapshot, SaleStatus, UserRecord};
+pub use sale::{SaleSnapshot, SaleStatus, UserRecord};
 pub use sale_id::SaleId;
 pub use user_id::UserId;
 

@@ -1,6 +1,6 @@
-//! What a sale is and what a purchase can answer, independent of HTTP and of Redis.
+//! What a sale is: one read of it, its status on the Redis clock, and what a user holds.
 
-use std::time::Duration;
+use super::Purchase;
 
 /// One read of a sale: its config, remaining stock and the Redis clock at the time of the read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,42 +49,8 @@ impl SaleSnapshot {
     }
 }
 
-/// A unit held by a buyer: when it was bought (Redis clock) and in which order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Purchase {
-    pub purchase_ms: i64,
-    pub order_number: i64,
-}
-
 /// What `GET /api/sale/user/{userId}` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserRecord {
     pub purchase: Option<Purchase>,
-}
-
-/// Every answer the purchase script can give. `remaining` is the stock after the decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PurchaseOutcome {
-    /// This request (or an earlier try of it, same request token) bought the unit.
-    Purchased {
-        remaining: i64,
-        purchase: Purchase,
-    },
-    /// The user bought earlier with another request.
-    AlreadyPurchased {
-        remaining: i64,
-        purchase: Purchase,
-    },
-    SoldOut,
-    NotStarted {
-        remaining: i64,
-    },
-    Ended {
-        remaining: i64,
-    },
-    RateLimited {
-        remaining: i64,
-        retry_after: Duration,
-    },
-    SaleNotFound,
 }

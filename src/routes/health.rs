@@ -17,10 +17,7 @@ struct HealthBody {
 }
 
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let connected = match state.store.get().await {
-        Ok(store) => store.ping().await,
-        Err(_) => false,
-    };
+    let connected = state.store.ping().await;
     HttpResponse::Ok().json(HealthBody {
         status: if connected { "ok" } else { "degraded" },
         redis: if connected {
@@ -38,7 +35,6 @@ pub async fn live() -> HttpResponse {
 }
 
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
-    let store = state.store.get().await.map_err(ApiError::Unavailable)?;
-    store.ready().await.map_err(ApiError::Unavailable)?;
+    state.store.ready().await.map_err(ApiError::Unavailable)?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
 }

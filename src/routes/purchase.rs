@@ -1,16 +1,12 @@
-//! `POST /api/sale/purchase`: validate, run `lua/purchase.lua` once, answer (SPEC §3).
+//! `POST …/purchase`: validate, run `lua/purchase.lua` once, answer (SPEC §3).
 
 use super::AppState;
 use crate::{
-    domain::{rfc3339_ms, Purchase, PurchaseOutcome, RequestToken, UserId},
-    error::{retry_after_secs, ApiError, Result},
+    domain::{RequestToken, SaleId, UserId},
+    error::{Answer, ApiError, Result},
 };
-use actix_web::{
-    error::JsonPayloadError,
-    http::{header, StatusCode},
-    web, HttpRequest, HttpResponse,
-};
-use serde::{Deserialize, Serialize};
+use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 
 /// Bodies over this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -27,137 +23,67 @@ pub struct PurchaseRequest {
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(MAX_BODY_BYTES)
-        .error_handler(|err, _req| {
-            let api_error = match err {
-                JsonPayloadError::Overflow { limit }
-                | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-                    ApiError::PayloadTooLarge { limit }
-                }
-                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-                JsonPayloadError::Deserialize(err) => {
-                    ApiError::InvalidRequest(format!("invalid JSON body: {err}"))
-                }
-                other => ApiError::InvalidRequest(format!("could not read the body: {other}")),
-            };
-            api_error.into()
-        })
+        .error_handler(|err, _req| json_error(err).into())
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PurchaseBody {
-    success: bool,
-    code: &'static str,
-    message: &'static str,
-    remaining_stock: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    purchase_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    order_number: Option<i64>,
+fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge { limit }
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(err) if err.is_data() => {
+            ApiError::invalid(format!("Invalid body: {}.", without_position(&err)))
+        }
+        JsonPayloadError::Deserialize(_) => ApiError::invalid("The body is not valid JSON."),
+        _ => ApiError::invalid("The body could not be read."),
+    }
+}
+
+/// serde_json's message without its " at line 1 column 16" suffix: a person reads it.
+fn without_position(err: &serde_json::Error) -> String {
+    let message = err.to_string();
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message,
+    }
 }
 
 pub async fn purchase(
     state: web::Data<AppState>,
+    sale: SaleId,
     request: HttpRequest,
     body: web::Json<PurchaseRequest>,
 ) -> Result<HttpResponse> {
     let token = match request.headers().get(IDEMPOTENCY_KEY) {
         Some(key) => {
-            RequestToken::from_idempotency_key(key.as_bytes()).map_err(ApiError::InvalidRequest)?
+            RequestToken::from_idempotency_key(key.as_bytes()).map_err(ApiError::invalid)?
         }
         None => RequestToken::generate(),
     };
     let outcome = state
         .store
-        .get()
-        .await?
-        .purchase(body.into_inner().user_id, token, state.user_attempts)
+        .purchase(&sale, body.into_inner().user_id, token, state.user_attempts)
         .await?;
-    answer(outcome)
+    tracing::Span::current().record("code", outcome.code.as_str());
+    Ok(
+        Answer::purchase(outcome.code, Some(outcome.remaining), outcome.purchase)
+            .respond(outcome.retry_after),
+    )
 }
 
-fn answer(outcome: PurchaseOutcome) -> Result<HttpResponse> {
-    let (status, code, message, remaining, purchase) = match outcome {
-        PurchaseOutcome::Purchased {
-            remaining,
-            purchase,
-        } => (
-            StatusCode::OK,
-            "PURCHASED",
-            "You got one! Your unit is reserved.",
-            remaining,
-            Some(purchase),
-        ),
-        PurchaseOutcome::AlreadyPurchased {
-            remaining,
-            purchase,
-        } => (
-            StatusCode::CONFLICT,
-            "ALREADY_PURCHASED",
-            "You have already bought this item.",
-            remaining,
-            Some(purchase),
-        ),
-        PurchaseOutcome::SoldOut => (
-            StatusCode::GONE,
-            "SOLD_OUT",
-            "Sold out: no units left.",
-            0,
-            None,
-        ),
-        PurchaseOutcome::NotStarted { remaining } => (
-            StatusCode::FORBIDDEN,
-            "SALE_NOT_STARTED",
-            "The sale has not started yet.",
-            remaining,
-            None,
-        ),
-        PurchaseOutcome::Ended { remaining } => (
-            StatusCode::GONE,
-            "SALE_ENDED",
-            "The sale has ended.",
-            remaining,
-            None,
-        ),
-        PurchaseOutcome::RateLimited {
-            remaining,
-            retry_after,
-        } => {
-            let body = body(
-                false,
-                "RATE_LIMITED",
-                "Too many attempts; wait and retry.",
-                remaining,
-                None,
-            );
-            return Ok(HttpResponse::TooManyRequests()
-                .insert_header((header::RETRY_AFTER, retry_after_secs(retry_after)))
-                .json(body));
-        }
-        PurchaseOutcome::SaleNotFound => return Err(ApiError::SaleNotFound),
-    };
-    Ok(HttpResponse::build(status).json(body(
-        status.is_success(),
-        code,
-        message,
-        remaining,
-        purchase,
-    )))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn body(
-    success: bool,
-    code: &'static str,
-    message: &'static str,
-    remaining: i64,
-    purchase: Option<Purchase>,
-) -> PurchaseBody {
-    PurchaseBody {
-        success,
-        code,
-        message,
-        remaining_stock: remaining.max(0),
-        purchase_time: purchase.map(|p| rfc3339_ms(p.purchase_ms)),
-        order_number: purchase.map(|p| p.order_number),
+    #[test]
+    fn messages_carry_no_parser_positions() {
+        let err = serde_json::from_str::<PurchaseRequest>(r#"{"userId":""}"#).unwrap_err();
+        let message = json_error(JsonPayloadError::Deserialize(err)).to_string();
+        assert_eq!(message, "Invalid body: userId must not be empty.");
+        let err = serde_json::from_str::<PurchaseRequest>("{").unwrap_err();
+        let message = json_error(JsonPayloadError::Deserialize(err)).to_string();
+        assert!(!message.contains("line"), "{message}");
     }
 }

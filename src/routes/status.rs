@@ -1,8 +1,8 @@
-//! `GET /api/sale/status`: the sale as a storefront shows it, served from the status cache.
+//! `GET …/status`: the sale as a storefront shows it, served from the status cache.
 
 use super::AppState;
 use crate::{
-    domain::rfc3339_ms,
+    domain::{rfc3339_ms, SaleId},
     error::{ApiError, Result},
 };
 use actix_web::{web, HttpResponse};
@@ -20,18 +20,18 @@ struct StatusBody<'a> {
     server_time: String,
 }
 
-pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse> {
-    let cached = state.status_cache.get(state.store.get().await?).await?;
-    let (Some(sale), Some(now_ms)) = (&cached.snapshot, cached.redis_now_ms()) else {
+pub async fn status(state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {
+    let cached = state.status_cache.get(&state.store, &sale).await?;
+    let (Some(snapshot), Some(now_ms)) = (&cached.snapshot, cached.redis_now_ms()) else {
         return Err(ApiError::SaleNotFound);
     };
     Ok(HttpResponse::Ok().json(StatusBody {
-        status: sale.status_at(now_ms).as_str(),
-        product_name: &sale.product_name,
-        total_stock: sale.total_stock,
-        remaining_stock: sale.remaining_stock.max(0),
-        start_time: rfc3339_ms(sale.start_ms),
-        end_time: rfc3339_ms(sale.end_ms),
+        status: snapshot.status_at(now_ms).as_str(),
+        product_name: &snapshot.product_name,
+        total_stock: snapshot.total_stock,
+        remaining_stock: snapshot.remaining_stock.max(0),
+        start_time: rfc3339_ms(snapshot.start_ms),
+        end_time: rfc3339_ms(snapshot.end_ms),
         server_time: rfc3339_ms(now_ms),
     }))
 }

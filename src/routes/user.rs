@@ -1,11 +1,11 @@
-//! `GET /api/sale/user/{userId}`: whether a user holds a unit, and since when.
+//! `GET …/user/{userId}`: whether a user holds a unit, and since when.
 
 use super::AppState;
 use crate::{
-    domain::{rfc3339_ms, UserId},
+    domain::{rfc3339_ms, SaleId, UserId},
     error::{ApiError, Result},
 };
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -17,13 +17,16 @@ struct UserBody {
     order_number: Option<i64>,
 }
 
-pub async fn user(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse> {
-    let user = UserId::parse(path.into_inner()).map_err(ApiError::InvalidRequest)?;
+pub async fn user(
+    state: web::Data<AppState>,
+    sale: SaleId,
+    request: HttpRequest,
+) -> Result<HttpResponse> {
+    let user = request.match_info().get("userId").unwrap_or_default();
+    let user = UserId::parse(user.to_owned()).map_err(ApiError::invalid)?;
     let record = state
         .store
-        .get()
-        .await?
-        .user(&user)
+        .user(&sale, &user)
         .await?
         .ok_or(ApiError::SaleNotFound)?;
     Ok(HttpResponse::Ok().json(UserBody {

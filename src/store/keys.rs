@@ -4,40 +4,66 @@
 use crate::domain::{SaleId, UserId};
 use fred::types::{Key, MultipleKeys};
 
-/// The keys of one sale, built once at start-up; cloning a `Key` only bumps a reference count.
+/// The key names of one sale, built from its (validated) id.
 #[derive(Clone, Debug)]
 pub struct SaleKeys {
-    /// `sale:{ID}:config` — hash: productName, totalStock, startMs, endMs, createdMs.
-    pub config: Key,
-    /// `sale:{ID}:stock` — integer: remaining units.
-    pub stock: Key,
-    /// `sale:{ID}:buyers` — hash: userId → `purchaseMs:orderNumber:requestToken`.
-    pub buyers: Key,
-    /// `sale:{ID}:rl:` — prefix of the per-user attempt counters.
-    attempts_prefix: String,
+    /// `sale:{ID}:`
+    prefix: String,
 }
 
 impl SaleKeys {
     pub fn new(sale: &SaleId) -> Self {
-        let prefix = format!("sale:{{{sale}}}:");
         Self {
-            config: Key::from(format!("{prefix}config")),
-            stock: Key::from(format!("{prefix}stock")),
-            buyers: Key::from(format!("{prefix}buyers")),
-            attempts_prefix: format!("{prefix}rl:"),
+            prefix: format!("sale:{{{sale}}}:"),
         }
+    }
+
+    fn key(&self, suffix: &str) -> Key {
+        let mut name = String::with_capacity(self.prefix.len() + suffix.len());
+        name.push_str(&self.prefix);
+        name.push_str(suffix);
+        Key::from(name)
+    }
+
+    /// `sale:{ID}:config` — hash: productName, totalStock, startMs, endMs, createdMs.
+    pub fn config(&self) -> Key {
+        self.key("config")
+    }
+
+    /// `sale:{ID}:stock` — integer: remaining units.
+    pub fn stock(&self) -> Key {
+        self.key("stock")
+    }
+
+    /// `sale:{ID}:buyers` — hash: userId → buyer record (`lua/prelude.lua`).
+    pub fn buyers(&self) -> Key {
+        self.key("buyers")
     }
 
     /// `sale:{ID}:rl:<userId>` — the user's attempt counter, in the sale's slot.
     pub fn attempts(&self, user: &UserId) -> Key {
-        let mut key = String::with_capacity(self.attempts_prefix.len() + user.as_str().len());
-        key.push_str(&self.attempts_prefix);
-        key.push_str(user.as_str());
-        Key::from(key)
+        let mut suffix = String::with_capacity(3 + user.as_str().len());
+        suffix.push_str("rl:");
+        suffix.push_str(user.as_str());
+        self.key(&suffix)
     }
 
     pub fn config_and_stock(&self) -> MultipleKeys {
-        MultipleKeys::from(vec![self.config.clone(), self.stock.clone()])
+        MultipleKeys::from(vec![self.config(), self.stock()])
+    }
+
+    pub fn config_and_buyers(&self) -> MultipleKeys {
+        MultipleKeys::from(vec![self.config(), self.buyers()])
+    }
+
+    /// The keys of `lua/purchase.lua`, in its order.
+    pub fn for_purchase(&self, user: &UserId) -> MultipleKeys {
+        MultipleKeys::from(vec![
+            self.config(),
+            self.stock(),
+            self.buyers(),
+            self.attempts(user),
+        ])
     }
 }
 
@@ -49,22 +75,20 @@ mod tests {
     fn every_key_carries_the_sale_hash_tag() {
         let keys = SaleKeys::new(&SaleId::parse("spring").unwrap());
         let user = UserId::parse("a@b.c".into()).unwrap();
-        assert_eq!(keys.config.as_str(), Some("sale:{spring}:config"));
-        assert_eq!(keys.stock.as_str(), Some("sale:{spring}:stock"));
-        assert_eq!(keys.buyers.as_str(), Some("sale:{spring}:buyers"));
+        assert_eq!(keys.config().as_str(), Some("sale:{spring}:config"));
+        assert_eq!(keys.stock().as_str(), Some("sale:{spring}:stock"));
+        assert_eq!(keys.buyers().as_str(), Some("sale:{spring}:buyers"));
         assert_eq!(
             keys.attempts(&user).as_str(),
             Some("sale:{spring}:rl:a@b.c")
         );
-        let slots: Vec<u16> = [
-            &keys.config,
-            &keys.stock,
-            &keys.buyers,
-            &keys.attempts(&user),
-        ]
-        .iter()
-        .map(|key| fred::util::redis_keyslot(key.as_bytes()))
-        .collect();
+        let slots: Vec<u16> = keys
+            .for_purchase(&user)
+            .inner()
+            .iter()
+            .map(|key| fred::util::redis_keyslot(key.as_bytes()))
+            .collect();
+        assert_eq!(slots.len(), 4);
         assert!(slots.iter().all(|slot| *slot == slots[0]), "{slots:?}");
     }
 }

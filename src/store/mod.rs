@@ -1,27 +1,76 @@
-//! The Redis store: the only code that talks to Redis. It owns the fred pool, the key names
-//! ([`keys`]) and the Lua scripts ([`scripts`]); handlers call its typed functions.
+//! The Redis store: the only code that talks to Redis. It owns the connections, the key names
+//! ([`keys`]) and the Lua scripts ([`scripts`]); handlers call its typed functions with the
+//! [`SaleId`] of the sale they serve, so one store serves every sale.
 
 pub mod keys;
 pub mod local_server;
 pub mod scripts;
+pub mod url;
 
-use crate::{
-    config::{RedisSettings, RedisUrl, SaleSeed, UserAttemptLimit},
-    domain::{Purchase, PurchaseOutcome, RequestToken, SaleId, SaleSnapshot, UserId, UserRecord},
+use crate::domain::{
+    Purchase, PurchaseOutcome, RequestToken, SaleId, SaleSnapshot, UserId, UserRecord,
 };
-use fred::bytes_utils::Str;
 use fred::{
+    bytes_utils::Str,
     prelude::*,
-    types::{InfoKind, MultipleKeys},
+    types::{config::Config, InfoKind},
 };
 use keys::SaleKeys;
 use scripts::Scripts;
-use std::time::Duration;
+use std::{
+    num::NonZeroUsize,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+pub use url::RedisUrl;
+
+/// How the store connects (`REDIS_URL`, `REDIS_TIMEOUT_MS`).
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `None`: start an embedded local `redis-server` (SPEC §4).
+    pub url: Option<RedisUrl>,
+    /// `REDIS_POOL_SIZE`: connections of the whole instance, shared out among its HTTP workers.
+    pub pool_size: NonZeroUsize,
+    pub timeout: Duration,
+}
+
+/// Purchase attempts per user per window, enforced inside the purchase script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserAttemptLimit {
+    /// 0 = off.
+    pub limit: u32,
+    pub window_ms: u64,
+}
+
+/// What a new sale holds: name, stock and window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleSeed {
+    pub product_name: String,
+    pub total_stock: u64,
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+}
+
+impl SaleSeed {
+    /// The sale of local mode: 100 units, starting now, ending in one hour.
+    pub fn demo(now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            product_name: "Demo product".to_owned(),
+            total_stock: 100,
+            start: now,
+            end: now + chrono::Duration::hours(1),
+        }
+    }
+}
 
 /// Why a Redis call failed, in the two kinds the HTTP layer tells apart.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// Redis did not answer in time or could not be reached: the outcome is unknown, retry.
+    /// Redis did not answer in time, could not be reached, or said "not now": the outcome is
+    /// unknown, and a retry is safe (SPEC §7).
     #[error("redis unavailable: {0}")]
     Unavailable(#[source] fred::error::Error),
     /// Redis answered with something this build does not expect (a bug or a foreign key).
@@ -29,89 +78,135 @@ pub enum StoreError {
     Unexpected(String),
 }
 
+/// Reply prefixes that mean "not now" rather than "wrong": a replica promoted mid-call, a
+/// cluster moving a slot, a server loading its data or out of memory, a script running long.
+const PASSING_STATES: [&str; 8] = [
+    "LOADING",
+    "READONLY",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "BUSY",
+    "OOM",
+    "NOREPLICAS",
+];
+
 impl From<fred::error::Error> for StoreError {
     fn from(err: fred::error::Error) -> Self {
-        match err.kind() {
-            ErrorKind::Timeout | ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Backpressure => {
-                StoreError::Unavailable(err)
-            }
-            // A replica promoted mid-call, a cluster resharding or a server still loading its
-            // data are passing states, not bugs: the client should retry.
-            _ if [
-                "LOADING",
-                "READONLY",
-                "CLUSTERDOWN",
-                "TRYAGAIN",
-                "MASTERDOWN",
-                "BUSY",
-            ]
+        let passing = PASSING_STATES
             .iter()
-            .any(|prefix| err.details().starts_with(prefix)) =>
-            {
-                StoreError::Unavailable(err)
-            }
+            .any(|prefix| err.details().starts_with(prefix));
+        match err.kind() {
+            ErrorKind::Timeout
+            | ErrorKind::IO
+            | ErrorKind::Canceled
+            | ErrorKind::Backpressure
+            | ErrorKind::Routing
+            | ErrorKind::Cluster => StoreError::Unavailable(err),
+            _ if passing => StoreError::Unavailable(err),
             _ => StoreError::Unexpected(err.to_string()),
         }
     }
 }
 
-/// A connected pool plus the key names of the sale this instance serves.
+/// A set of Redis connections and the scripts. Clones share the connections.
+///
+/// Each HTTP worker owns one store, built for it at start-up and connected on the worker's own
+/// thread ([`Store::connect`]), so a purchase never crosses threads between its handler and its
+/// Redis reply (README, Benchmarks).
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
-    keys: SaleKeys,
+    clients: Arc<[Client]>,
+    next: Arc<AtomicUsize>,
     scripts: Scripts,
+    timeout: Duration,
 }
 
 impl Store {
-    /// Connects the pool; fails fast when Redis cannot be reached at start-up.
-    pub async fn connect(
-        url: &RedisUrl,
-        settings: &RedisSettings,
-        sale: &SaleId,
-    ) -> Result<Self, StoreError> {
-        let config = Config::from_url(&fred_url(url.as_str()))?;
-        let timeout = settings.timeout;
-        let pool = Builder::from_config(config)
-            .with_performance_config(|perf| {
-                // fred's default is no timeout at all: a frozen Redis would hang every handler.
-                perf.default_command_timeout = timeout;
-            })
-            .with_connection_config(|conn| {
-                conn.connection_timeout = timeout;
-                conn.internal_command_timeout = timeout;
-                // In-flight commands are re-sent after a reconnect; purchase.lua is safe to run
-                // twice (request tokens), which is what makes this default safe to keep.
-                conn.max_command_attempts = 3;
-                // A connection that stops answering is torn down and reconnected, instead of
-                // every later command on it timing out.
-                conn.unresponsive.max_timeout = Some(timeout.max(Duration::from_millis(500)));
-                conn.unresponsive.interval = (timeout / 4).max(Duration::from_millis(50));
-            })
-            // Retry forever, 50 ms doubling up to 2 s: a flash sale cannot wait 30 s for Redis.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .build_pool(settings.pool_size)?;
-        pool.init().await?;
-        Ok(Self {
-            pool,
-            keys: SaleKeys::new(sale),
+    /// Builds `connections` clients, not yet connected.
+    pub fn new(url: &RedisUrl, timeout: Duration, connections: NonZeroUsize) -> Self {
+        let clients = (0..connections.get())
+            .map(|_| client(url.config().clone(), timeout))
+            .collect();
+        Self {
+            clients,
+            next: Arc::new(AtomicUsize::new(0)),
             scripts: Scripts::new(),
-        })
+            timeout,
+        }
+    }
+
+    /// Starts the connection tasks on the current runtime; commands sent before they are up
+    /// wait for them (bounded by the command timeout).
+    pub fn connect(&self) {
+        for client in self.clients.iter() {
+            // The task lives as long as the client; its handle is not needed.
+            drop(client.connect());
+        }
+    }
+
+    /// Connects and waits until every connection is up: start-up fails fast when Redis cannot
+    /// be reached.
+    pub async fn connect_and_wait(&self) -> Result<(), StoreError> {
+        self.connect();
+        for client in self.clients.iter() {
+            client.wait_for_connect().await?;
+        }
+        Ok(())
+    }
+
+    /// The next connection, preferring one that is connected right now. When none is (the
+    /// worker just started, or Redis is reconnecting), waits for one, at most the command
+    /// timeout: a cluster client cannot route anything before it has read the slot map.
+    async fn client(&self) -> &Client {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let count = self.clients.len();
+        let connected = (0..count)
+            .map(|offset| &self.clients[(start + offset) % count])
+            .find(|client| client.is_connected());
+        if let Some(client) = connected {
+            return client;
+        }
+        let client = &self.clients[start % count];
+        // On timeout the command is sent anyway and fails or waits on its own timeout.
+        let _ = tokio::time::timeout(self.timeout, client.wait_for_connect()).await;
+        client
+    }
+
+    /// Runs one store call within `REDIS_TIMEOUT_MS` in all: waiting for a connection, a
+    /// NOSCRIPT reload and its retry included, so no request hangs past the timeout.
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(fred::error::Error::new(
+                    ErrorKind::Timeout,
+                    "no answer within REDIS_TIMEOUT_MS",
+                )))
+            })
     }
 
     /// `SCRIPT LOAD`s every script (on every primary in cluster mode).
     pub async fn load_scripts(&self) -> Result<(), StoreError> {
-        self.scripts.load_all(self.pool.next()).await
+        self.scripts.load_all(self.client().await).await
     }
 
     /// Creates the sale if it does not exist yet. Returns whether it was created.
-    pub async fn create_sale_if_missing(&self, seed: &SaleSeed) -> Result<bool, StoreError> {
+    pub async fn create_sale_if_missing(
+        &self,
+        sale: &SaleId,
+        seed: &SaleSeed,
+    ) -> Result<bool, StoreError> {
+        let keys = SaleKeys::new(sale);
         let created: i64 = self
             .scripts
             .create_sale
-            .call(self.pool.next(), || {
+            .call(self.client().await, || {
                 (
-                    self.keys.config_and_stock(),
+                    keys.config_and_stock(),
                     vec![
                         Value::from(seed.product_name.as_str()),
                         Value::from(seed.total_stock as i64),
@@ -127,11 +222,13 @@ impl Store {
     /// Runs `lua/purchase.lua`: the whole decision, one round trip.
     pub async fn purchase(
         &self,
+        sale: &SaleId,
         user: UserId,
         token: RequestToken,
         limit: UserAttemptLimit,
     ) -> Result<PurchaseOutcome, StoreError> {
-        let rate_key = self.keys.attempts(&user);
+        let keys = SaleKeys::new(sale);
+        let keys = keys.for_purchase(&user);
         // Owned strings become `Str` without a copy; the closure then clones reference counts,
         // not bytes (it runs a second time only after a NOSCRIPT reload).
         let (user, token) = (
@@ -145,60 +242,36 @@ impl Store {
             i64,
             i64,
         ) = self
-            .scripts
-            .purchase
-            .call(self.pool.next(), || {
-                let keys = vec![
-                    self.keys.config.clone(),
-                    self.keys.stock.clone(),
-                    self.keys.buyers.clone(),
-                    rate_key.clone(),
-                ];
-                let args = vec![
-                    Value::String(user.clone()),
-                    Value::String(token.clone()),
-                    Value::from(i64::from(limit.limit)),
-                    Value::from(limit.window_ms as i64),
-                ];
-                (MultipleKeys::from(keys), args)
+            .bounded(async {
+                let client = self.client().await;
+                self.scripts
+                    .purchase
+                    .call(client, || {
+                        let args = vec![
+                            Value::String(user.clone()),
+                            Value::String(token.clone()),
+                            Value::from(i64::from(limit.limit)),
+                            Value::from(limit.window_ms as i64),
+                        ];
+                        (keys.clone(), args)
+                    })
+                    .await
             })
             .await?;
-        let purchase = Purchase {
-            purchase_ms,
-            order_number,
-        };
-        Ok(match &*code {
-            "PURCHASED" => PurchaseOutcome::Purchased {
-                remaining,
-                purchase,
-            },
-            "ALREADY_PURCHASED" => PurchaseOutcome::AlreadyPurchased {
-                remaining,
-                purchase,
-            },
-            "SOLD_OUT" => PurchaseOutcome::SoldOut,
-            "SALE_NOT_STARTED" => PurchaseOutcome::NotStarted { remaining },
-            "SALE_ENDED" => PurchaseOutcome::Ended { remaining },
-            "RATE_LIMITED" => PurchaseOutcome::RateLimited {
-                remaining,
-                retry_after: Duration::from_millis(retry_after_ms.max(1) as u64),
-            },
-            "SALE_NOT_FOUND" => PurchaseOutcome::SaleNotFound,
-            other => {
-                return Err(StoreError::Unexpected(format!(
-                    "purchase.lua answered {other:?}"
-                )))
-            }
-        })
+        PurchaseOutcome::from_reply((&code, remaining, purchase_ms, order_number, retry_after_ms))
+            .map_err(StoreError::Unexpected)
     }
 
     /// Runs `lua/status.lua`: config, stock and the Redis clock in one round trip.
-    pub async fn status(&self) -> Result<Option<SaleSnapshot>, StoreError> {
+    pub async fn status(&self, sale: &SaleId) -> Result<Option<SaleSnapshot>, StoreError> {
+        let keys = SaleKeys::new(sale);
         let reply: Option<(String, i64, i64, i64, i64, i64)> = self
-            .scripts
-            .status
-            .call(self.pool.next(), || {
-                (self.keys.config_and_stock(), Vec::new())
+            .bounded(async {
+                let client = self.client().await;
+                self.scripts
+                    .status
+                    .call(client, || (keys.config_and_stock(), Vec::new()))
+                    .await
             })
             .await?;
         Ok(reply.map(
@@ -216,15 +289,21 @@ impl Store {
     }
 
     /// Runs `lua/user.lua`. `None` when the sale does not exist.
-    pub async fn user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user(
+        &self,
+        sale: &SaleId,
+        user: &UserId,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let keys = SaleKeys::new(sale);
         let reply: Vec<i64> = self
-            .scripts
-            .user
-            .call(self.pool.next(), || {
-                (
-                    MultipleKeys::from(vec![self.keys.config.clone(), self.keys.buyers.clone()]),
-                    vec![Value::from(user.as_str())],
-                )
+            .bounded(async {
+                let client = self.client().await;
+                self.scripts
+                    .user
+                    .call(client, || {
+                        (keys.config_and_buyers(), vec![Value::from(user.as_str())])
+                    })
+                    .await
             })
             .await?;
         match reply.as_slice() {
@@ -244,114 +323,51 @@ impl Store {
 
     /// Whether Redis answers a PING within the command timeout.
     pub async fn ping(&self) -> bool {
-        self.pool.next().ping::<Value>(None).await.is_ok()
+        self.bounded(async { Ok(self.client().await.ping::<Value>(None).await?) })
+            .await
+            .is_ok()
     }
 
     /// Ready = Redis answers and our scripts are in its cache. A missing script (Redis restarted,
     /// failed over or `SCRIPT FLUSH`ed) is loaded again here, so readiness heals itself.
     pub async fn ready(&self) -> Result<(), StoreError> {
-        self.scripts.ensure_loaded(self.pool.next()).await
+        self.bounded(async { self.scripts.ensure_loaded(self.client().await).await })
+            .await
     }
 
     /// Redis's `maxmemory-policy`, read from `INFO memory` (managed Redis often forbids `CONFIG GET`).
     pub async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
-        let info: String = self.pool.next().info(Some(InfoKind::Memory)).await?;
+        let info: String = self.client().await.info(Some(InfoKind::Memory)).await?;
         Ok(info
             .lines()
             .find_map(|line| line.strip_prefix("maxmemory_policy:"))
             .map(|policy| policy.trim().to_owned()))
     }
-
-    pub async fn quit(&self) {
-        // Best effort at shutdown: the connections close with the process anyway.
-        let _ = self.pool.quit().await;
-    }
 }
 
-/// What a worker needs to connect its own pool.
-#[derive(Clone, Debug)]
-pub struct StoreConnector {
-    url: RedisUrl,
-    settings: RedisSettings,
-    sale: SaleId,
-}
-
-impl StoreConnector {
-    pub fn new(url: RedisUrl, settings: RedisSettings, sale: SaleId) -> Self {
-        Self {
-            url,
-            settings,
-            sale,
-        }
-    }
-
-    pub async fn connect(&self) -> Result<Store, StoreError> {
-        Store::connect(&self.url, &self.settings, &self.sale).await
-    }
-}
-
-/// The store of one HTTP worker. actix-web runs each worker on a single-threaded runtime of its
-/// own; a pool connected from that thread keeps fred's connection tasks there too, so a purchase
-/// never crosses threads between its handler and its Redis reply (README, Benchmarks).
-/// Connected once, on first use; a failed connect is tried again by the next request.
-pub struct WorkerStore {
-    connector: StoreConnector,
-    store: tokio::sync::OnceCell<Store>,
-}
-
-impl WorkerStore {
-    pub fn new(connector: StoreConnector) -> Self {
-        Self {
-            connector,
-            store: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    pub async fn get(&self) -> Result<&Store, StoreError> {
-        self.store
-            .get_or_try_init(|| self.connector.connect())
-            .await
-    }
-}
-
-/// fred reads extra cluster nodes from `?node=` query parameters; SPEC §4 lists them
-/// comma-separated (`redis-cluster://a:7000,b:7001`), so the list is rewritten into that form.
-fn fred_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+/// One connection with the settings that matter for a flash sale.
+fn client(config: Config, timeout: Duration) -> Client {
+    let perf = PerformanceConfig {
+        // fred's default is no timeout at all: a frozen Redis would hang every handler.
+        default_command_timeout: timeout,
+        ..PerformanceConfig::default()
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
-        None => (String::new(), authority),
+    let mut connection = ConnectionConfig {
+        connection_timeout: timeout,
+        internal_command_timeout: timeout,
+        // In-flight commands are re-sent after a reconnect; purchase.lua is safe to run twice
+        // (request tokens), which is what makes this default safe to keep.
+        max_command_attempts: 3,
+        // MOVED/ASK redirections are followed a few times while a slot migrates, then the
+        // command fails (503 to the client) instead of looping until the timeout.
+        max_redirections: 5,
+        ..ConnectionConfig::default()
     };
-    let mut hosts = hosts.split(',');
-    let first = hosts.next().unwrap_or_default();
-    let extra: Vec<String> = hosts.map(|host| format!("node={host}")).collect();
-    if extra.is_empty() {
-        return url.to_owned();
-    }
-    let separator = if tail.contains('?') { '&' } else { '?' };
-    format!(
-        "{scheme}://{userinfo}{first}{tail}{separator}{}",
-        extra.join("&")
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fred_url;
-
-    #[test]
-    fn comma_separated_cluster_nodes_become_node_parameters() {
-        assert_eq!(
-            fred_url("redis-cluster://:pw@a:7000,b:7001,c:7002"),
-            "redis-cluster://:pw@a:7000?node=b:7001&node=c:7002"
-        );
-        assert_eq!(
-            fred_url("redis://localhost:6379/0"),
-            "redis://localhost:6379/0"
-        );
-    }
+    // A connection that stops answering is torn down and reconnected, instead of every later
+    // command on it timing out.
+    connection.unresponsive.max_timeout = Some(timeout.max(Duration::from_millis(500)));
+    connection.unresponsive.interval = (timeout / 4).max(Duration::from_millis(50));
+    // Retry forever, 50 ms doubling up to 2 s: a flash sale cannot wait 30 s for Redis.
+    let policy = ReconnectPolicy::new_exponential(0, 50, 2_000, 2);
+    Client::new(config, Some(perf), Some(connection), Some(policy))
 }

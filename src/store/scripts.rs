@@ -1,13 +1,28 @@
 //! The Lua scripts, embedded in the binary, loaded at start-up and called by SHA.
 //!
-//! `NOSCRIPT` (Redis restarted, failed over, or `SCRIPT FLUSH`) is handled by loading the
-//! script again and retrying once.
+//! Each script is `lua/prelude.lua` (the helpers every script shares) followed by its own file,
+//! joined at build time. `NOSCRIPT` (Redis restarted, failed over, or `SCRIPT FLUSH`) is handled
+//! by loading the script again and retrying once.
 
 use super::StoreError;
 use fred::{
     prelude::*,
     types::{scripts::Script, MultipleKeys},
 };
+
+/// The source of one script as Redis runs it: the prelude, then the script's own file.
+macro_rules! script_source {
+    ($file:literal) => {
+        concat!(
+            include_str!("../../lua/prelude.lua"),
+            "\n",
+            include_str!(concat!("../../lua/", $file))
+        )
+    };
+}
+
+/// The purchase script as Redis runs it (tests call it directly to replay a re-sent call).
+pub const PURCHASE_SOURCE: &str = script_source!("purchase.lua");
 
 /// One embedded script.
 #[derive(Clone)]
@@ -74,10 +89,10 @@ impl Default for Scripts {
 impl Scripts {
     pub fn new() -> Self {
         Self {
-            purchase: LuaScript::new("purchase", include_str!("../../lua/purchase.lua")),
-            status: LuaScript::new("status", include_str!("../../lua/status.lua")),
-            user: LuaScript::new("user", include_str!("../../lua/user.lua")),
-            create_sale: LuaScript::new("create_sale", include_str!("../../lua/create_sale.lua")),
+            purchase: LuaScript::new("purchase", PURCHASE_SOURCE),
+            status: LuaScript::new("status", script_source!("status.lua")),
+            user: LuaScript::new("user", script_source!("user.lua")),
+            create_sale: LuaScript::new("create_sale", script_source!("create_sale.lua")),
         }
     }
 

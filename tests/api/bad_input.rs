@@ -135,12 +135,12 @@ async fn unknown_routes_and_wrong_methods_are_json_errors() {
     app.get("/api/sale/user/")
         .await
         .assert_error(404, "NOT_FOUND");
-    app.get(PURCHASE)
-        .await
-        .assert_error(405, "METHOD_NOT_ALLOWED");
-    app.post_raw("/api/sale/status", JSON, "{}")
-        .await
-        .assert_error(405, "METHOD_NOT_ALLOWED");
+    let get_purchase = app.get(PURCHASE).await;
+    get_purchase.assert_error(405, "METHOD_NOT_ALLOWED");
+    assert_eq!(get_purchase.header("allow"), Some("POST"));
+    let post_status = app.post_raw("/api/sale/status", JSON, "{}").await;
+    post_status.assert_error(405, "METHOD_NOT_ALLOWED");
+    assert_eq!(post_status.header("allow"), Some("GET, HEAD"));
     let delete = app
         .http
         .delete(app.url("/api/sale/user/a"))
@@ -148,5 +148,23 @@ async fn unknown_routes_and_wrong_methods_are_json_errors() {
         .await
         .unwrap();
     assert_eq!(delete.status(), 405);
+    assert_eq!(delete.headers()["allow"], "GET, HEAD");
     assert_eq!(redis.digest().await, digest);
+}
+
+#[tokio::test]
+async fn error_messages_carry_no_parser_internals() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+
+    for body in [r#"{"userId":""}"#, "{", r#"{"userId":42}"#, r#"{}"#] {
+        let reply = app.post_raw(PURCHASE, JSON, body).await;
+
+        reply.assert_error(400, "INVALID_REQUEST");
+        let message = reply.body["message"].as_str().unwrap();
+        assert!(
+            !message.contains("line") && !message.contains("column"),
+            "{body}: {message}"
+        );
+    }
 }

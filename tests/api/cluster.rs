@@ -137,8 +137,14 @@ async fn sales_in_different_slots_sell_through_one_cluster() {
     assert_eq!(spring, ["PURCHASED", "PURCHASED", "PURCHASED", "SOLD_OUT"]);
     assert_eq!(autumn, ["PURCHASED", "PURCHASED", "SOLD_OUT", "SOLD_OUT"]);
     let client = cluster.client().await;
-    let spring_stock: i64 = client.get("sale:{spring}:stock").await.unwrap();
-    let autumn_buyers: i64 = client.hlen("sale:{autumn}:buyers").await.unwrap();
+    let spring_stock: i64 = client
+        .get(crate::helpers::keys("spring").stock())
+        .await
+        .unwrap();
+    let autumn_buyers: i64 = client
+        .hlen(crate::helpers::keys("autumn").buyers())
+        .await
+        .unwrap();
     assert_eq!((spring_stock, autumn_buyers), (0, 2));
     assert_eq!(apps[1].user("c2").await.body["orderNumber"], 2);
     assert_eq!(apps[0].status().await.body["status"], "sold_out");

@@ -14,6 +14,7 @@ async fn without_redis_url_it_serves_a_demo_sale_and_stops_its_redis_on_sigterm(
     let mut child = flashsale()
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
+        .env("LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -68,6 +69,53 @@ async fn without_redis_url_it_serves_a_demo_sale_and_stops_its_redis_on_sigterm(
         !is_alive(redis_pid),
         "the embedded redis-server outlived the service"
     );
+}
+
+#[tokio::test]
+async fn local_mode_logs_for_people_and_prints_where_it_is_ready() {
+    // Arrange: no REDIS_URL and no LOG_FORMAT, as on a developer's machine.
+    let mut child = flashsale()
+        .env("PORT", "0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+
+    // Act: read lines until the ready line (bounded by the reader thread's timeout).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        let done = line.starts_with("flashsale ready at http://127.0.0.1:");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+
+    // Assert: the ready line names a port that served, and the log lines are not JSON.
+    let ready = lines.last().cloned().unwrap_or_default();
+    let port: u16 = ready
+        .strip_prefix("flashsale ready at http://127.0.0.1:")
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no ready line in {lines:?}"));
+    assert!(port > 0);
+    let logged: Vec<_> = lines.iter().filter(|l| l.contains("LOCAL MODE")).collect();
+    assert_eq!(logged.len(), 1, "{lines:?}");
+    assert!(serde_json::from_str::<serde_json::Value>(logged[0]).is_err());
 }
 
 #[test]

@@ -116,7 +116,7 @@ async fn readiness_reloads_scripts_that_redis_lost() {
     let ready = app.get("/health/ready").await;
 
     assert_eq!(ready.status, 200);
-    let sha = fred::util::sha1_hash(include_str!("../../lua/purchase.lua"));
+    let sha = fred::util::sha1_hash(flashsale::store::scripts::PURCHASE_SOURCE);
     let exists: Vec<bool> = redis.client.script_exists(vec![sha]).await.unwrap();
     assert_eq!(exists, [true]);
 }

@@ -19,6 +19,54 @@ async fn every_response_echoes_a_request_id() {
 }
 
 #[tokio::test]
+async fn a_sensible_incoming_request_id_is_kept_and_a_hostile_one_replaced() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let with_id = |id: &str| {
+        app.http
+            .get(app.url("/api/sale/status"))
+            .header("x-request-id", id)
+            .send()
+    };
+
+    let kept = with_id("edge-7f3a.42:retry").await.unwrap();
+    let long = "x".repeat(129);
+    let replaced = with_id(&long).await.unwrap();
+    let hostile = with_id("a b\"<script>").await.unwrap();
+
+    assert_eq!(kept.headers()["x-request-id"], "edge-7f3a.42:retry");
+    for reply in [replaced, hostile] {
+        let id = reply.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 36, "a fresh UUID: {id}");
+    }
+}
+
+#[tokio::test]
+async fn head_works_on_every_get_route_with_no_body() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+
+    for path in [
+        "/api/sale/status",
+        "/api/sales/default/status",
+        "/api/sale/user/alice",
+        "/health",
+        "/health/live",
+        "/health/ready",
+    ] {
+        let reply = app.http.head(app.url(path)).send().await.unwrap();
+
+        assert_eq!(reply.status(), 200, "{path}");
+        assert_eq!(
+            reply.headers()["content-type"],
+            "application/json",
+            "{path}"
+        );
+        assert!(reply.bytes().await.unwrap().is_empty(), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn an_allowed_origin_gets_cors_headers_and_preflight_passes() {
     let redis = TestRedis::start().await;
     let app = spawn_app_with(

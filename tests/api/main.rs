@@ -13,6 +13,8 @@ mod http_layer;
 mod logs;
 mod purchase;
 mod sale_window;
+mod sales;
 mod status;
 mod tls;
 mod user;
+mod vocabulary;

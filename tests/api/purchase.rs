@@ -135,13 +135,9 @@ async fn the_purchase_script_run_twice_with_one_token_takes_one_unit() {
     // fred re-sends an in-flight EVALSHA after a reconnect: the same script call, same ARGV.
     let redis = TestRedis::start().await;
     let _app = spawn_app(&redis).await;
-    let script = fred::types::scripts::Script::from_lua(include_str!("../../lua/purchase.lua"));
-    let keys = vec![
-        "sale:{default}:config",
-        "sale:{default}:stock",
-        "sale:{default}:buyers",
-        "sale:{default}:rl:gus",
-    ];
+    let script = fred::types::scripts::Script::from_lua(flashsale::store::scripts::PURCHASE_SOURCE);
+    let user = flashsale::domain::UserId::parse("gus".into()).unwrap();
+    let keys = crate::helpers::keys("default").for_purchase(&user);
     let args = vec!["gus", "0123456789abcdef", "10", "10000"];
 
     let first: Vec<fred::types::Value> = script
@@ -181,7 +177,12 @@ async fn a_user_who_keeps_trying_after_sell_out_is_rate_limited_with_retry_after
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     // Counted per user: another user is not limited.
     assert_eq!(app.purchase("ivy").await.code(), "SOLD_OUT");
-    let ttl: i64 = redis.client.pttl("sale:{default}:rl:hank").await.unwrap();
+    let hank = flashsale::domain::UserId::parse("hank".into()).unwrap();
+    let ttl: i64 = redis
+        .client
+        .pttl(crate::helpers::keys("default").attempts(&hank))
+        .await
+        .unwrap();
     assert!(ttl > 0 && ttl <= 60_000, "the counter expires: {ttl}");
 }
 

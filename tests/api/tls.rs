@@ -118,7 +118,10 @@ async fn a_rediss_url_connects_over_tls_and_sells() {
         None,
     );
     plain.init().await.unwrap();
-    let stock: i64 = plain.get("sale:{default}:stock").await.unwrap();
+    let stock: i64 = plain
+        .get(crate::helpers::keys("default").stock())
+        .await
+        .unwrap();
     assert_eq!(stock, 4);
 }
 

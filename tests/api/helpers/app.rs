@@ -1,161 +1,11 @@
-//! Test harness: a real `redis-server` per test on a free port, apps on port 0, typed helpers
-//! for the HTTP API and for reading Redis state back.
+//! App instances on port 0 with typed helpers for the HTTP API, and the replies they read.
 
+use super::redis::TestRedis;
 use chrono::{Duration as ChronoDuration, Utc};
-use flashsale::{
-    config::Settings,
-    startup::Application,
-    store::local_server::{LocalRedisServer, LocalServerOptions},
-};
-use fred::prelude::*;
+use flashsale::{config::Settings, startup::Application};
 use reqwest::{Response, StatusCode};
 use serde_json::Value as Json;
-use std::{
-    collections::BTreeMap,
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
-use tempfile::TempDir;
-
-/// A private Redis for one test, plus a plain client to inspect it.
-pub struct TestRedis {
-    server: Option<LocalRedisServer>,
-    port: u16,
-    dir: TempDir,
-    pub client: Client,
-}
-
-impl TestRedis {
-    pub async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let server = Self::spawn(None, &dir).await;
-        let port = server.port();
-        let config = Config::from_url(&format!("redis://127.0.0.1:{port}")).unwrap();
-        let client = Builder::from_config(config)
-            .with_performance_config(|perf| perf.default_command_timeout = Duration::from_secs(5))
-            .set_policy(ReconnectPolicy::new_constant(0, 50))
-            .build()
-            .unwrap();
-        client.init().await.expect("test client connects");
-        Self {
-            server: Some(server),
-            port,
-            dir,
-            client,
-        }
-    }
-
-    async fn spawn(port: Option<u16>, dir: &TempDir) -> LocalRedisServer {
-        LocalRedisServer::start_with(LocalServerOptions {
-            port,
-            data_dir: Some(dir.path().to_owned()),
-            // DEBUG DIGEST lets tests prove that a request wrote nothing at all.
-            extra_args: vec!["--enable-debug-command".into(), "yes".into()],
-        })
-        .await
-        .expect("redis-server starts (is it installed?)")
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn pid(&self) -> u32 {
-        self.server
-            .as_ref()
-            .and_then(LocalRedisServer::pid)
-            .expect("redis is running")
-    }
-
-    /// SIGSTOP: the server keeps its sockets but answers nothing, like a hung host.
-    pub fn freeze(&self) {
-        signal(self.pid(), "-STOP");
-    }
-
-    pub fn thaw(&self) {
-        signal(self.pid(), "-CONT");
-    }
-
-    pub async fn stop(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.stop().await;
-        }
-    }
-
-    /// Starts Redis again on the same port and directory: it loads what `SAVE` wrote, with an
-    /// empty script cache, as after a real restart or failover.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        self.server = Some(Self::spawn(Some(self.port), &self.dir).await);
-        self.wait_for_client().await;
-    }
-
-    async fn wait_for_client(&self) {
-        for _ in 0..100 {
-            if self.client.ping::<String>(None).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("test client did not reconnect");
-    }
-
-    pub async fn save(&self) {
-        let _: () = self
-            .client
-            .custom(fred::cmd!("SAVE"), Vec::<String>::new())
-            .await
-            .unwrap();
-    }
-
-    /// A digest of the whole dataset: equal digests mean nothing was written.
-    pub async fn digest(&self) -> String {
-        self.client
-            .custom(fred::cmd!("DEBUG"), vec!["DIGEST"])
-            .await
-            .expect("DEBUG DIGEST")
-    }
-
-    pub async fn stock(&self, sale: &str) -> Option<i64> {
-        self.client
-            .get(format!("sale:{{{sale}}}:stock"))
-            .await
-            .unwrap()
-    }
-
-    pub async fn buyers(&self, sale: &str) -> BTreeMap<String, String> {
-        self.client
-            .hgetall(format!("sale:{{{sale}}}:buyers"))
-            .await
-            .unwrap()
-    }
-
-    pub async fn config(&self, sale: &str) -> BTreeMap<String, String> {
-        self.client
-            .hgetall(format!("sale:{{{sale}}}:config"))
-            .await
-            .unwrap()
-    }
-
-    pub async fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .client
-            .custom(fred::cmd!("KEYS"), vec!["*"])
-            .await
-            .unwrap();
-        keys.sort();
-        keys
-    }
-}
-
-fn signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
+use std::{collections::BTreeMap, time::Duration};
 
 /// A running app instance.
 pub struct TestApp {
@@ -232,22 +82,6 @@ pub async fn try_spawn_app(env: BTreeMap<String, String>) -> Result<TestApp, Str
     })
 }
 
-/// Polls `GET /health/ready` on a port until it answers 200 (bounded); whether it did.
-pub async fn wait_until_ready(port: u16) -> bool {
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        let ready = http
-            .get(format!("http://127.0.0.1:{port}/health/ready"))
-            .send()
-            .await;
-        if ready.is_ok_and(|reply| reply.status() == 200) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 /// A response read whole: status, headers and JSON body.
 #[derive(Debug)]
 pub struct Reply {
@@ -321,6 +155,13 @@ impl TestApp {
         .await
     }
 
+    /// A purchase in a named sale, through `/api/sales/{sale}/purchase`.
+    pub async fn purchase_in(&self, sale: &str, user: &str) -> Reply {
+        let body = serde_json::json!({ "userId": user });
+        let url = self.url(&format!("/api/sales/{sale}/purchase"));
+        Reply::read(self.http.post(url).json(&body).send().await.unwrap()).await
+    }
+
     pub async fn purchase_with_key(&self, user: &str, key: &str) -> Reply {
         let body = serde_json::json!({ "userId": user });
         let request = self
@@ -389,47 +230,4 @@ impl TestApp {
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
-}
-
-// ---- the binary, run as a user runs it ----
-
-pub fn flashsale() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flashsale"));
-    // A clean environment: no REDIS_URL, no SALE_* from the developer's shell.
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    command
-}
-
-/// Reads JSON log lines until `message` appears; returns all lines read.
-pub fn wait_for_log(child: &mut Child, message: &str) -> Vec<serde_json::Value> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Keep draining after the caller stops listening, so the child never hits a broken pipe.
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
-        let json: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is JSON: {line}"));
-        let done = json["message"] == message;
-        lines.push(json);
-        if done {
-            return lines;
-        }
-    }
-    panic!("no {message:?} in the log: {lines:?}");
-}
-
-pub fn is_alive(pid: u64) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
 }

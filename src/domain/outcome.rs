@@ -1,0 +1,190 @@
+//! The vocabulary of answers: every `code` a client can read (SPEC §3) with its HTTP status and
+//! message, and the purchase script's answer parsed into a typed [`PurchaseOutcome`].
+//!
+//! A code is spelled once in Rust (here) and once in Lua (`lua/purchase.lua`); a new outcome is
+//! added in those two places and nowhere else.
+
+use actix_web::http::StatusCode;
+use serde::Serialize;
+use std::time::Duration;
+
+/// Every code a JSON answer can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Code {
+    Purchased,
+    AlreadyPurchased,
+    SoldOut,
+    SaleNotStarted,
+    SaleEnded,
+    RateLimited,
+    InvalidRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    SaleNotFound,
+    NotFound,
+    MethodNotAllowed,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl Code {
+    /// The codes `lua/purchase.lua` may answer, in the order its checks run.
+    pub const PURCHASE: [Code; 7] = [
+        Code::SaleNotFound,
+        Code::Purchased,
+        Code::AlreadyPurchased,
+        Code::SaleNotStarted,
+        Code::SaleEnded,
+        Code::RateLimited,
+        Code::SoldOut,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Code::Purchased => "PURCHASED",
+            Code::AlreadyPurchased => "ALREADY_PURCHASED",
+            Code::SoldOut => "SOLD_OUT",
+            Code::SaleNotStarted => "SALE_NOT_STARTED",
+            Code::SaleEnded => "SALE_ENDED",
+            Code::RateLimited => "RATE_LIMITED",
+            Code::InvalidRequest => "INVALID_REQUEST",
+            Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Code::SaleNotFound => "SALE_NOT_FOUND",
+            Code::NotFound => "NOT_FOUND",
+            Code::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Code::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Code::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Code::Purchased => StatusCode::OK,
+            Code::AlreadyPurchased => StatusCode::CONFLICT,
+            Code::SoldOut | Code::SaleEnded => StatusCode::GONE,
+            Code::SaleNotStarted => StatusCode::FORBIDDEN,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Code::InvalidRequest => StatusCode::BAD_REQUEST,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::SaleNotFound | Code::NotFound => StatusCode::NOT_FOUND,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What a person reads; an error may carry a more specific message of its own.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Code::Purchased => "You got one! Your unit is reserved.",
+            Code::AlreadyPurchased => "You have already bought this item.",
+            Code::SoldOut => "Sold out: no units left.",
+            Code::SaleNotStarted => "The sale has not started yet.",
+            Code::SaleEnded => "The sale has ended.",
+            Code::RateLimited => "Too many attempts; wait and retry.",
+            Code::InvalidRequest => "The request was not accepted.",
+            Code::PayloadTooLarge => "The request body is too large.",
+            Code::UnsupportedMediaType => "Content-Type must be application/json.",
+            Code::SaleNotFound => "No such sale.",
+            Code::NotFound => "No such route.",
+            Code::MethodNotAllowed => "Method not allowed on this route.",
+            Code::ServiceUnavailable => "The sale is temporarily unavailable; retry shortly.",
+            Code::InternalError => "Internal error.",
+        }
+    }
+
+    /// The code of a purchase-script answer; `None` for anything the script never says.
+    pub fn from_script(code: &str) -> Option<Self> {
+        Code::PURCHASE
+            .into_iter()
+            .find(|known| known.as_str() == code)
+    }
+}
+
+/// A unit held by a buyer: when it was bought (Redis clock) and in which order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purchase {
+    pub purchase_ms: i64,
+    pub order_number: i64,
+}
+
+/// The purchase script's answer, checked: the code, the stock after the decision, the unit the
+/// user holds (for `PURCHASED` and `ALREADY_PURCHASED`) and the wait (for `RATE_LIMITED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurchaseOutcome {
+    pub code: Code,
+    pub remaining: i64,
+    pub purchase: Option<Purchase>,
+    pub retry_after: Option<Duration>,
+}
+
+/// The raw reply of `lua/purchase.lua`: `{code, remainingStock, purchaseMs, orderNumber,
+/// retryAfterMs}`.
+pub type PurchaseReply<'a> = (&'a str, i64, i64, i64, i64);
+
+impl PurchaseOutcome {
+    /// The one place a purchase-script reply becomes a typed outcome.
+    pub fn from_reply(reply: PurchaseReply<'_>) -> Result<Self, String> {
+        let (code, remaining, purchase_ms, order_number, retry_after_ms) = reply;
+        let code = Code::from_script(code)
+            .ok_or_else(|| format!("purchase.lua answered an unknown code {code:?}"))?;
+        let holds_unit = matches!(code, Code::Purchased | Code::AlreadyPurchased);
+        if holds_unit && order_number < 1 {
+            return Err(format!("purchase.lua answered {code:?} without an order"));
+        }
+        Ok(Self {
+            code,
+            remaining: remaining.max(0),
+            purchase: holds_unit.then_some(Purchase {
+                purchase_ms,
+                order_number,
+            }),
+            retry_after: (code == Code::RateLimited)
+                .then(|| Duration::from_millis(retry_after_ms.max(1) as u64)),
+        })
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.code == Code::Purchased
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_purchase_code_round_trips_through_its_spelling() {
+        for code in Code::PURCHASE {
+            assert_eq!(Code::from_script(code.as_str()), Some(code));
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        assert_eq!(Code::from_script("INTERNAL_ERROR"), None);
+    }
+
+    #[test]
+    fn the_lua_script_spells_every_purchase_code() {
+        let lua = include_str!("../../lua/purchase.lua");
+        for code in Code::PURCHASE {
+            assert!(lua.contains(&format!("'{}'", code.as_str())), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_reply_becomes_an_outcome_with_its_unit_and_wait() {
+        let bought =
+            PurchaseOutcome::from_reply(("PURCHASED", 9, 1_700_000_000_000, 3, 0)).unwrap();
+        assert_eq!(bought.code.status(), StatusCode::OK);
+        assert_eq!(bought.purchase.map(|p| p.order_number), Some(3));
+        assert!(bought.is_success());
+        let limited = PurchaseOutcome::from_reply(("RATE_LIMITED", 5, 0, 0, 1500)).unwrap();
+        assert_eq!(limited.retry_after, Some(Duration::from_millis(1500)));
+        assert_eq!(limited.purchase, None);
+        assert!(PurchaseOutcome::from_reply(("NOPE", 0, 0, 0, 0)).is_err());
+        assert!(PurchaseOutcome::from_reply(("PURCHASED", 0, 0, 0, 0)).is_err());
+    }
+}

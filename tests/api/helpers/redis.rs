@@ -1,0 +1,149 @@
+//! A real `redis-server` per test on a free port, and a plain client to read its state back
+//! with the crate's own key names.
+
+use flashsale::{
+    domain::SaleId,
+    store::{
+        keys::SaleKeys,
+        local_server::{LocalRedisServer, LocalServerOptions},
+    },
+};
+use fred::prelude::*;
+use std::{collections::BTreeMap, process::Command, time::Duration};
+use tempfile::TempDir;
+
+/// The key names of a sale, as the service builds them.
+pub fn keys(sale: &str) -> SaleKeys {
+    SaleKeys::new(&SaleId::parse(sale).expect("a valid sale id"))
+}
+
+/// A private Redis for one test, plus a plain client to inspect it.
+pub struct TestRedis {
+    server: Option<LocalRedisServer>,
+    port: u16,
+    dir: TempDir,
+    pub client: Client,
+}
+
+impl TestRedis {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = Self::spawn(None, &dir).await;
+        let port = server.port();
+        let config = Config::from_url(&format!("redis://127.0.0.1:{port}")).unwrap();
+        let client = Builder::from_config(config)
+            .with_performance_config(|perf| perf.default_command_timeout = Duration::from_secs(5))
+            .set_policy(ReconnectPolicy::new_constant(0, 50))
+            .build()
+            .unwrap();
+        client.init().await.expect("test client connects");
+        Self {
+            server: Some(server),
+            port,
+            dir,
+            client,
+        }
+    }
+
+    async fn spawn(port: Option<u16>, dir: &TempDir) -> LocalRedisServer {
+        LocalRedisServer::start_with(LocalServerOptions {
+            port,
+            data_dir: Some(dir.path().to_owned()),
+            // DEBUG DIGEST lets tests prove that a request wrote nothing at all.
+            extra_args: vec!["--enable-debug-command".into(), "yes".into()],
+        })
+        .await
+        .expect("redis-server starts (is it installed?)")
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> u32 {
+        self.server
+            .as_ref()
+            .and_then(LocalRedisServer::pid)
+            .expect("redis is running")
+    }
+
+    /// SIGSTOP: the server keeps its sockets but answers nothing, like a hung host.
+    pub fn freeze(&self) {
+        signal(self.pid(), "-STOP");
+    }
+
+    pub fn thaw(&self) {
+        signal(self.pid(), "-CONT");
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// Starts Redis again on the same port and directory: it loads what `SAVE` wrote, with an
+    /// empty script cache, as after a real restart or failover.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.server = Some(Self::spawn(Some(self.port), &self.dir).await);
+        self.wait_for_client().await;
+    }
+
+    async fn wait_for_client(&self) {
+        for _ in 0..100 {
+            if self.client.ping::<String>(None).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("test client did not reconnect");
+    }
+
+    pub async fn save(&self) {
+        let _: () = self
+            .client
+            .custom(fred::cmd!("SAVE"), Vec::<String>::new())
+            .await
+            .unwrap();
+    }
+
+    /// A digest of the whole dataset: equal digests mean nothing was written.
+    pub async fn digest(&self) -> String {
+        self.client
+            .custom(fred::cmd!("DEBUG"), vec!["DIGEST"])
+            .await
+            .expect("DEBUG DIGEST")
+    }
+
+    pub async fn stock(&self, sale: &str) -> Option<i64> {
+        self.client.get(keys(sale).stock()).await.unwrap()
+    }
+
+    pub async fn buyers(&self, sale: &str) -> BTreeMap<String, String> {
+        self.client.hgetall(keys(sale).buyers()).await.unwrap()
+    }
+
+    pub async fn config(&self, sale: &str) -> BTreeMap<String, String> {
+        self.client.hgetall(keys(sale).config()).await.unwrap()
+    }
+
+    pub async fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .client
+            .custom(fred::cmd!("KEYS"), vec!["*"])
+            .await
+            .unwrap();
+        keys.sort();
+        keys
+    }
+}
+
+/// Sends a signal to a process (`-STOP`, `-CONT`, `-TERM`).
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
