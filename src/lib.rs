@@ -1,17 +1,21 @@
-//! flashsale: a stateless HTTP service that runs a flash sale out of Redis.
+//! flashsale: a stateless HTTP service that runs flash sales out of Redis.
 //!
-//! Every purchase is decided by one Lua script (`lua/purchase.lua`) that runs atomically inside
-//! Redis, so any number of instances share one source of truth and the stock is never oversold.
+//! Every purchase is decided by one Lua script (`lua/purchase.lua`, called from
+//! [`store::Store::purchase`]) that runs atomically inside Redis, so any number of instances
+//! share one source of truth and the stock is never oversold.
 //!
-//! Layout:
-//! - [`config`]: environment variables (SPEC §4), read with envy and validated at start-up.
-//! - [`startup`]: [`startup::Application`] binds the listener, connects Redis and wires the routes.
-//! - [`store`]: the only module that talks to Redis: pool, key names, scripts, embedded server.
-//! - [`routes`]: one file per endpoint; handlers call typed [`store::Store`] functions.
-//! - [`domain`]: validated newtypes (`UserId`, `SaleId`, `RequestToken`) and sale types.
-//! - [`error`]: the one error type, mapped to HTTP in one place.
-//! - [`middleware`]: per-IP rate limit, CORS and the JSON error envelope with request ids.
-//! - [`telemetry`]: structured logs (JSON by default).
+//! Layout, in the order a request walks through it:
+//! - [`telemetry`]: structured logs (JSON by default) and the request span with its id.
+//! - [`middleware`]: per-IP rate limit, CORS, and the envelope that makes every error JSON.
+//! - [`routes`]: HTTP only, one file per resource; handlers call typed [`store::Store`]
+//!   functions with the [`domain::SaleId`] of the request.
+//! - [`domain`]: validated types (`SaleId`, `UserId`, `RequestToken`) and the answer
+//!   vocabulary (`Code`, `PurchaseOutcome`): one name per concept from the Lua reply to the JSON.
+//! - [`store`]: the only module that talks to Redis: connections, key names, scripts, the
+//!   embedded `redis-server`.
+//! - [`status_cache`]: the per-sale, bounded, 100 ms status cache.
+//! - [`error`]: the one error type and the one JSON body, mapped to HTTP in one place.
+//! - [`config`] and [`startup`]: the environment read once; `Application::build` wires it all.
 #![forbid(unsafe_code)]
 
 pub mod config;

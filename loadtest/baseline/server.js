@@ -18,7 +18,10 @@ const SALE_ID = env.SALE_ID || 'default';
 const WORKERS = Number(env.WORKERS || os.availableParallelism());
 const ATTEMPT_LIMIT = Number(env.USER_ATTEMPT_LIMIT ?? 10);
 const ATTEMPT_WINDOW_MS = Number(env.USER_ATTEMPT_WINDOW_MS ?? 10000);
-const LUA = (name) => fs.readFileSync(path.join(__dirname, '..', '..', 'lua', name), 'utf8');
+// Each script runs as the service sends it: lua/prelude.lua, a newline, then the script.
+const LUA_DIR = path.join(__dirname, '..', '..', 'lua');
+const LUA = (name) =>
+  fs.readFileSync(path.join(LUA_DIR, 'prelude.lua'), 'utf8') + '\n' + fs.readFileSync(path.join(LUA_DIR, name), 'utf8');
 
 const KEYS = {
   config: `sale:{${SALE_ID}}:config`,

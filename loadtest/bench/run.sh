@@ -91,7 +91,9 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
   --maxmemory-policy noeviction --loglevel warning >"$WORK/redis.log" 2>&1 &
 REDIS_PID=$!; PIDS+=("$REDIS_PID")
 for _ in $(seq 1 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.05; done
-PURCHASE_SHA=$(rcli script load "$(cat lua/purchase.lua)")
+# Scripts run as the service sends them: the shared prelude, a newline, then the script.
+lua_script() { printf '%s\n%s' "$(cat lua/prelude.lua)" "$(cat "lua/$1")"; }
+PURCHASE_SHA=$(rcli script load "$(lua_script purchase.lua)")
 NOW_MS=$(($(date +%s) * 1000))
 BIG_STOCK=1000000000
 
@@ -140,7 +142,7 @@ for C in $CONNECTIONS; do
     # The ceiling: the same script, the same work per call (a new buyer each time), C connections.
     log "round $R/$ROUNDS, $C connections: redis ceiling"
     CEIL_SALE="ceil-$RUN-$C-$R"
-    rcli eval "$(cat lua/create_sale.lua)" 2 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
+    rcli eval "$(lua_script create_sale.lua)" 2 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
       ceiling "$BIG_STOCK" "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null
     CEIL=$(redis-benchmark -p "$REDIS_PORT" -c "$C" -n "$((C * 3000))" -r 1000000000 --csv \
       evalsha "$PURCHASE_SHA" 4 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \

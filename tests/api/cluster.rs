@@ -1,163 +1,164 @@
-//! Redis Cluster: a real three-primary cluster on loopback, `redis-cluster://` with a comma list.
+//! Many sales on a real Redis Cluster, including while it moves a slot and while it fails over.
 
-use crate::helpers::{try_spawn_app, TestRedis};
-use flashsale::store::local_server::{LocalRedisServer, LocalServerOptions};
+use crate::helpers::{
+    assert_invariants, cluster::slot_of_sale, cluster::TestCluster, crowd, first_codes, keys,
+    try_spawn_app, TestApp, TestRedis,
+};
 use fred::prelude::*;
-use std::{net::TcpListener, process::Command, time::Duration};
+use std::{
+    collections::BTreeMap,
+    process::Command,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
-/// Three primaries, slots split by `redis-cli --cluster create`.
-struct TestCluster {
-    _nodes: Vec<LocalRedisServer>,
-    _dirs: Vec<tempfile::TempDir>,
-    ports: Vec<u16>,
+/// `count` instances on the cluster; the first seeds `sale` with `stock` units.
+async fn apps_on(cluster: &TestCluster, sale: &str, stock: u32, count: usize) -> Vec<TestApp> {
+    let redis = TestRedis::start().await; // only for base_env's other variables
+    let mut apps = Vec::new();
+    for n in 0..count {
+        let mut env = crate::helpers::base_env(&redis);
+        env.insert("REDIS_URL".into(), cluster.url());
+        env.insert("SALE_ID".into(), sale.into());
+        if n > 0 {
+            env.remove("SALE_TOTAL_STOCK");
+            env.remove("SALE_PRODUCT_NAME");
+            env.remove("SALE_START");
+            env.remove("SALE_END");
+        } else {
+            env.insert("SALE_TOTAL_STOCK".into(), stock.to_string());
+        }
+        apps.push(try_spawn_app(env).await.unwrap());
+    }
+    apps
 }
 
-/// A port whose cluster bus port (port + 10000) is free too.
-fn cluster_port() -> u16 {
-    for _ in 0..200 {
-        let port = 20_000 + rand::random::<u16>() % 10_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
-        {
-            return port;
-        }
-    }
-    panic!("no free port pair for a cluster node");
+/// Redis's record of a sale: buyers and remaining stock.
+async fn sale_state(client: &Client, sale: &str) -> (BTreeMap<String, String>, i64) {
+    let keys = keys(sale);
+    let buyers: BTreeMap<String, String> = client.hgetall(keys.buyers()).await.unwrap();
+    let stock: i64 = client.get(keys.stock()).await.unwrap();
+    (buyers, stock)
 }
 
-impl TestCluster {
-    async fn start() -> Self {
-        let (mut nodes, mut dirs, mut ports) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().unwrap();
-            let node = LocalRedisServer::start_with(LocalServerOptions {
-                port: Some(cluster_port()),
-                data_dir: Some(dir.path().to_owned()),
-                extra_args: ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
-                    .map(str::to_owned)
-                    .to_vec(),
-            })
-            .await
-            .unwrap();
-            ports.push(node.port());
-            nodes.push(node);
-            dirs.push(dir);
-        }
-        let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let created = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .output()
-            .expect("redis-cli is installed (redis-tools)");
-        assert!(
-            created.status.success(),
-            "{}",
-            String::from_utf8_lossy(&created.stdout)
-        );
-        let cluster = Self {
-            _nodes: nodes,
-            _dirs: dirs,
-            ports,
-        };
-        cluster.wait_until_ok().await;
-        cluster
-    }
+fn users(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|n| format!("{prefix}-{n}")).collect()
+}
 
-    async fn wait_until_ok(&self) {
-        for _ in 0..100 {
-            let all_ok = self.ports.iter().all(|port| {
-                Command::new("redis-cli")
-                    .args(["-p", &port.to_string(), "cluster", "info"])
-                    .output()
-                    .is_ok_and(|out| {
-                        String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok")
-                    })
-            });
-            if all_ok {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("cluster did not reach cluster_state:ok");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_sales_on_three_primaries_each_sell_exactly_their_stock() {
+    // Arrange: two sales on each primary, two instances serving all of them.
+    let cluster = TestCluster::start(0).await;
+    let sales = cluster.sales_on_every_primary("drop", 2);
+    let apps = apps_on(&cluster, &sales[0], 20, 2).await;
+    for sale in &sales[1..] {
+        apps_on(&cluster, sale, 20, 1).await;
     }
+    let owners: std::collections::BTreeSet<String> = sales
+        .iter()
+        .map(|sale| cluster.owner_of(slot_of_sale(sale)).id)
+        .collect();
+    assert_eq!(owners.len(), 3, "the sales cover all three primaries");
 
-    /// The URL a deployer writes: two of the nodes, comma-separated; fred discovers the rest.
-    fn url(&self) -> String {
-        format!(
-            "redis-cluster://127.0.0.1:{},127.0.0.1:{}",
-            self.ports[0], self.ports[1]
-        )
-    }
+    // Act: 50 buyers per sale for 20 units each, all six sales at once.
+    let buyers: Vec<Vec<String>> = sales.iter().map(|sale| users(sale, 50)).collect();
+    let runs = sales
+        .iter()
+        .zip(&buyers)
+        .map(|(sale, users)| crowd(&apps, sale, users, 32));
+    let results = futures::future::join_all(runs).await;
 
-    async fn client(&self) -> Client {
-        let client = Client::new(
-            Config::from_url(&self.url().replace(",", "?node=")).unwrap(),
-            None,
-            None,
-            None,
-        );
-        client.init().await.unwrap();
-        client
+    // Assert
+    let client = cluster.client().await;
+    for (sale, attempts) in sales.iter().zip(&results) {
+        let (buyers, stock) = sale_state(&client, sale).await;
+        assert_invariants(attempts, &buyers, stock, 20);
+        assert_eq!(buyers.len(), 20, "{sale}: sold exactly its stock");
+        assert_eq!(first_codes(attempts).get("SERVICE_UNAVAILABLE"), None);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sales_in_different_slots_sell_through_one_cluster() {
-    // Arrange: two sales whose hash tags fall in different slots, so on different primaries.
-    let cluster = TestCluster::start().await;
-    let redis = TestRedis::start().await; // only for base_env's other variables
-    let mut apps = Vec::new();
-    for (sale, stock) in [("spring", "3"), ("autumn", "2")] {
-        let mut env = crate::helpers::base_env(&redis);
-        env.insert("REDIS_URL".into(), cluster.url());
-        env.insert("SALE_ID".into(), sale.into());
-        env.insert("SALE_TOTAL_STOCK".into(), stock.into());
-        apps.push(try_spawn_app(env).await.unwrap());
-    }
-    let slot = |sale: &str| fred::util::redis_keyslot(format!("sale:{{{sale}}}:stock").as_bytes());
-    assert_ne!(
-        slot("spring") / 5462,
-        slot("autumn") / 5462,
-        "the two sales live on different primaries"
-    );
+async fn a_live_sale_keeps_its_invariants_while_its_slot_moves_to_another_primary() {
+    // Arrange
+    let cluster = TestCluster::start(0).await;
+    let sale = "moving";
+    let apps = apps_on(&cluster, sale, 150, 2).await;
+    let slot = slot_of_sale(sale);
+    let from = cluster.owner_of(slot);
+    let to = cluster
+        .primaries()
+        .into_iter()
+        .find(|node| node.id != from.id)
+        .unwrap();
+    // Act: 300 buyers while the slot's keys move, a few at a time, then a few more.
+    let buyers = users("during", 300);
+    let (attempts, ()) = tokio::join!(crowd(&apps, sale, &buyers, 16), async {
+        cluster.migrate_slot(slot, &to).await
+    });
+    let after = crowd(&apps, sale, &users("after", 5), 5).await;
 
-    // Act
-    let mut codes = Vec::new();
-    for user in ["c1", "c2", "c3", "c4"] {
-        codes.push((
-            apps[0].purchase(user).await.code().to_owned(),
-            apps[1].purchase(user).await.code().to_owned(),
-        ));
-    }
-
-    // Assert
-    let spring: Vec<_> = codes.iter().map(|c| c.0.as_str()).collect();
-    let autumn: Vec<_> = codes.iter().map(|c| c.1.as_str()).collect();
-    assert_eq!(spring, ["PURCHASED", "PURCHASED", "PURCHASED", "SOLD_OUT"]);
-    assert_eq!(autumn, ["PURCHASED", "PURCHASED", "SOLD_OUT", "SOLD_OUT"]);
+    // Assert: the slot moved, nothing oversold or lost, the instances still sell afterwards.
+    assert_eq!(cluster.owner_of(slot).id, to.id);
     let client = cluster.client().await;
-    let spring_stock: i64 = client
-        .get(crate::helpers::keys("spring").stock())
-        .await
-        .unwrap();
-    let autumn_buyers: i64 = client
-        .hlen(crate::helpers::keys("autumn").buyers())
-        .await
-        .unwrap();
-    assert_eq!((spring_stock, autumn_buyers), (0, 2));
-    assert_eq!(apps[1].user("c2").await.body["orderNumber"], 2);
-    assert_eq!(apps[0].status().await.body["status"], "sold_out");
+    let (buyers_in_redis, stock) = sale_state(&client, sale).await;
+    let all: Vec<_> = attempts.into_iter().chain(after).collect();
+    assert_invariants(&all, &buyers_in_redis, stock, 150);
+    eprintln!("first answers during the move: {:?}", first_codes(&all));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_failover_of_a_live_sale_loses_no_acknowledged_purchase() {
+    // Arrange: each primary with a replica.
+    let cluster = TestCluster::start(1).await;
+    let sale = "failing";
+    let apps = apps_on(&cluster, sale, 10_000, 2).await;
+    let slot = slot_of_sale(sale);
+    let old = cluster.owner_of(slot);
+    let switched = AtomicBool::new(false);
+
+    // Act: waves of buyers from before the failover until after the switch.
+    let buying = async {
+        let mut attempts = Vec::new();
+        for wave in 0.. {
+            let done = switched.load(Ordering::SeqCst);
+            attempts.extend(crowd(&apps, sale, &users(&format!("wave{wave}"), 40), 16).await);
+            if done {
+                break;
+            }
+        }
+        attempts
+    };
+    let failing_over = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let new = cluster.fail_over(slot).await;
+        switched.store(true, Ordering::SeqCst);
+        new
+    };
+    let (attempts, new) = tokio::join!(buying, failing_over);
+
+    // Assert: a new primary, selling after the switch, nothing acknowledged lost.
+    assert_ne!(new.id, old.id, "a new primary serves the sale");
+    let last_wave = &attempts[attempts.len() - 40..];
+    assert!(
+        last_wave.iter().all(|a| a.settled.code() == "PURCHASED"),
+        "selling continues after the switch: {:?}",
+        first_codes(last_wave)
+    );
+    let client = cluster.client().await;
+    let (buyers, stock) = sale_state(&client, sale).await;
+    assert_invariants(&attempts, &buyers, stock, 10_000);
+    eprintln!(
+        "{} buyers around the failover, first answers: {:?}",
+        attempts.len(),
+        first_codes(&attempts)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_script_flush_on_every_primary_purchases_reload_and_work() {
-    let cluster = TestCluster::start().await;
-    let redis = TestRedis::start().await;
-    let mut env = crate::helpers::base_env(&redis);
-    env.insert("REDIS_URL".into(), cluster.url());
-    let app = try_spawn_app(env).await.unwrap();
-    app.purchase("before").await;
+    let cluster = TestCluster::start(0).await;
+    let apps = apps_on(&cluster, "default", 100, 1).await;
+    apps[0].purchase("before").await;
 
     for port in &cluster.ports {
         let flushed = Command::new("redis-cli")
@@ -166,7 +167,7 @@ async fn after_a_script_flush_on_every_primary_purchases_reload_and_work() {
             .unwrap();
         assert!(flushed.success());
     }
-    let reply = app.purchase("after").await;
+    let reply = apps[0].purchase("after").await;
 
     assert_eq!(reply.code(), "PURCHASED", "{:?}", reply.body);
     assert_eq!(reply.body["orderNumber"], 2);

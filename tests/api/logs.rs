@@ -75,7 +75,10 @@ async fn a_failed_request_is_logged_as_json_with_its_request_id_and_no_secret_is
     assert_eq!(failure["level"], "WARN");
     assert_eq!(failure["span"]["path"], "/api/sale/purchase");
     assert_eq!(failure["span"]["status"], 400);
-    assert_eq!(failure["span"]["sale_id"], "default", "the span names the sale");
+    assert_eq!(
+        failure["span"]["sale_id"], "default",
+        "the span names the sale"
+    );
     assert!(
         !log.contains("hunter2-redis-password"),
         "the Redis password leaked into the log"

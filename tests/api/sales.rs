@@ -1,12 +1,8 @@
 //! Many sales at once: `/api/sales/{saleId}/…` for any sale, `/api/sale/…` for `SALE_ID`.
 
 use crate::helpers::{spawn_app_with, TestRedis};
-use flashsale::{
-    domain::SaleId,
-    status_cache::StatusCache,
-    store::{RedisUrl, Store},
-};
-use std::{num::NonZeroUsize, time::Duration};
+use flashsale::{domain::SaleId, status_cache::StatusCache};
+use std::time::Duration;
 
 #[tokio::test]
 async fn one_instance_serves_every_sale_and_the_alias_serves_sale_id() {
@@ -98,10 +94,7 @@ async fn an_invalid_sale_id_is_invalid_request_before_any_key_is_built() {
 async fn the_status_cache_stays_bounded_under_random_sale_ids() {
     // Arrange: a small bound, and many more distinct ids than it holds.
     let redis = TestRedis::start().await;
-    let url = RedisUrl::parse(&redis.url()).unwrap();
-    let store = Store::new(&url, Duration::from_secs(2), NonZeroUsize::MIN);
-    store.connect_and_wait().await.unwrap();
-    store.load_scripts().await.unwrap();
+    let store = redis.store().await;
     let cache = StatusCache::new(Duration::from_secs(60), 100);
 
     // Act

@@ -23,12 +23,7 @@ async fn an_active_sale_reports_its_config_stock_and_the_redis_clock() {
     );
     let time = |field: &str| DateTime::parse_from_rfc3339(body[field].as_str().unwrap()).unwrap();
     assert!(time("startTime") < time("serverTime") && time("serverTime") < time("endTime"));
-    let redis_time: Vec<String> = redis
-        .client
-        .custom(fred::cmd!("TIME"), Vec::<String>::new())
-        .await
-        .unwrap();
-    let redis_now = redis_time[0].parse::<i64>().unwrap() * 1000;
+    let redis_now = redis.now_ms().await;
     assert!((time("serverTime").timestamp_millis() - redis_now).abs() < 2_000);
 }
 

@@ -3,10 +3,9 @@
 use crate::helpers::{keys, TestRedis};
 use flashsale::{
     domain::{Code, RequestToken, SaleId, SaleStatus, UserId},
-    store::{RedisUrl, Store, UserAttemptLimit},
+    store::UserAttemptLimit,
 };
 use fred::prelude::*;
-use std::{num::NonZeroUsize, time::Duration};
 
 /// A sale written straight into Redis: window relative to Redis's clock, and stock left.
 async fn write_sale(
@@ -16,12 +15,7 @@ async fn write_sale(
     end_offset_ms: i64,
     stock: i64,
 ) {
-    let time: Vec<String> = redis
-        .client
-        .custom(fred::cmd!("TIME"), Vec::<String>::new())
-        .await
-        .unwrap();
-    let now_ms = time[0].parse::<i64>().unwrap() * 1000;
+    let now_ms = redis.now_ms().await;
     let keys = keys(sale);
     let _: () = redis
         .client
@@ -47,10 +41,7 @@ async fn write_sale(
 async fn the_status_order_in_rust_matches_the_purchase_script() {
     // Arrange: one sale per state, each judged both ways.
     let redis = TestRedis::start().await;
-    let url = RedisUrl::parse(&redis.url()).unwrap();
-    let store = Store::new(&url, Duration::from_secs(2), NonZeroUsize::MIN);
-    store.connect_and_wait().await.unwrap();
-    store.load_scripts().await.unwrap();
+    let store = redis.store().await;
     const HOUR: i64 = 3_600_000;
     let states = [
         ("upcoming", HOUR, 2 * HOUR, 5),

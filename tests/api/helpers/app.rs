@@ -162,6 +162,14 @@ impl TestApp {
         Reply::read(self.http.post(url).json(&body).send().await.unwrap()).await
     }
 
+    /// A purchase in a named sale with an `Idempotency-Key`.
+    pub async fn purchase_in_with_key(&self, sale: &str, user: &str, key: &str) -> Reply {
+        let body = serde_json::json!({ "userId": user });
+        let url = self.url(&format!("/api/sales/{sale}/purchase"));
+        let request = self.http.post(url).header("Idempotency-Key", key);
+        Reply::read(request.json(&body).send().await.unwrap()).await
+    }
+
     pub async fn purchase_with_key(&self, user: &str, key: &str) -> Reply {
         let body = serde_json::json!({ "userId": user });
         let request = self

@@ -1,10 +1,14 @@
 //! Test harness, split by concern: a real Redis ([`redis`]), app instances and their replies
-//! ([`app`]), and the binary as a user runs it ([`binary`]).
+//! ([`app`]), a crowd of buyers and the SPEC §1 checks ([`crowd`]), a real Redis Cluster
+//! ([`cluster`]), and the binary as a user runs it ([`binary`]).
 
 pub mod app;
 pub mod binary;
+pub mod cluster;
+pub mod crowd;
 pub mod redis;
 
 pub use app::*;
 pub use binary::*;
+pub use crowd::*;
 pub use redis::*;

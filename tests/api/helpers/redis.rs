@@ -6,10 +6,11 @@ use flashsale::{
     store::{
         keys::SaleKeys,
         local_server::{LocalRedisServer, LocalServerOptions},
+        RedisUrl, Store,
     },
 };
 use fred::prelude::*;
-use std::{collections::BTreeMap, process::Command, time::Duration};
+use std::{collections::BTreeMap, num::NonZeroUsize, process::Command, time::Duration};
 use tempfile::TempDir;
 
 /// The key names of a sale, as the service builds them.
@@ -126,6 +127,25 @@ impl TestRedis {
 
     pub async fn config(&self, sale: &str) -> BTreeMap<String, String> {
         self.client.hgetall(keys(sale).config()).await.unwrap()
+    }
+
+    /// Redis's clock, in Unix milliseconds.
+    pub async fn now_ms(&self) -> i64 {
+        let time: Vec<String> = self
+            .client
+            .custom(fred::cmd!("TIME"), Vec::<String>::new())
+            .await
+            .unwrap();
+        time[0].parse::<i64>().unwrap() * 1000 + time[1].parse::<i64>().unwrap() / 1000
+    }
+
+    /// The service's own store on this Redis, connected and with its scripts loaded.
+    pub async fn store(&self) -> Store {
+        let url = RedisUrl::parse(&self.url()).unwrap();
+        let store = Store::new(&url, Duration::from_secs(2), NonZeroUsize::MIN);
+        store.connect_and_wait().await.unwrap();
+        store.load_scripts().await.unwrap();
+        store
     }
 
     pub async fn keys(&self) -> Vec<String> {
