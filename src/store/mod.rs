@@ -91,6 +91,13 @@ const PASSING_STATES: [&str; 8] = [
     "NOREPLICAS",
 ];
 
+/// fred's own messages, under `ErrorKind::Unknown`, for a command it could not finish.
+const FRED_GAVE_UP: [&str; 3] = [
+    "channel closed",
+    "Too many failed write attempts",
+    "Max attempts reached",
+];
+
 impl From<fred::error::Error> for StoreError {
     fn from(err: fred::error::Error) -> Self {
         let passing = PASSING_STATES
@@ -104,6 +111,15 @@ impl From<fred::error::Error> for StoreError {
             | ErrorKind::Routing
             | ErrorKind::Cluster => StoreError::Unavailable(err),
             _ if passing => StoreError::Unavailable(err),
+            // fred gave up on a command mid-flight (its connection was torn down, as during a
+            // failover, or its writes kept failing): the outcome is unknown, not a bug.
+            ErrorKind::Unknown
+                if FRED_GAVE_UP
+                    .iter()
+                    .any(|message| err.details().contains(message)) =>
+            {
+                StoreError::Unavailable(err)
+            }
             _ => StoreError::Unexpected(err.to_string()),
         }
     }
@@ -138,10 +154,14 @@ impl Store {
 
     /// Starts the connection tasks on the current runtime; commands sent before they are up
     /// wait for them (bounded by the command timeout).
+    ///
+    /// Each task is supervised: fred's connection task ends for good when its router meets an
+    /// error it does not retry (seen while Redis Cluster moves a slot: "Max attempts reached"),
+    /// and every later command on that client would then time out until a restart. The
+    /// supervisor starts the task again, so the client recovers by itself.
     pub fn connect(&self) {
         for client in self.clients.iter() {
-            // The task lives as long as the client; its handle is not needed.
-            drop(client.connect());
+            tokio::spawn(supervise(client.clone()));
         }
     }
 
@@ -342,6 +362,32 @@ impl Store {
             .lines()
             .find_map(|line| line.strip_prefix("maxmemory_policy:"))
             .map(|policy| policy.trim().to_owned()))
+    }
+}
+
+/// Runs a client's connection task, starting it again whenever it ends with an error; it
+/// returns when the client was closed on purpose (`QUIT`).
+async fn supervise(client: Client) {
+    const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let started = std::time::Instant::now();
+        match client.connect().await {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) => tracing::warn!(
+                error = %err,
+                "Redis connection task stopped; starting it again"
+            ),
+            Err(err) => tracing::warn!(
+                error = %err,
+                "Redis connection task failed; starting it again"
+            ),
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = FIRST_BACKOFF;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
