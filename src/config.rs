@@ -42,6 +42,15 @@ impl ConfigError {
     fn var(name: &str, problem: impl fmt::Display) -> Self {
         Self(format!("{name}: {problem}"))
     }
+
+    /// envy ends its message with "provided by NAME"; put the name first, as everywhere else.
+    fn from_envy(err: envy::Error) -> Self {
+        let message = err.to_string();
+        match message.rsplit_once(" provided by ") {
+            Some((problem, name)) => Self::var(name.trim(), problem.trim()),
+            None => Self(message),
+        }
+    }
 }
 
 /// The variables as envy reads them, with the SPEC's defaults ([`Vars::default`]).
@@ -182,7 +191,7 @@ impl Settings {
         let vars = vars
             .into_iter()
             .filter(|(_, value)| !value.trim().is_empty());
-        let vars: Vars = envy::from_iter(vars).map_err(|err| ConfigError(err.to_string()))?;
+        let vars: Vars = envy::from_iter(vars).map_err(ConfigError::from_envy)?;
         Self::validate(vars, Utc::now())
     }
 
@@ -455,7 +464,10 @@ mod tests {
             ("ADMIN_TOKEN", "short"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err().to_string();
-            assert!(err.contains(name), "{name}={value}: {err}");
+            assert!(
+                err.starts_with(&format!("{name}: ")),
+                "{name}={value}: {err}"
+            );
             assert!(!err.contains('\n'), "one line: {err}");
         }
     }

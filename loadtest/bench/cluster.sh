@@ -64,7 +64,7 @@ bench_sales() { # label port-of-sale-0 port-of-sale-1 port-of-sale-2 → sets TO
   local label=$1; shift
   local ports=("$@") i pids=()
   for i in 0 1 2; do
-    local sale="${SALES[$i]}-$label-$ROUND" port=${ports[$i]} sha
+    local sale="${SALES[$i]}" port=${ports[$i]} sha
     sha=$(redis-cli -p "$port" script load "$(lua_script purchase.lua)")
     redis-cli -p "$port" eval "$(lua_script create_sale.lua)" 2 "sale:{$sale}:config" \
       "sale:{$sale}:stock" scale 1000000000 "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null

@@ -126,6 +126,9 @@ mod tests {
             "{shown}"
         );
         assert!(!RedisUrl::parse("redis://a:7000").unwrap().is_cluster());
+        assert!(RedisUrl::parse("rediss-cluster://a:7000,b:7001")
+            .unwrap()
+            .is_cluster());
     }
 
     #[test]
