@@ -4,7 +4,8 @@
 //! Every failure is one line that names the variable and what is wrong with it.
 
 use crate::{
-    domain::SaleId,
+    auth::{AuthSettings, KeySource},
+    domain::{SaleId, UserIdCase},
     store::{RedisSettings, RedisUrl, SaleSeed, UserAttemptLimit},
 };
 use actix_web::http::header::HeaderName;
@@ -76,6 +77,14 @@ struct Vars {
     cors_allowed_origins: Option<String>,
     /// Unset: `json`, or `pretty` in local mode (no `REDIS_URL`), where a person reads it.
     log_format: Option<String>,
+    auth_jwt_secret: Option<SecretString>,
+    auth_jwt_public_key: Option<String>,
+    auth_jwks_url: Option<String>,
+    auth_jwt_issuer: Option<String>,
+    auth_jwt_audience: Option<String>,
+    auth_user_claim: String,
+    auth_jwks_refresh_secs: u64,
+    user_id_case: String,
 }
 
 /// The defaults of SPEC §4, in one place.
@@ -100,6 +109,14 @@ impl Default for Vars {
             client_ip_header: None,
             cors_allowed_origins: None,
             log_format: None,
+            auth_jwt_secret: None,
+            auth_jwt_public_key: None,
+            auth_jwks_url: None,
+            auth_jwt_issuer: None,
+            auth_jwt_audience: None,
+            auth_user_claim: "sub".to_owned(),
+            auth_jwks_refresh_secs: 300,
+            user_id_case: "sensitive".to_owned(),
         }
     }
 }
@@ -120,6 +137,9 @@ pub struct Settings {
     pub client_ip_header: Option<HeaderName>,
     pub cors: CorsOrigins,
     pub log_format: LogFormat,
+    /// JWT verification (`AUTH_*`); `None` = off, the buyer is the body's `userId`.
+    pub auth: Option<AuthSettings>,
+    pub user_id_case: UserIdCase,
     /// HTTP worker threads; `None` = one per available core (at most one per Redis
     /// connection). Not an environment variable: tests set it to keep many instances cheap.
     pub workers: Option<usize>,
@@ -263,12 +283,23 @@ impl Settings {
             sale_id: SaleId::parse(vars.sale_id.trim())
                 .map_err(|e| ConfigError::var("SALE_ID", e))?,
             sale_seed: sale_seed(&vars, now)?,
-            admin_token: admin_token(vars.admin_token)?,
+            admin_token: admin_token(vars.admin_token.clone())?,
             ip_rate_limit,
             user_attempts,
             client_ip_header,
             cors: cors_origins(vars.cors_allowed_origins.as_deref())?,
             log_format,
+            auth: auth(&vars)?,
+            user_id_case: match vars.user_id_case.trim() {
+                "sensitive" => UserIdCase::Sensitive,
+                "insensitive" => UserIdCase::Insensitive,
+                other => {
+                    return Err(ConfigError::var(
+                        "USER_ID_CASE",
+                        format!("must be sensitive or insensitive, got {other:?}"),
+                    ))
+                }
+            },
             workers: None,
         })
     }
@@ -291,6 +322,79 @@ fn host(value: &str) -> Result<IpAddr, ConfigError> {
         .into_iter()
         .next()
         .ok_or_else(|| ConfigError::var("HOST", format!("{value:?} resolves to no address")))
+}
+
+/// `AUTH_*`: exactly one key source, or none (verification off).
+fn auth(vars: &Vars) -> Result<Option<AuthSettings>, ConfigError> {
+    let mut sources = Vec::new();
+    if let Some(secret) = &vars.auth_jwt_secret {
+        // HS256 with a short secret can be brute-forced offline from one token.
+        if secret.expose_secret().len() < 32 {
+            return Err(ConfigError::var(
+                "AUTH_JWT_SECRET",
+                "must be at least 32 characters",
+            ));
+        }
+        sources.push(("AUTH_JWT_SECRET", KeySource::Secret(secret.clone())));
+    }
+    if let Some(pem) = &vars.auth_jwt_public_key {
+        // A PEM in an environment variable often arrives with literal "\n"s.
+        let pem = pem.replace("\\n", "\n");
+        crate::auth::check_public_key(&pem)
+            .map_err(|e| ConfigError::var("AUTH_JWT_PUBLIC_KEY", e))?;
+        sources.push(("AUTH_JWT_PUBLIC_KEY", KeySource::PublicKey(pem)));
+    }
+    if let Some(url) = &vars.auth_jwks_url {
+        let url = url.trim();
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|prefix| url.starts_with(prefix));
+        if !url.starts_with("https://") && !loopback {
+            return Err(ConfigError::var(
+                "AUTH_JWKS_URL",
+                "must be an https:// URL (http:// only for loopback, for tests)",
+            ));
+        }
+        sources.push(("AUTH_JWKS_URL", KeySource::Jwks(url.to_owned())));
+    }
+    let keys = match sources.len() {
+        0 => {
+            for (name, set) in [
+                ("AUTH_JWT_ISSUER", vars.auth_jwt_issuer.is_some()),
+                ("AUTH_JWT_AUDIENCE", vars.auth_jwt_audience.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::var(
+                        name,
+                        "is set but no key is (AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL)",
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        1 => sources.remove(0).1,
+        _ => {
+            return Err(ConfigError::var(
+                sources[1].0,
+                format!("set together with {}; choose one key source", sources[0].0),
+            ))
+        }
+    };
+    let user_claim = vars.auth_user_claim.trim().to_owned();
+    if user_claim.is_empty() {
+        return Err(ConfigError::var("AUTH_USER_CLAIM", "must name a claim"));
+    }
+    Ok(Some(AuthSettings {
+        keys,
+        issuer: vars.auth_jwt_issuer.clone(),
+        audience: vars.auth_jwt_audience.clone(),
+        user_claim,
+        jwks_refresh: Duration::from_secs(within(
+            "AUTH_JWKS_REFRESH_SECS",
+            vars.auth_jwks_refresh_secs,
+            1..=86_400,
+        )?),
+    }))
 }
 
 fn sale_seed(vars: &Vars, now: DateTime<Utc>) -> Result<Option<SaleSeed>, ConfigError> {
@@ -407,7 +511,7 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
         }
-        assert_eq!(names.len(), 19, "{names:?}");
+        assert_eq!(names.len(), 27, "{names:?}");
     }
 
     #[test]
@@ -462,6 +566,11 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "shop.example.com"),
             ("LOG_FORMAT", "xml"),
             ("ADMIN_TOKEN", "short"),
+            ("AUTH_JWT_SECRET", "short"),
+            ("AUTH_JWT_PUBLIC_KEY", "not a key"),
+            ("AUTH_JWKS_URL", "http://idp.example.com/jwks.json"),
+            ("AUTH_JWT_ISSUER", "https://idp.example.com/"),
+            ("USER_ID_CASE", "upper"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err().to_string();
             assert!(

@@ -30,6 +30,13 @@ pub enum ApiError {
     /// 400 `INVALID_REQUEST`: malformed JSON, a missing or invalid field, header or path part.
     #[error("{0}")]
     InvalidRequest(Cow<'static, str>),
+    /// 401 `UNAUTHORIZED`, with `WWW-Authenticate: Bearer` (and `error="invalid_token"` when a
+    /// token came but was refused; the reason is logged, never sent).
+    #[error("{}", Code::Unauthorized.message())]
+    Unauthorized { invalid_token: bool },
+    /// 403 `FORBIDDEN`: a valid token, but for another user than the request names.
+    #[error("{}", Code::Forbidden.message())]
+    Forbidden,
     /// 413 `PAYLOAD_TOO_LARGE`.
     #[error("The request body is larger than {limit} bytes.")]
     PayloadTooLarge { limit: usize },
@@ -75,6 +82,8 @@ impl ApiError {
     pub fn code(&self) -> Code {
         match self {
             ApiError::InvalidRequest(_) => Code::InvalidRequest,
+            ApiError::Unauthorized { .. } => Code::Unauthorized,
+            ApiError::Forbidden => Code::Forbidden,
             ApiError::PayloadTooLarge { .. } => Code::PayloadTooLarge,
             ApiError::UnsupportedMediaType => Code::UnsupportedMediaType,
             ApiError::SaleNotFound => Code::SaleNotFound,
@@ -179,8 +188,22 @@ impl ResponseError for ApiError {
             },
         };
         let mut response = answer.respond(self.retry_after());
-        if let ApiError::MethodNotAllowed { allow } = self {
-            response.headers_mut().insert(header::ALLOW, allow.clone());
+        match self {
+            ApiError::MethodNotAllowed { allow } => {
+                response.headers_mut().insert(header::ALLOW, allow.clone());
+            }
+            ApiError::Unauthorized { invalid_token } => {
+                let challenge = if *invalid_token {
+                    r#"Bearer error="invalid_token""#
+                } else {
+                    "Bearer"
+                };
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -11,6 +11,7 @@
 //!   functions with the [`domain::SaleId`] of the request.
 //! - [`domain`]: validated types (`SaleId`, `UserId`, `RequestToken`) and the answer
 //!   vocabulary (`Code`, `PurchaseOutcome`): one name per concept from the Lua reply to the JSON.
+//! - [`auth`]: optional JWT verification (a secret, a public key or a JWKS): who the buyer is.
 //! - [`store`]: the only module that talks to Redis: connections, key names, scripts, the
 //!   embedded `redis-server`.
 //! - [`status_cache`]: the per-sale, bounded, 100 ms status cache.
@@ -18,6 +19,7 @@
 //! - [`config`] and [`startup`]: the environment read once; `Application::build` wires it all.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -112,6 +112,7 @@ pub fn cors(origins: &CorsOrigins) -> Option<Cors> {
             .allowed_headers([
                 header::CONTENT_TYPE,
                 header::ACCEPT,
+                header::AUTHORIZATION,
                 HeaderName::from_static("idempotency-key"),
                 X_REQUEST_ID,
             ])

@@ -3,6 +3,7 @@
 //! connections on its own thread.
 
 use crate::{
+    auth::{AuthError, Verifier},
     config::Settings,
     domain::SaleId,
     middleware,
@@ -43,6 +44,8 @@ const EVICTION_CHECK_EVERY: Duration = Duration::from_secs(30);
 pub enum StartupError {
     #[error(transparent)]
     LocalRedis(#[from] LocalServerError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("cannot use Redis at {url}: {source}")]
     Redis { url: String, source: StoreError },
     #[error("cannot listen on {address}: {source}")]
@@ -101,12 +104,20 @@ impl Application {
                 .map_err(redis_error)?;
         }
         tokio::spawn(watch_eviction_policy(control));
+        let verifier = match &settings.auth {
+            Some(auth) => {
+                let verifier = Verifier::new(auth).await?;
+                verifier.spawn_refresh();
+                Some(verifier)
+            }
+            None => None,
+        };
 
         let address = SocketAddr::new(settings.host, settings.port);
         let listen_error = |source| StartupError::Listen { address, source };
         let listener = TcpListener::bind(address).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
-        let server = run(listener, url.clone(), &settings).map_err(listen_error)?;
+        let server = run(listener, url.clone(), verifier, &settings).map_err(listen_error)?;
         tracing::info!(host = %settings.host, port, redis = %url, sale_id = %settings.sale_id, "flashsale listening");
         Ok(Self {
             port,
@@ -191,7 +202,13 @@ fn connections_of_worker(pool_size: NonZeroUsize, workers: usize, index: usize) 
     NonZeroUsize::new(base + usize::from(index < extra)).unwrap_or(NonZeroUsize::MIN)
 }
 
-fn run(listener: TcpListener, url: RedisUrl, settings: &Settings) -> io::Result<Server> {
+fn run(
+    listener: TcpListener,
+    url: RedisUrl,
+    verifier: Option<Verifier>,
+    settings: &Settings,
+) -> io::Result<Server> {
+    let user_id_case = settings.user_id_case;
     let status_cache = StatusCache::new(STATUS_MAX_AGE, MAX_SALES);
     let user_attempts = settings.user_attempts;
     let default_sale = settings.sale_id.clone();
@@ -231,6 +248,8 @@ fn run(listener: TcpListener, url: RedisUrl, settings: &Settings) -> io::Result<
             status_cache: status_cache.clone(),
             user_attempts,
             default_sale: default_sale.clone(),
+            verifier: verifier.clone(),
+            user_id_case,
             started,
         });
         let cors = middleware::cors(&cors_origins);

@@ -10,7 +10,7 @@ pub use outcome::{Code, Purchase, PurchaseOutcome, PurchaseReply};
 pub use request_token::RequestToken;
 pub use sale::{SaleSnapshot, SaleStatus, UserRecord};
 pub use sale_id::SaleId;
-pub use user_id::UserId;
+pub use user_id::{UserId, UserIdCase};
 
 /// Formats Unix milliseconds (Redis clock) as RFC 3339 UTC with millisecond precision.
 pub fn rfc3339_ms(unix_ms: i64) -> String {

@@ -36,6 +36,26 @@ impl UserId {
     }
 }
 
+/// `USER_ID_CASE`: whether `Bob@Example.com` and `bob@example.com` are one buyer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserIdCase {
+    /// Ids are compared as written (the default: ids from a shop's database usually are).
+    #[default]
+    Sensitive,
+    /// Ids are lower-cased before anything else sees them (e-mail addresses typed by people).
+    Insensitive,
+}
+
+impl UserIdCase {
+    pub fn apply(self, user: UserId) -> UserId {
+        match self {
+            UserIdCase::Sensitive => user,
+            // The character set is ASCII, so ASCII lower-casing is all there is.
+            UserIdCase::Insensitive => UserId(user.0.to_ascii_lowercase()),
+        }
+    }
+}
+
 fn is_allowed(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-' | b'@' | b'+' | b':')
 }
@@ -63,6 +83,14 @@ impl fmt::Debug for UserId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn insensitive_case_makes_one_buyer_of_two_spellings() {
+        let a = UserId::parse("Bob@Example.com".into()).unwrap();
+        let b = UserId::parse("bob@example.com".into()).unwrap();
+        assert_ne!(UserIdCase::Sensitive.apply(a.clone()), b);
+        assert_eq!(UserIdCase::Insensitive.apply(a), b);
+    }
 
     #[test]
     fn emails_and_plain_ids_are_accepted() {

@@ -10,7 +10,8 @@ mod status;
 mod user;
 
 use crate::{
-    domain::SaleId,
+    auth::Verifier,
+    domain::{SaleId, UserId, UserIdCase},
     error::ApiError,
     status_cache::StatusCache,
     store::{Store, UserAttemptLimit},
@@ -33,7 +34,56 @@ pub struct AppState {
     pub user_attempts: UserAttemptLimit,
     /// The sale `/api/sale/*` serves (`SALE_ID`).
     pub default_sale: SaleId,
+    /// JWT verification; `None` when off.
+    pub verifier: Option<Verifier>,
+    pub user_id_case: UserIdCase,
     pub started: Instant,
+}
+
+impl AppState {
+    /// The buyer of a request. With verification off, the user the request names (body or
+    /// path), which it must name. With it on, the user the bearer token names; a user the
+    /// request names as well must be the same one (403 otherwise, revealing nothing).
+    pub async fn buyer(
+        &self,
+        request: &HttpRequest,
+        named: Option<UserId>,
+    ) -> Result<UserId, ApiError> {
+        let named = named.map(|user| self.user_id_case.apply(user));
+        let Some(verifier) = &self.verifier else {
+            return named.ok_or_else(|| ApiError::invalid("Invalid body: missing field `userId`."));
+        };
+        let token = bearer_token(request).ok_or(ApiError::Unauthorized {
+            invalid_token: false,
+        })?;
+        let holder = match verifier.verify(token).await {
+            Ok(user) => self.user_id_case.apply(user),
+            Err(err) => {
+                // The reason helps whoever runs the shop's sign-in; the token itself never
+                // reaches the log.
+                tracing::info!(reason = %err, "bearer token refused");
+                return Err(ApiError::Unauthorized {
+                    invalid_token: true,
+                });
+            }
+        };
+        match named {
+            Some(named) if named != holder => Err(ApiError::Forbidden),
+            _ => Ok(holder),
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer_token(request: &HttpRequest) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The sale of a request: the `{saleId}` path segment, checked before any key is built, or

@@ -13,10 +13,11 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// The purchase body. `userId` is required unless a bearer token names the buyer.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PurchaseRequest {
-    pub user_id: UserId,
+    pub user_id: Option<UserId>,
 }
 
 /// Body limit and JSON errors mapped to the SPEC's codes (400, 413, 415).
@@ -56,6 +57,7 @@ pub async fn purchase(
     request: HttpRequest,
     body: web::Json<PurchaseRequest>,
 ) -> Result<HttpResponse> {
+    let buyer = state.buyer(&request, body.into_inner().user_id).await?;
     let token = match request.headers().get(IDEMPOTENCY_KEY) {
         Some(key) => {
             RequestToken::from_idempotency_key(key.as_bytes()).map_err(ApiError::invalid)?
@@ -64,7 +66,7 @@ pub async fn purchase(
     };
     let outcome = state
         .store
-        .purchase(&sale, body.into_inner().user_id, token, state.user_attempts)
+        .purchase(&sale, buyer, token, state.user_attempts)
         .await?;
     tracing::Span::current().record("code", outcome.code.as_str());
     Ok(

@@ -24,6 +24,7 @@ pub async fn user(
 ) -> Result<HttpResponse> {
     let user = request.match_info().get("userId").unwrap_or_default();
     let user = UserId::parse(user.to_owned()).map_err(ApiError::invalid)?;
+    let user = state.buyer(&request, Some(user)).await?;
     let record = state
         .store
         .user(&sale, &user)

@@ -121,3 +121,65 @@ fn pretty_logs_are_for_people() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_token_is_logged_with_its_reason_and_never_the_token() {
+    // Arrange
+    let redis = LocalRedisServer::start().await.unwrap();
+    let port = free_port().unwrap();
+    let secret = "a-test-secret-of-at-least-32-characters";
+    let mut child = flashsale()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("REDIS_URL", redis.url())
+        .env("SALE_TOTAL_STOCK", "3")
+        .env("AUTH_JWT_SECRET", secret)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = stdout.read_to_string(&mut all);
+        let _ = tx.send(all);
+    });
+    assert!(wait_until_ready(port).await);
+    let now = chrono::Utc::now().timestamp();
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({ "sub": "eve", "exp": now - 3600 }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+
+    // Act
+    let reply = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/sale/purchase"))
+        .bearer_auth(&expired)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let log = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+
+    // Assert
+    assert_eq!(reply.status(), 401);
+    let refused = log
+        .lines()
+        .find(|line| line.contains("bearer token refused"))
+        .unwrap_or_else(|| panic!("no refusal logged: {log}"));
+    let refused: serde_json::Value = serde_json::from_str(refused).unwrap();
+    assert_eq!(refused["level"], "INFO");
+    assert!(
+        refused["reason"].as_str().unwrap().contains("Expired"),
+        "{refused}"
+    );
+    assert!(!log.contains(&expired), "the token leaked into the log");
+    assert!(!log.contains(secret), "the secret leaked into the log");
+}
