@@ -85,6 +85,7 @@ struct Vars {
     auth_user_claim: String,
     auth_jwks_refresh_secs: u64,
     user_id_case: String,
+    sse_max_streams: usize,
 }
 
 /// The defaults of SPEC §4, in one place.
@@ -117,6 +118,7 @@ impl Default for Vars {
             auth_user_claim: "sub".to_owned(),
             auth_jwks_refresh_secs: 300,
             user_id_case: "sensitive".to_owned(),
+            sse_max_streams: 10_000,
         }
     }
 }
@@ -140,6 +142,8 @@ pub struct Settings {
     /// JWT verification (`AUTH_*`); `None` = off, the buyer is the body's `userId`.
     pub auth: Option<AuthSettings>,
     pub user_id_case: UserIdCase,
+    /// `SSE_MAX_STREAMS`: concurrent event streams per instance.
+    pub sse_max_streams: usize,
     /// HTTP worker threads; `None` = one per available core (at most one per Redis
     /// connection). Not an environment variable: tests set it to keep many instances cheap.
     pub workers: Option<usize>,
@@ -300,6 +304,7 @@ impl Settings {
                     ))
                 }
             },
+            sse_max_streams: within("SSE_MAX_STREAMS", vars.sse_max_streams, 1..=1_000_000)?,
             workers: None,
         })
     }
@@ -511,7 +516,7 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
         }
-        assert_eq!(names.len(), 27, "{names:?}");
+        assert_eq!(names.len(), 28, "{names:?}");
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// How long a client is told to wait after a 503: Redis reconnects within about this.
 pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a client is told to wait when every event-stream slot is taken.
+pub const STREAMS_FULL_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 #[derive(thiserror::Error)]
 pub enum ApiError {
     /// 400 `INVALID_REQUEST`: malformed JSON, a missing or invalid field, header or path part.
@@ -60,6 +63,10 @@ pub enum ApiError {
     /// "not now", so the outcome is unknown to the server; a retry is safe (SPEC invariant 6).
     #[error("{}", Code::ServiceUnavailable.message())]
     Unavailable(#[source] StoreError),
+    /// 503 `SERVICE_UNAVAILABLE`, with `Retry-After`: every event-stream slot of this instance
+    /// is taken (`SSE_MAX_STREAMS`).
+    #[error("Too many live streams on this instance; retry shortly.")]
+    StreamsFull,
     /// 500 `INTERNAL_ERROR`: a bug; the details are logged only.
     #[error("{}", Code::InternalError.message())]
     Internal(#[source] StoreError),
@@ -90,7 +97,7 @@ impl ApiError {
             ApiError::RouteNotFound => Code::NotFound,
             ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
             ApiError::RateLimited { .. } => Code::RateLimited,
-            ApiError::Unavailable(_) => Code::ServiceUnavailable,
+            ApiError::Unavailable(_) | ApiError::StreamsFull => Code::ServiceUnavailable,
             ApiError::Internal(_) => Code::InternalError,
         }
     }
@@ -99,6 +106,7 @@ impl ApiError {
         match self {
             ApiError::RateLimited { retry_after } => Some(*retry_after),
             ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            ApiError::StreamsFull => Some(STREAMS_FULL_RETRY_AFTER),
             _ => None,
         }
     }

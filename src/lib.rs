@@ -15,6 +15,7 @@
 //! - [`store`]: the only module that talks to Redis: connections, key names, scripts, the
 //!   embedded `redis-server`.
 //! - [`status_cache`]: the per-sale, bounded, 100 ms status cache.
+//! - [`live`]: one watcher per watched sale, fanning its status out to event streams.
 //! - [`error`]: the one error type and the one JSON body, mapped to HTTP in one place.
 //! - [`config`] and [`startup`]: the environment read once; `Application::build` wires it all.
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod live;
 pub mod middleware;
 pub mod routes;
 pub mod startup;

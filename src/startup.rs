@@ -6,6 +6,7 @@ use crate::{
     auth::{AuthError, Verifier},
     config::Settings,
     domain::SaleId,
+    live::Live,
     middleware,
     routes::{self, AppState},
     status_cache::{StatusCache, MAX_SALES, STATUS_MAX_AGE},
@@ -18,7 +19,8 @@ use crate::{
 use actix_governor::Governor;
 use actix_web::{
     dev::{Server, ServerHandle},
-    middleware::Condition,
+    http::header,
+    middleware::{Condition, DefaultHeaders},
     web, App, HttpServer,
 };
 use chrono::Utc;
@@ -59,6 +61,7 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    live: Live,
     local_redis: Option<LocalRedisServer>,
 }
 
@@ -117,11 +120,14 @@ impl Application {
         let listen_error = |source| StartupError::Listen { address, source };
         let listener = TcpListener::bind(address).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
-        let server = run(listener, url.clone(), verifier, &settings).map_err(listen_error)?;
+        let live = Live::new(settings.sse_max_streams);
+        let server =
+            run(listener, url.clone(), verifier, live.clone(), &settings).map_err(listen_error)?;
         tracing::info!(host = %settings.host, port, redis = %url, sale_id = %settings.sale_id, "flashsale listening");
         Ok(Self {
             port,
             server,
+            live,
             local_redis,
         })
     }
@@ -144,13 +150,39 @@ impl Application {
     /// Serves until SIGTERM, SIGINT or [`ServerHandle::stop`], then stops the embedded
     /// `redis-server`, if any (the workers' Redis connections close with their threads).
     pub async fn run_until_stopped(self) -> io::Result<()> {
+        // actix waits for open responses on shutdown; event streams never end by themselves,
+        // so they are told to end when the signal comes.
+        let live = self.live.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            live.close_all();
+        });
         let result = self.server.await;
+        self.live.close_all();
         if let Some(local) = self.local_redis {
             local.stop().await;
             tracing::info!("embedded redis-server stopped");
         }
         result
     }
+}
+
+/// SIGTERM or Ctrl-C, whichever comes first (actix listens for the same signals).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
 }
 
 async fn seed_sale(store: &Store, sale: &SaleId, seed: &SaleSeed) -> Result<(), StoreError> {
@@ -206,6 +238,7 @@ fn run(
     listener: TcpListener,
     url: RedisUrl,
     verifier: Option<Verifier>,
+    live: Live,
     settings: &Settings,
 ) -> io::Result<Server> {
     let user_id_case = settings.user_id_case;
@@ -250,6 +283,7 @@ fn run(
             default_sale: default_sale.clone(),
             verifier: verifier.clone(),
             user_id_case,
+            live: live.clone(),
             started,
         });
         let cors = middleware::cors(&cors_origins);
@@ -264,16 +298,35 @@ fn run(
             None => app.service(sales).service(alias),
         };
         app.configure(routes::health_routes)
+            .configure(routes::page_routes)
             .default_service(web::to(routes::not_found))
+            // On every answer; the page sets its own, fuller Content-Security-Policy.
+            .wrap(security_headers())
             // Condition needs a value even when off; an unused Cors costs nothing.
             .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
             .wrap_fn(middleware::envelope)
             .wrap(TracingLogger::<RequestSpan>::new())
     })
     .workers(workers)
+    // A client that closes its side is gone (browsers never half-close): its event stream,
+    // and the stream's slot, are dropped at once instead of at the next write.
+    .h1_allow_half_closed(false)
     .listen(listener)?
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
     Ok(server.run())
+}
+
+/// Headers every answer carries: no MIME sniffing, no framing, no referrer, and a policy that
+/// lets a JSON answer load nothing.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
 }
 
 #[cfg(test)]

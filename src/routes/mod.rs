@@ -4,7 +4,9 @@
 //! `/api/sale` as the alias for `SALE_ID`. Every `GET` route also answers `HEAD`; every other
 //! method gets 405 with an `Allow` header.
 
+mod events;
 mod health;
+mod page;
 mod purchase;
 mod status;
 mod user;
@@ -13,6 +15,7 @@ use crate::{
     auth::Verifier,
     domain::{SaleId, UserId, UserIdCase},
     error::ApiError,
+    live::Live,
     status_cache::StatusCache,
     store::{Store, UserAttemptLimit},
 };
@@ -37,6 +40,8 @@ pub struct AppState {
     /// JWT verification; `None` when off.
     pub verifier: Option<Verifier>,
     pub user_id_case: UserIdCase,
+    /// The live-status hub: watchers and event-stream slots.
+    pub live: Live,
     pub started: Instant,
 }
 
@@ -115,7 +120,15 @@ pub fn sale_routes(cfg: &mut web::ServiceConfig) {
                 .app_data(purchase::json_config())
                 .route(web::post().to(purchase::purchase)),
         )
-        .service(resource("/user/{userId}", READ).route(read().to(user::user)));
+        .service(resource("/user/{userId}", READ).route(read().to(user::user)))
+        .service(resource("/events", READ).route(read().to(events::events)));
+}
+
+/// The demo page and its two assets.
+pub fn page_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/", READ).route(read().to(page::index)))
+        .service(resource("/app.js", READ).route(read().to(page::script)))
+        .service(resource("/style.css", READ).route(read().to(page::style)));
 }
 
 /// Health routes: never rate limited, so platform probes always get through.

@@ -2,15 +2,19 @@
 
 use super::AppState;
 use crate::{
-    domain::{rfc3339_ms, SaleId},
+    domain::{rfc3339_ms, SaleId, SaleSnapshot},
     error::{ApiError, Result},
 };
-use actix_web::{web, HttpResponse};
+use actix_web::{http::header, web, HttpResponse};
 use serde::Serialize;
 
+/// How long a CDN or browser may reuse a status answer: as old as the instance's own cache.
+pub const STATUS_CACHE_CONTROL: &str = "public, max-age=1";
+
+/// The status JSON, also the data of each `status` event of the event stream.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct StatusBody<'a> {
+pub struct StatusBody<'a> {
     status: &'static str,
     product_name: &'a str,
     total_stock: i64,
@@ -20,18 +24,27 @@ struct StatusBody<'a> {
     server_time: String,
 }
 
+impl<'a> StatusBody<'a> {
+    /// The sale as judged at `now_ms` on the Redis clock.
+    pub fn new(snapshot: &'a SaleSnapshot, now_ms: i64) -> Self {
+        Self {
+            status: snapshot.status_at(now_ms).as_str(),
+            product_name: &snapshot.product_name,
+            total_stock: snapshot.total_stock,
+            remaining_stock: snapshot.remaining_stock.max(0),
+            start_time: rfc3339_ms(snapshot.start_ms),
+            end_time: rfc3339_ms(snapshot.end_ms),
+            server_time: rfc3339_ms(now_ms),
+        }
+    }
+}
+
 pub async fn status(state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {
     let cached = state.status_cache.get(&state.store, &sale).await?;
     let (Some(snapshot), Some(now_ms)) = (&cached.snapshot, cached.redis_now_ms()) else {
         return Err(ApiError::SaleNotFound);
     };
-    Ok(HttpResponse::Ok().json(StatusBody {
-        status: snapshot.status_at(now_ms).as_str(),
-        product_name: &snapshot.product_name,
-        total_stock: snapshot.total_stock,
-        remaining_stock: snapshot.remaining_stock.max(0),
-        start_time: rfc3339_ms(snapshot.start_ms),
-        end_time: rfc3339_ms(snapshot.end_ms),
-        server_time: rfc3339_ms(now_ms),
-    }))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, STATUS_CACHE_CONTROL))
+        .json(StatusBody::new(snapshot, now_ms)))
 }

@@ -141,3 +141,49 @@ async fn a_wildcard_allows_any_origin() {
 
     assert_eq!(reply.headers()["access-control-allow-origin"], "*");
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_the_page_a_strict_policy() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    let script = app.http.get(app.url("/app.js")).send().await.unwrap();
+    let api = app.status().await;
+    let missing = app.get("/nope").await;
+
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"),
+        "{policy}"
+    );
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "nothing inline"
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from other hosts"
+    );
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    for headers in [&api.headers, &missing.headers] {
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert!(headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+    }
+    assert_eq!(api.header("cache-control"), Some("public, max-age=1"));
+}

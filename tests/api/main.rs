@@ -7,6 +7,7 @@ mod bad_input;
 mod cluster;
 mod concurrency;
 mod embedded;
+mod events;
 mod faults;
 mod health;
 mod helpers;

@@ -1,0 +1,146 @@
+// The demo page in a real headless Chromium (Debian's package, driven through playwright-core;
+// nothing is downloaded): at desktop and phone sizes it shows the stock, buys, says "already
+// bought", shows sold out, and counts down to an upcoming sale. Screenshots go to
+// target/browser/. Needs redis-server and a built flashsale binary (FLASHSALE_BIN, default
+// target/debug/flashsale); CHROMIUM overrides /usr/bin/chromium.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const bin = process.env.FLASHSALE_BIN || resolve(root, 'target/debug/flashsale');
+const shots = resolve(root, 'target/browser');
+mkdirSync(shots, { recursive: true });
+const children = [];
+let browser;
+let base;
+let redisUrl;
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+    server.on('error', fail);
+  });
+}
+
+function start(cmd, args, env = {}) {
+  const child = spawn(cmd, args, { env: { PATH: process.env.PATH, ...env }, stdio: 'ignore' });
+  children.push(child);
+  return child;
+}
+
+async function waitFor(check, what, ms = 20000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try { if (await check()) return; } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** An instance of the service on its own port; resolves once it is ready. */
+async function service(env) {
+  const port = await freePort();
+  const child = start(bin, [], {
+    HOST: '127.0.0.1', PORT: String(port), REDIS_URL: redisUrl, RATE_LIMIT_PER_SECOND: '0',
+    LOG_FORMAT: 'json', ...env,
+  });
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health/ready`)).ok, 'flashsale');
+  return { url: `http://127.0.0.1:${port}`, child };
+}
+
+const inOneHour = () => new Date(Date.now() + 3600e3).toISOString();
+const inTwoHours = () => new Date(Date.now() + 7200e3).toISOString();
+
+before(async () => {
+  const redisPort = await freePort();
+  start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no']);
+  redisUrl = `redis://127.0.0.1:${redisPort}`;
+  // The page's instance seeds the default sale; two short-lived ones seed the others.
+  base = (await service({ SALE_TOTAL_STOCK: '3', SALE_PRODUCT_NAME: 'Desk lamp' })).url;
+  for (const env of [
+    { SALE_ID: 'phone', SALE_TOTAL_STOCK: '3', SALE_PRODUCT_NAME: 'Pocket lamp' },
+    { SALE_ID: 'later', SALE_TOTAL_STOCK: '5', SALE_START: inOneHour(), SALE_END: inTwoHours() },
+  ]) {
+    (await service(env)).child.kill('SIGTERM');
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const child of children) child.kill('SIGTERM');
+});
+
+const sizes = {
+  desktop: { viewport: { width: 1280, height: 800 } },
+  phone: { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 },
+};
+
+async function buyThroughApi(sale, userId) {
+  const res = await fetch(`${base}/api/sales/${sale}/purchase`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ userId }),
+  });
+  return (await res.json()).code;
+}
+
+for (const [size, options] of Object.entries(sizes)) {
+  const sale = size === 'desktop' ? 'default' : 'phone';
+  const path = size === 'desktop' ? '/' : '/?sale=phone';
+
+  test(`${size}: stock, a purchase, already bought, then sold out`, async () => {
+    const context = await browser.newContext(options);
+    const page = await context.newPage();
+    await page.goto(`${base}${path}`);
+    await page.locator('#remaining', { hasText: '3 left' }).waitFor();
+    assert.equal(await page.locator('#state').textContent(), 'On sale now');
+    await page.screenshot({ path: `${shots}/${size}-active.png`, fullPage: true });
+
+    // Keyboard only: the field has a label, Enter submits.
+    await page.getByLabel('Your user id').fill(`${size}-buyer@example.com`);
+    await page.getByLabel('Your user id').press('Enter');
+    await page.locator('#outcome', { hasText: 'Your order number is 1' }).waitFor();
+    await page.locator('#remaining', { hasText: '2 left' }).waitFor();
+
+    await page.getByRole('button', { name: 'Buy one' }).click();
+    await page.locator('#outcome', { hasText: 'You already bought one (order number 1)' }).waitFor();
+    await page.screenshot({ path: `${shots}/${size}-bought.png`, fullPage: true });
+
+    assert.equal(await buyThroughApi(sale, `${size}-other-1`), 'PURCHASED');
+    assert.equal(await buyThroughApi(sale, `${size}-other-2`), 'PURCHASED');
+    await page.locator('#state', { hasText: 'Sold out' }).waitFor();
+    await page.locator('#remaining', { hasText: '0 left' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Buy one' }).isDisabled(), true);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth > innerWidth);
+    assert.equal(overflow, false, 'no horizontal scrolling');
+    await page.screenshot({ path: `${shots}/${size}-sold-out.png`, fullPage: true });
+    await context.close();
+  });
+
+  test(`${size}: an upcoming sale counts down to its start`, async () => {
+    const context = await browser.newContext(options);
+    const page = await context.newPage();
+    await page.goto(`${base}/?sale=later`);
+    await page.locator('#state', { hasText: 'Not started yet' }).waitFor();
+    const first = await page.locator('#countdown', { hasText: 'Starts in' }).textContent();
+    assert.match(first, /^Starts in (1h 0m 00s|59m \d\ds)$/);
+    await page.waitForFunction((before) => document.querySelector('#countdown').textContent !== before, first);
+    assert.equal(await page.getByRole('button', { name: 'Buy one' }).isDisabled(), true);
+    await page.screenshot({ path: `${shots}/${size}-upcoming.png`, fullPage: true });
+    await context.close();
+  });
+}
