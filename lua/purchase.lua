@@ -4,7 +4,10 @@
 -- KEYS[2] sale:{ID}:stock    integer: remaining units
 -- KEYS[3] sale:{ID}:buyers   hash: userId -> buyer record (prelude: buyer_record)
 -- KEYS[4] sale:{ID}:rl:<userId>  integer with TTL: attempts that could not buy, this window
--- ARGV[1] userId, ARGV[2] request token, ARGV[3] attempt limit (0 = off), ARGV[4] window ms
+-- KEYS[5] sale:{ID}:orders   stream: one entry per unit sold, for fulfilment
+-- KEYS[6] sale:{ID}:refused  integer: attempts refused (not started, ended, limited, sold out)
+-- ARGV[1] userId, ARGV[2] request token, ARGV[3] attempt limit (0 = off), ARGV[4] window ms,
+-- ARGV[5] saleId, ARGV[6] the HTTP request id (for the order entry)
 --
 -- Returns {code, remainingStock, purchaseMs, orderNumber, retryAfterMs}; the codes are those of
 -- `Code::PURCHASE` in src/domain/outcome.rs.
@@ -33,9 +36,11 @@ end
 -- window decides before the stock, as SaleSnapshot::status_at does (a test ties the two).
 local now_ms = redis_now_ms()
 if now_ms < start_ms then
+  redis.call('INCR', KEYS[6])
   return {'SALE_NOT_STARTED', remaining, 0, 0, 0}
 end
 if now_ms >= end_ms then
+  redis.call('INCR', KEYS[6])
   return {'SALE_ENDED', remaining, 0, 0, 0}
 end
 
@@ -45,7 +50,9 @@ local limit = tonumber(ARGV[3])
 if limit > 0 then
   local attempts = tonumber(redis.call('GET', KEYS[4])) or 0
   if attempts >= limit then
-    return {'RATE_LIMITED', remaining, 0, 0, redis.call('PTTL', KEYS[4])}
+    local wait = redis.call('PTTL', KEYS[4])
+    redis.call('INCR', KEYS[6])
+    return {'RATE_LIMITED', remaining, 0, 0, wait}
   end
 end
 
@@ -53,6 +60,7 @@ if remaining <= 0 then
   if limit > 0 and redis.call('INCR', KEYS[4]) == 1 then
     redis.call('PEXPIRE', KEYS[4], ARGV[4])
   end
+  redis.call('INCR', KEYS[6])
   return {'SOLD_OUT', 0, 0, 0, 0}
 end
 
@@ -60,4 +68,8 @@ end
 local order = redis.call('HLEN', KEYS[3]) + 1
 redis.call('DECR', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[1], buyer_record(now_ms, order, ARGV[2]))
+-- The order is recorded by the same atomic script that sells the unit: no unit is ever sold
+-- without its order, and a re-run of this request (answered above) adds no second entry.
+redis.call('XADD', KEYS[5], '*', 'saleId', ARGV[5], 'userId', ARGV[1],
+  'orderNumber', order, 'purchaseTime', now_ms, 'requestId', ARGV[6])
 return {'PURCHASED', remaining - 1, now_ms, order, 0}

@@ -86,6 +86,7 @@ struct Vars {
     auth_jwks_refresh_secs: u64,
     user_id_case: String,
     sse_max_streams: usize,
+    metrics_token: Option<SecretString>,
 }
 
 /// The defaults of SPEC §4, in one place.
@@ -119,6 +120,7 @@ impl Default for Vars {
             auth_jwks_refresh_secs: 300,
             user_id_case: "sensitive".to_owned(),
             sse_max_streams: 10_000,
+            metrics_token: None,
         }
     }
 }
@@ -132,6 +134,9 @@ pub struct Settings {
     pub sale_id: SaleId,
     /// The sale to create at start-up if it does not exist yet (`SALE_TOTAL_STOCK` set).
     pub sale_seed: Option<SaleSeed>,
+    /// Whether `SALE_START` / `SALE_END` were given (else they default to now and now + 1 h,
+    /// which differ from a stored sale on every restart and say nothing).
+    pub sale_window_given: bool,
     pub admin_token: Option<AdminToken>,
     /// `None` when `RATE_LIMIT_PER_SECOND` is 0.
     pub ip_rate_limit: Option<IpRateLimit>,
@@ -144,12 +149,14 @@ pub struct Settings {
     pub user_id_case: UserIdCase,
     /// `SSE_MAX_STREAMS`: concurrent event streams per instance.
     pub sse_max_streams: usize,
+    /// `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
+    pub metrics_token: Option<AdminToken>,
     /// HTTP worker threads; `None` = one per available core (at most one per Redis
     /// connection). Not an environment variable: tests set it to keep many instances cheap.
     pub workers: Option<usize>,
 }
 
-/// `ADMIN_TOKEN`: never shown by `Debug`, never logged.
+/// A bearer token of ours (`ADMIN_TOKEN`, `METRICS_TOKEN`): never shown by `Debug`, never logged.
 #[derive(Clone)]
 pub struct AdminToken(SecretString);
 
@@ -287,6 +294,7 @@ impl Settings {
             sale_id: SaleId::parse(vars.sale_id.trim())
                 .map_err(|e| ConfigError::var("SALE_ID", e))?,
             sale_seed: sale_seed(&vars, now)?,
+            sale_window_given: vars.sale_start.is_some() || vars.sale_end.is_some(),
             admin_token: admin_token(vars.admin_token.clone())?,
             ip_rate_limit,
             user_attempts,
@@ -305,6 +313,7 @@ impl Settings {
                 }
             },
             sse_max_streams: within("SSE_MAX_STREAMS", vars.sse_max_streams, 1..=1_000_000)?,
+            metrics_token: vars.metrics_token.clone().map(AdminToken),
             workers: None,
         })
     }
@@ -516,7 +525,7 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
         }
-        assert_eq!(names.len(), 28, "{names:?}");
+        assert_eq!(names.len(), 29, "{names:?}");
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// 404 `SALE_NOT_FOUND`: no sale under this id.
     #[error("{}", Code::SaleNotFound.message())]
     SaleNotFound,
+    /// 409 `SALE_HAS_BUYERS`: replacing the sale would reset its buyers; `?force=true` does.
+    #[error("{}", Code::SaleHasBuyers.message())]
+    SaleHasBuyers,
     /// 404 `NOT_FOUND`: no such route.
     #[error("{}", Code::NotFound.message())]
     RouteNotFound,
@@ -75,8 +78,14 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(_) => ApiError::Unavailable(err),
-            StoreError::Unexpected(_) => ApiError::Internal(err),
+            StoreError::Unavailable(_) => {
+                crate::metrics::redis_error("unavailable");
+                ApiError::Unavailable(err)
+            }
+            StoreError::Unexpected(_) => {
+                crate::metrics::redis_error("unexpected");
+                ApiError::Internal(err)
+            }
         }
     }
 }
@@ -94,6 +103,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => Code::PayloadTooLarge,
             ApiError::UnsupportedMediaType => Code::UnsupportedMediaType,
             ApiError::SaleNotFound => Code::SaleNotFound,
+            ApiError::SaleHasBuyers => Code::SaleHasBuyers,
             ApiError::RouteNotFound => Code::NotFound,
             ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
             ApiError::RateLimited { .. } => Code::RateLimited,

@@ -17,6 +17,7 @@
 //! - [`status_cache`]: the per-sale, bounded, 100 ms status cache.
 //! - [`live`]: one watcher per watched sale, fanning its status out to event streams.
 //! - [`error`]: the one error type and the one JSON body, mapped to HTTP in one place.
+//! - [`metrics`]: Prometheus counters, one function per thing counted.
 //! - [`config`] and [`startup`]: the environment read once; `Application::build` wires it all.
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod live;
+pub mod metrics;
 pub mod middleware;
 pub mod routes;
 pub mod startup;

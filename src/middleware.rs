@@ -80,6 +80,7 @@ impl KeyExtractor for ClientIp {
         _response: HttpResponseBuilder,
     ) -> HttpResponse {
         let retry_after: Duration = negative.wait_time_from(DefaultClock::default().now());
+        crate::metrics::rate_limited("ip");
         ApiError::RateLimited { retry_after }.error_response()
     }
 }
@@ -158,6 +159,32 @@ where
         if let Some(id) = request_id {
             response.headers_mut().insert(X_REQUEST_ID, id);
         }
+        Ok(response)
+    }
+}
+
+/// Counts and times every answer by its route pattern (bounded), method and status.
+pub fn measure<S, B>(
+    req: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let response = service.call(req);
+    async move {
+        let response = response.await?;
+        let route = response.request().match_pattern();
+        crate::metrics::http_request(
+            route.as_deref().unwrap_or("unmatched"),
+            method.as_str(),
+            response.status().as_u16(),
+            started.elapsed(),
+        );
         Ok(response)
     }
 }

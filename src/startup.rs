@@ -5,12 +5,13 @@
 use crate::{
     auth::{AuthError, Verifier},
     config::Settings,
-    domain::SaleId,
+    domain::{rfc3339_ms, SaleId},
     live::Live,
     middleware,
     routes::{self, AppState},
     status_cache::{StatusCache, MAX_SALES, STATUS_MAX_AGE},
     store::{
+        admin::SaleStats,
         local_server::{LocalRedisServer, LocalServerError},
         RedisUrl, SaleSeed, Store, StoreError,
     },
@@ -102,9 +103,14 @@ impl Application {
             (None, None) => None,
         };
         if let Some(seed) = seed {
-            seed_sale(&control, &settings.sale_id, &seed)
-                .await
-                .map_err(redis_error)?;
+            seed_sale(
+                &control,
+                &settings.sale_id,
+                &seed,
+                settings.sale_window_given,
+            )
+            .await
+            .map_err(redis_error)?;
         }
         tokio::spawn(watch_eviction_policy(control));
         let verifier = match &settings.auth {
@@ -185,13 +191,56 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn seed_sale(store: &Store, sale: &SaleId, seed: &SaleSeed) -> Result<(), StoreError> {
+async fn seed_sale(
+    store: &Store,
+    sale: &SaleId,
+    seed: &SaleSeed,
+    window_given: bool,
+) -> Result<(), StoreError> {
     if store.create_sale_if_missing(sale, seed).await? {
         tracing::info!(sale_id = %sale, total_stock = seed.total_stock, start = %seed.start, end = %seed.end, "sale created");
     } else {
         tracing::info!(sale_id = %sale, "sale exists already; left as it is");
+        if let Some(stored) = store.sale_stats(sale).await? {
+            warn_on_differences(sale, seed, &stored, window_given);
+        }
     }
-    Ok(())
+    store.index_sale(sale).await
+}
+
+/// A changed `SALE_*` never touches a live sale; say so, naming each difference.
+fn warn_on_differences(sale: &SaleId, seed: &SaleSeed, stored: &SaleStats, window_given: bool) {
+    let differences = [
+        (
+            "SALE_PRODUCT_NAME",
+            seed.product_name != stored.product_name,
+            stored.product_name.clone(),
+        ),
+        (
+            "SALE_TOTAL_STOCK",
+            seed.total_stock as i64 != stored.total_stock,
+            stored.total_stock.to_string(),
+        ),
+        (
+            "SALE_START",
+            window_given && seed.start.timestamp_millis() != stored.start_ms,
+            rfc3339_ms(stored.start_ms),
+        ),
+        (
+            "SALE_END",
+            window_given && seed.end.timestamp_millis() != stored.end_ms,
+            rfc3339_ms(stored.end_ms),
+        ),
+    ];
+    for (variable, _, stored_value) in differences.iter().filter(|(_, differs, _)| *differs) {
+        tracing::warn!(
+            sale_id = %sale,
+            variable,
+            stored = %stored_value,
+            "{variable} differs from the stored sale, which is left as it is; change a live sale \
+             with PATCH /api/admin/sales/{sale} (or PUT with ?force=true to replace it)"
+        );
+    }
 }
 
 /// Any eviction policy but `noeviction` can delete stock or buyer records (SPEC §7): warn at
@@ -266,6 +315,12 @@ fn run(
         });
     }
     let cors_origins = settings.cors.clone();
+    let prometheus = crate::metrics::install().map(web::Data::new);
+    let admin_token = settings.admin_token.clone().map(web::Data::new);
+    let metrics_token = settings
+        .metrics_token
+        .clone()
+        .map(|token| web::Data::new(routes::MetricsToken(token)));
 
     let server = HttpServer::new(move || {
         // Runs on each worker's own thread: its connections and their tasks live there too.
@@ -289,7 +344,21 @@ fn run(
         let cors = middleware::cors(&cors_origins);
         let sales = web::scope("/api/sales/{saleId}").configure(routes::sale_routes);
         let alias = web::scope("/api/sale").configure(routes::sale_routes);
-        let app = App::new().app_data(state);
+        let mut app = App::new().app_data(state);
+        if let Some(handle) = &prometheus {
+            app = app.app_data(handle.clone());
+        }
+        if let Some(token) = &metrics_token {
+            app = app.app_data(token.clone());
+        }
+        // The admin API exists only with ADMIN_TOKEN set (else its routes are plain 404s).
+        if let Some(token) = &admin_token {
+            app = app.service(
+                web::scope("/api/admin")
+                    .app_data(token.clone())
+                    .configure(routes::admin::routes),
+            );
+        }
         // Only the sale API is limited per IP: health probes must always get through.
         let app = match &governor {
             Some(config) => app
@@ -305,6 +374,7 @@ fn run(
             // Condition needs a value even when off; an unused Cors costs nothing.
             .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
             .wrap_fn(middleware::envelope)
+            .wrap_fn(middleware::measure)
             .wrap(TracingLogger::<RequestSpan>::new())
     })
     .workers(workers)

@@ -56,8 +56,13 @@ impl StatusCache {
     pub async fn get(&self, store: &Store, sale: &SaleId) -> Result<Arc<CachedStatus>, StoreError> {
         self.entries
             .try_get_with_by_ref(sale, async {
+                let snapshot = store.status(sale).await?;
+                if let Some(snapshot) = &snapshot {
+                    // The gauge costs no Redis call: it follows the reads polling causes anyway.
+                    crate::metrics::remaining_stock(sale.as_str(), snapshot.remaining_stock);
+                }
                 Ok(Arc::new(CachedStatus {
-                    snapshot: store.status(sale).await?,
+                    snapshot,
                     read_at: Instant::now(),
                 }))
             })

@@ -24,6 +24,7 @@ pub enum Code {
     PayloadTooLarge,
     UnsupportedMediaType,
     SaleNotFound,
+    SaleHasBuyers,
     NotFound,
     MethodNotAllowed,
     ServiceUnavailable,
@@ -56,6 +57,7 @@ impl Code {
             Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Code::SaleNotFound => "SALE_NOT_FOUND",
+            Code::SaleHasBuyers => "SALE_HAS_BUYERS",
             Code::NotFound => "NOT_FOUND",
             Code::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Code::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -76,6 +78,7 @@ impl Code {
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::SaleNotFound | Code::NotFound => StatusCode::NOT_FOUND,
+            Code::SaleHasBuyers => StatusCode::CONFLICT,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -97,6 +100,9 @@ impl Code {
             Code::PayloadTooLarge => "The request body is too large.",
             Code::UnsupportedMediaType => "Content-Type must be application/json.",
             Code::SaleNotFound => "No such sale.",
+            Code::SaleHasBuyers => {
+                "The sale has buyers; replacing it resets them: repeat with ?force=true."
+            }
             Code::NotFound => "No such route.",
             Code::MethodNotAllowed => "Method not allowed on this route.",
             Code::ServiceUnavailable => "The sale is temporarily unavailable; retry shortly.",

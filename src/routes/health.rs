@@ -1,9 +1,13 @@
-//! Health endpoints: `/health` (a summary), `/health/live` (the process serves) and
-//! `/health/ready` (Redis answers and the scripts are loaded).
+//! Health and operations: `/health` (a summary), `/health/live` (the process serves),
+//! `/health/ready` (Redis answers and the scripts are loaded) and `/metrics` (Prometheus).
 
 use super::AppState;
-use crate::error::{ApiError, Result};
-use actix_web::{web, HttpResponse};
+use crate::{
+    config::AdminToken,
+    error::{ApiError, Result},
+};
+use actix_web::{web, HttpRequest, HttpResponse};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use serde_json::json;
 
@@ -38,3 +42,26 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
     state.store.ready().await.map_err(ApiError::Unavailable)?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
 }
+
+/// `GET /metrics`: the Prometheus text format; with `METRICS_TOKEN` set, only for its bearer.
+pub async fn metrics(
+    request: HttpRequest,
+    handle: Option<web::Data<PrometheusHandle>>,
+    token: Option<web::Data<MetricsToken>>,
+) -> Result<HttpResponse> {
+    if let Some(token) = token {
+        let given = super::bearer_token(&request).unwrap_or_default();
+        if !constant_time_eq::constant_time_eq(token.0.expose().as_bytes(), given.as_bytes()) {
+            return Err(ApiError::Unauthorized {
+                invalid_token: !given.is_empty(),
+            });
+        }
+    }
+    let body = handle.map(|handle| handle.render()).unwrap_or_default();
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body))
+}
+
+/// `METRICS_TOKEN`, as app data.
+pub struct MetricsToken(pub AdminToken);

@@ -4,6 +4,7 @@
 //! `/api/sale` as the alias for `SALE_ID`. Every `GET` route also answers `HEAD`; every other
 //! method gets 405 with an `Allow` header.
 
+pub mod admin;
 mod events;
 mod health;
 mod page;
@@ -28,6 +29,7 @@ use std::{
     time::Instant,
 };
 
+pub use health::MetricsToken;
 pub use purchase::{PurchaseRequest, MAX_BODY_BYTES};
 
 /// What every handler can reach: its worker's store, and this instance's cache and limits.
@@ -77,6 +79,16 @@ impl AppState {
             _ => Ok(holder),
         }
     }
+}
+
+/// The request's id (as the span and the `x-request-id` header carry it).
+pub fn request_id(request: &HttpRequest) -> String {
+    use actix_web::HttpMessage;
+    request
+        .extensions()
+        .get::<crate::telemetry::RequestId>()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -135,7 +147,8 @@ pub fn page_routes(cfg: &mut web::ServiceConfig) {
 pub fn health_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/health", READ).route(read().to(health::health)))
         .service(resource("/health/live", READ).route(read().to(health::live)))
-        .service(resource("/health/ready", READ).route(read().to(health::ready)));
+        .service(resource("/health/ready", READ).route(read().to(health::ready)))
+        .service(resource("/metrics", READ).route(read().to(health::metrics)));
 }
 
 /// The methods of a read-only route.

@@ -1,6 +1,6 @@
 //! `POST …/purchase`: validate, run `lua/purchase.lua` once, answer (SPEC §3).
 
-use super::AppState;
+use super::{request_id, AppState};
 use crate::{
     domain::{RequestToken, SaleId, UserId},
     error::{Answer, ApiError, Result},
@@ -27,7 +27,8 @@ pub fn json_config() -> web::JsonConfig {
         .error_handler(|err, _req| json_error(err).into())
 }
 
-fn json_error(err: JsonPayloadError) -> ApiError {
+/// The JSON error of a body that could not be read, in the SPEC's codes.
+pub fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
         JsonPayloadError::Overflow { limit }
         | JsonPayloadError::OverflowKnownLength { limit, .. } => {
@@ -66,9 +67,19 @@ pub async fn purchase(
     };
     let outcome = state
         .store
-        .purchase(&sale, buyer, token, state.user_attempts)
+        .purchase(
+            &sale,
+            buyer,
+            token,
+            state.user_attempts,
+            &request_id(&request),
+        )
         .await?;
     tracing::Span::current().record("code", outcome.code.as_str());
+    crate::metrics::purchase(sale.as_str(), outcome.code.as_str());
+    if outcome.code == crate::domain::Code::RateLimited {
+        crate::metrics::rate_limited("user");
+    }
     Ok(
         Answer::purchase(outcome.code, Some(outcome.remaining), outcome.purchase)
             .respond(outcome.retry_after),

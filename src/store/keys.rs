@@ -40,6 +40,39 @@ impl SaleKeys {
         self.key("buyers")
     }
 
+    /// `sale:{ID}:orders` — stream: one entry per unit sold (saleId, userId, orderNumber,
+    /// purchaseTime, requestId), in purchase order.
+    pub fn orders(&self) -> Key {
+        self.key("orders")
+    }
+
+    /// `sale:{ID}:refused` — integer: purchase attempts refused.
+    pub fn refused(&self) -> Key {
+        self.key("refused")
+    }
+
+    /// `sale:{ID}:restocks` — hash: restock request token → units (a retried restock adds once).
+    pub fn restocks(&self) -> Key {
+        self.key("restocks")
+    }
+
+    /// `sale:{ID}:rl:*` — the pattern of every attempt counter of the sale.
+    pub fn attempts_pattern(&self) -> String {
+        format!("{}rl:*", self.prefix)
+    }
+
+    /// Every fixed key of the sale, in the order the admin scripts take them.
+    pub fn all_fixed(&self) -> MultipleKeys {
+        MultipleKeys::from(vec![
+            self.config(),
+            self.stock(),
+            self.buyers(),
+            self.orders(),
+            self.refused(),
+            self.restocks(),
+        ])
+    }
+
     /// `sale:{ID}:rl:<userId>` — the user's attempt counter, in the sale's slot.
     pub fn attempts(&self, user: &UserId) -> Key {
         let mut suffix = String::with_capacity(3 + user.as_str().len());
@@ -63,6 +96,8 @@ impl SaleKeys {
             self.stock(),
             self.buyers(),
             self.attempts(user),
+            self.orders(),
+            self.refused(),
         ])
     }
 }
@@ -88,7 +123,7 @@ mod tests {
             .iter()
             .map(|key| fred::util::redis_keyslot(key.as_bytes()))
             .collect();
-        assert_eq!(slots.len(), 4);
+        assert_eq!(slots.len(), 6);
         assert!(slots.iter().all(|slot| *slot == slots[0]), "{slots:?}");
     }
 }

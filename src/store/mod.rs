@@ -2,6 +2,7 @@
 //! ([`keys`]) and the Lua scripts ([`scripts`]); handlers call its typed functions with the
 //! [`SaleId`] of the sale they serve, so one store serves every sale.
 
+pub mod admin;
 pub mod keys;
 pub mod local_server;
 pub mod scripts;
@@ -246,9 +247,11 @@ impl Store {
         user: UserId,
         token: RequestToken,
         limit: UserAttemptLimit,
+        request_id: &str,
     ) -> Result<PurchaseOutcome, StoreError> {
         let keys = SaleKeys::new(sale);
         let keys = keys.for_purchase(&user);
+        let (sale_id, request_id) = (Str::from(sale.as_str()), Str::from(request_id));
         // Owned strings become `Str` without a copy; the closure then clones reference counts,
         // not bytes (it runs a second time only after a NOSCRIPT reload).
         let (user, token) = (
@@ -272,6 +275,8 @@ impl Store {
                             Value::String(token.clone()),
                             Value::from(i64::from(limit.limit)),
                             Value::from(limit.window_ms as i64),
+                            Value::String(sale_id.clone()),
+                            Value::String(request_id.clone()),
                         ];
                         (keys.clone(), args)
                     })

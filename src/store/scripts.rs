@@ -60,6 +60,7 @@ impl LuaScript {
                     script = self.name,
                     "script missing from the Redis cache (restart or flush); reloading"
                 );
+                crate::metrics::script_reload(self.name);
                 self.script.load(client).await?;
                 let (keys, values) = args();
                 Ok(client
@@ -78,6 +79,11 @@ pub struct Scripts {
     pub status: LuaScript,
     pub user: LuaScript,
     pub create_sale: LuaScript,
+    pub put_sale: LuaScript,
+    pub patch_sale: LuaScript,
+    pub restock: LuaScript,
+    pub sale_stats: LuaScript,
+    pub delete_sale: LuaScript,
 }
 
 impl Default for Scripts {
@@ -93,11 +99,26 @@ impl Scripts {
             status: LuaScript::new("status", script_source!("status.lua")),
             user: LuaScript::new("user", script_source!("user.lua")),
             create_sale: LuaScript::new("create_sale", script_source!("create_sale.lua")),
+            put_sale: LuaScript::new("put_sale", script_source!("put_sale.lua")),
+            patch_sale: LuaScript::new("patch_sale", script_source!("patch_sale.lua")),
+            restock: LuaScript::new("restock", script_source!("restock.lua")),
+            sale_stats: LuaScript::new("sale_stats", script_source!("sale_stats.lua")),
+            delete_sale: LuaScript::new("delete_sale", script_source!("delete_sale.lua")),
         }
     }
 
-    fn all(&self) -> [&LuaScript; 4] {
-        [&self.purchase, &self.status, &self.user, &self.create_sale]
+    fn all(&self) -> [&LuaScript; 9] {
+        [
+            &self.purchase,
+            &self.status,
+            &self.user,
+            &self.create_sale,
+            &self.put_sale,
+            &self.patch_sale,
+            &self.restock,
+            &self.sale_stats,
+            &self.delete_sale,
+        ]
     }
 
     /// `SCRIPT LOAD` of every script; in cluster mode fred sends it to every primary.

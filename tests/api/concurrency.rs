@@ -1,6 +1,7 @@
 //! Many buyers at once, through several instances sharing one Redis: SPEC §1 invariants hold.
 
 use crate::helpers::{spawn_app_with, TestRedis};
+use fred::prelude::*;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,6 +64,12 @@ async fn a_crowd_on_three_instances_buys_exactly_the_stock_once_each() {
     assert_eq!(remaining, 0);
     assert_eq!(buyers.len() as i64, STOCK);
     assert_eq!(remaining + buyers.len() as i64, STOCK, "conservation");
+    let orders: i64 = redis
+        .client
+        .xlen(crate::helpers::keys("default").orders())
+        .await
+        .unwrap();
+    assert_eq!(orders, STOCK, "one order per unit sold");
     assert_eq!(
         buyers.keys().cloned().collect::<BTreeSet<_>>(),
         winners,

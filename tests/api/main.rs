@@ -2,6 +2,7 @@
 //! `redis-server` and its own app instances on port 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod auth;
 mod bad_input;
 mod cluster;

@@ -138,7 +138,14 @@ async fn the_purchase_script_run_twice_with_one_token_takes_one_unit() {
     let script = fred::types::scripts::Script::from_lua(flashsale::store::scripts::PURCHASE_SOURCE);
     let user = flashsale::domain::UserId::parse("gus".into()).unwrap();
     let keys = crate::helpers::keys("default").for_purchase(&user);
-    let args = vec!["gus", "0123456789abcdef", "10", "10000"];
+    let args = vec![
+        "gus",
+        "0123456789abcdef",
+        "10",
+        "10000",
+        "default",
+        "replayed-request",
+    ];
 
     let first: Vec<fred::types::Value> = script
         .evalsha(&redis.client, keys.clone(), args.clone())
@@ -150,6 +157,12 @@ async fn the_purchase_script_run_twice_with_one_token_takes_one_unit() {
     assert_eq!(second[0].as_str().unwrap(), "PURCHASED");
     assert_eq!(first[3], second[3], "same order number");
     assert_eq!(redis.stock("default").await, Some(99));
+    let orders: i64 = redis
+        .client
+        .xlen(crate::helpers::keys("default").orders())
+        .await
+        .unwrap();
+    assert_eq!(orders, 1, "the re-run adds no second order");
 }
 
 #[tokio::test]

@@ -1,10 +1,12 @@
-//! The sale window, judged by Redis's clock; outside it nothing is written.
+//! The sale window, judged by Redis's clock; outside it nothing is taken and only the refusal
+//! is counted.
 
-use crate::helpers::{spawn_app_with, TestRedis};
+use crate::helpers::{keys, spawn_app_with, TestRedis};
 use chrono::{Duration as ChronoDuration, Utc};
+use fred::prelude::*;
 
 #[tokio::test]
-async fn before_the_start_a_purchase_is_sale_not_started_and_writes_nothing() {
+async fn before_the_start_a_purchase_is_sale_not_started_and_only_counts_the_refusal() {
     let now = Utc::now();
     let redis = TestRedis::start().await;
     let start = (now + ChronoDuration::hours(1)).to_rfc3339();
@@ -18,11 +20,17 @@ async fn before_the_start_a_purchase_is_sale_not_started_and_writes_nothing() {
     assert_eq!(reply.code(), "SALE_NOT_STARTED");
     assert_eq!(reply.body["success"], false);
     assert_eq!(reply.body["remainingStock"], 100);
-    assert_eq!(redis.digest().await, digest, "nothing written");
+    let refused: i64 = redis
+        .client
+        .getdel(keys("default").refused())
+        .await
+        .unwrap();
+    assert_eq!(refused, 1, "the refusal is counted");
+    assert_eq!(redis.digest().await, digest, "nothing else written");
 }
 
 #[tokio::test]
-async fn after_the_end_a_purchase_is_sale_ended_and_writes_nothing() {
+async fn after_the_end_a_purchase_is_sale_ended_and_only_counts_the_refusal() {
     let now = Utc::now();
     let redis = TestRedis::start().await;
     let start = (now - ChronoDuration::hours(2)).to_rfc3339();
@@ -34,7 +42,13 @@ async fn after_the_end_a_purchase_is_sale_ended_and_writes_nothing() {
 
     assert_eq!(reply.status, 410);
     assert_eq!(reply.code(), "SALE_ENDED");
-    assert_eq!(redis.digest().await, digest, "nothing written");
+    let refused: i64 = redis
+        .client
+        .getdel(keys("default").refused())
+        .await
+        .unwrap();
+    assert_eq!(refused, 1, "the refusal is counted");
+    assert_eq!(redis.digest().await, digest, "nothing else written");
 }
 
 #[tokio::test]

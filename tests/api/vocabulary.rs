@@ -65,7 +65,13 @@ async fn the_status_order_in_rust_matches_the_purchase_script() {
             window_ms: 1,
         };
         let script = store
-            .purchase(&sale, user, RequestToken::generate(), limit)
+            .purchase(
+                &sale,
+                user,
+                RequestToken::generate(),
+                limit,
+                "vocabulary-test",
+            )
             .await
             .unwrap()
             .code;

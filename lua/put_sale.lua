@@ -1,0 +1,36 @@
+-- put_sale.lua: creates or replaces a sale (admin PUT). Atomic.
+--
+-- KEYS[1] config, KEYS[2] stock, KEYS[3] buyers, KEYS[4] orders, KEYS[5] refused, KEYS[6] restocks
+-- ARGV[1] productName, ARGV[2] totalStock, ARGV[3] startMs, ARGV[4] endMs, ARGV[5] force (1/0),
+-- ARGV[6] the attempt-counter pattern (sale:{ID}:rl:*)
+-- Returns 'CREATED', 'SAME' (identical, nothing changed), 'HAS_BUYERS' (refused without
+-- force) or 'REPLACED' (stock, buyers, orders and attempt counters reset).
+
+local start_ms, end_ms, total, name = read_sale(KEYS[1])
+if start_ms then
+  if name == ARGV[1] and total == tonumber(ARGV[2]) and start_ms == tonumber(ARGV[3])
+      and end_ms == tonumber(ARGV[4]) then
+    return 'SAME'
+  end
+  if redis.call('HLEN', KEYS[3]) > 0 and ARGV[5] ~= '1' then
+    return 'HAS_BUYERS'
+  end
+end
+local created = not start_ms
+if not created then
+  redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+  -- Attempt counters have one key per user; the scan is O(users), acceptable for an admin
+  -- replace and never on the purchase path.
+  local cursor = '0'
+  repeat
+    local page = redis.call('SCAN', cursor, 'MATCH', ARGV[6], 'COUNT', 1000)
+    cursor = page[1]
+    if #page[2] > 0 then
+      redis.call('DEL', unpack(page[2]))
+    end
+  until cursor == '0'
+end
+redis.call('HSET', KEYS[1], 'productName', ARGV[1], 'totalStock', ARGV[2],
+  'startMs', ARGV[3], 'endMs', ARGV[4], 'createdMs', redis_now_ms())
+redis.call('SET', KEYS[2], ARGV[2])
+return created and 'CREATED' or 'REPLACED'

@@ -1,0 +1,75 @@
+//! Prometheus metrics: the recorder (the `metrics` crate with its Prometheus exporter, rendered
+//! at `GET /metrics`) and one function per thing counted, so call sites name what happened and
+//! never a metric string.
+//!
+//! Labels are bounded: routes are match patterns (`/api/sales/{saleId}/purchase`), never raw
+//! paths, and a sale id is a label only for sales that exist.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::{sync::OnceLock, time::Duration};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once (tests build many apps in one process) and returns
+/// its handle; `None` if another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("flashsale_http_request_duration_seconds".to_owned()),
+                    &buckets,
+                )
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// One HTTP answer: counted by route, method and status, timed by route.
+pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
+    let route = route.to_owned();
+    metrics::counter!(
+        "flashsale_http_requests_total",
+        "route" => route.clone(), "method" => method.to_owned(), "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!("flashsale_http_request_duration_seconds", "route" => route)
+        .record(took.as_secs_f64());
+}
+
+/// One purchase decided by the script.
+pub fn purchase(sale: &str, code: &'static str) {
+    let sale = if code == "SALE_NOT_FOUND" { "" } else { sale };
+    metrics::counter!("flashsale_purchases_total", "sale" => sale.to_owned(), "code" => code)
+        .increment(1);
+}
+
+/// A Redis call that failed: `unavailable` (timeouts, "not now") or `unexpected`.
+pub fn redis_error(kind: &'static str) {
+    metrics::counter!("flashsale_redis_errors_total", "kind" => kind).increment(1);
+}
+
+/// A script loaded again after `NOSCRIPT`.
+pub fn script_reload(script: &'static str) {
+    metrics::counter!("flashsale_script_reloads_total", "script" => script).increment(1);
+}
+
+/// A sale's remaining stock, as the status cache last read it.
+pub fn remaining_stock(sale: &str, remaining: i64) {
+    metrics::gauge!("flashsale_remaining_stock", "sale" => sale.to_owned()).set(remaining as f64);
+}
+
+/// A request turned away by a rate limit: `ip` (per instance) or `user` (in the script).
+pub fn rate_limited(kind: &'static str) {
+    metrics::counter!("flashsale_rate_limited_total", "kind" => kind).increment(1);
+}
+
+/// An admin request with a missing or wrong token.
+pub fn admin_refused() {
+    metrics::counter!("flashsale_admin_unauthorized_total").increment(1);
+}

@@ -1,0 +1,434 @@
+//! The admin API: every route's success, its 401s, its validation failures with Redis
+//! unchanged, `force`, restocks under load, the CSV export, and the metrics they move.
+
+use crate::helpers::{keys, spawn_app_with, Reply, TestApp, TestRedis};
+use fred::prelude::*;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "an-admin-token-for-tests";
+
+async fn admin_app(redis: &TestRedis) -> TestApp {
+    spawn_app_with(redis, &[("ADMIN_TOKEN", TOKEN)]).await
+}
+
+impl TestApp {
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        self.admin_with(method, path, body, Some(TOKEN)).await
+    }
+
+    async fn admin_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/api/admin{path}")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Reply::read(request.send().await.unwrap()).await
+    }
+}
+
+fn sale(name: &str, stock: i64) -> Value {
+    let now = chrono::Utc::now();
+    json!({
+        "productName": name, "totalStock": stock,
+        "startTime": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+        "endTime": (now + chrono::Duration::hours(1)).to_rfc3339(),
+    })
+}
+
+use reqwest::Method;
+
+#[tokio::test]
+async fn without_an_admin_token_the_admin_routes_do_not_exist() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(&redis, &[]).await;
+
+    app.admin(Method::GET, "/sales", None)
+        .await
+        .assert_error(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_401_counted_and_changes_nothing() {
+    let redis = TestRedis::start().await;
+    let app = admin_app(&redis).await;
+    let digest = redis.digest().await;
+
+    let missing = app
+        .admin_with(Method::PUT, "/sales/x", Some(sale("X", 5)), None)
+        .await;
+    let wrong = app
+        .admin_with(
+            Method::DELETE,
+            "/sales/default",
+            None,
+            Some("not-the-token-at-all"),
+        )
+        .await;
+
+    missing.assert_error(401, "UNAUTHORIZED");
+    wrong.assert_error(401, "UNAUTHORIZED");
+    assert_eq!(redis.digest().await, digest);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("flashsale_admin_unauthorized_total"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn put_creates_repeats_and_replaces_only_with_force_when_there_are_buyers() {
+    // Arrange
+    let redis = TestRedis::start().await;
+    let app = admin_app(&redis).await;
+
+    // Act + Assert: create, repeat, change without buyers.
+    let created = app
+        .admin(Method::PUT, "/sales/spring", Some(sale("Boot", 5)))
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["totalStock"], 5);
+    assert_eq!(created.body["consistent"], true);
+    let same_body = json!({
+        "productName": "Boot", "totalStock": 5,
+        "startTime": created.body["startTime"], "endTime": created.body["endTime"],
+    });
+    assert_eq!(
+        app.admin(Method::PUT, "/sales/spring", Some(same_body))
+            .await
+            .status,
+        200
+    );
+    let changed = app
+        .admin(Method::PUT, "/sales/spring", Some(sale("Boot", 6)))
+        .await;
+    assert_eq!(changed.status, 200, "no buyers: no force needed");
+
+    // With buyers: 409 without force, then a reset with it.
+    assert_eq!(app.purchase_in("spring", "early").await.code(), "PURCHASED");
+    let _: () = redis
+        .client
+        .set(
+            keys("spring").attempts(&flashsale::domain::UserId::parse("x".into()).unwrap()),
+            3,
+            None,
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    let digest = redis.digest().await;
+    app.admin(Method::PUT, "/sales/spring", Some(sale("Boot", 9)))
+        .await
+        .assert_error(409, "SALE_HAS_BUYERS");
+    assert_eq!(
+        redis.digest().await,
+        digest,
+        "a refused replace writes nothing"
+    );
+    let forced = app
+        .admin(
+            Method::PUT,
+            "/sales/spring?force=true",
+            Some(sale("Boot", 9)),
+        )
+        .await;
+    assert_eq!(forced.status, 200, "{:?}", forced.body);
+    assert_eq!(forced.body["remaining"], 9);
+    assert_eq!(forced.body["buyers"], 0);
+    assert!(redis.buyers("spring").await.is_empty());
+    assert!(!redis.keys().await.iter().any(|key| key.contains(":rl:")));
+    assert_eq!(app.purchase_in("spring", "early").await.code(), "PURCHASED");
+}
+
+#[tokio::test]
+async fn invalid_admin_input_is_400_and_writes_nothing() {
+    let redis = TestRedis::start().await;
+    let app = admin_app(&redis).await;
+    let digest = redis.digest().await;
+    let mut backwards = sale("X", 5);
+    backwards["endTime"] = json!("2020-01-01T00:00:00Z");
+    let mut unknown = sale("X", 5);
+    unknown["colour"] = json!("red");
+
+    for (path, body) in [
+        ("/sales/x", sale("X", -1)),
+        ("/sales/x", sale("X", 0)),
+        ("/sales/x", sale("X", 1_000_000_001)),
+        ("/sales/x", backwards),
+        ("/sales/x", unknown),
+        ("/sales/x", sale("", 5)),
+        ("/sales/x", json!({"productName": "X"})),
+        ("/sales/a.b", sale("X", 5)),
+        ("/sales/a%7Bb%7D", sale("X", 5)),
+    ] {
+        app.admin(Method::PUT, path, Some(body))
+            .await
+            .assert_error(400, "INVALID_REQUEST");
+    }
+    for body in [
+        json!({"units": 0}),
+        json!({"units": -3}),
+        json!({"units": "many"}),
+    ] {
+        app.admin(Method::POST, "/sales/default/restock", Some(body))
+            .await
+            .assert_error(400, "INVALID_REQUEST");
+    }
+    app.admin(Method::GET, "/sales/default/buyers?limit=1001", None)
+        .await
+        .assert_error(400, "INVALID_REQUEST");
+    app.admin(Method::GET, "/sales/default/buyers?cursor=abc", None)
+        .await
+        .assert_error(400, "INVALID_REQUEST");
+    assert_eq!(redis.digest().await, digest);
+}
+
+#[tokio::test]
+async fn patch_changes_name_and_window_and_an_end_in_the_past_closes_the_sale() {
+    let redis = TestRedis::start().await;
+    let app = admin_app(&redis).await;
+    app.purchase("before").await;
+
+    let renamed = app
+        .admin(
+            Method::PATCH,
+            "/sales/default",
+            Some(json!({"productName": "Renamed"})),
+        )
+        .await;
+    let closed = app
+        .admin(
+            Method::PATCH,
+            "/sales/default",
+            Some(json!({"endTime": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+
+    assert_eq!(renamed.body["productName"], "Renamed");
+    assert_eq!(renamed.body["buyers"], 1, "buyers untouched");
+    assert_eq!(closed.status, 200, "{:?}", closed.body);
+    assert_eq!(closed.body["status"], "ended");
+    assert_eq!(app.purchase("after").await.code(), "SALE_ENDED");
+    assert_eq!(redis.stock("default").await, Some(99), "stock untouched");
+    app.admin(
+        Method::PATCH,
+        "/sales/nope",
+        Some(json!({"productName": "X"})),
+    )
+    .await
+    .assert_error(404, "SALE_NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restock_during_purchases_keeps_conservation_and_a_retried_restock_adds_once() {
+    // Arrange
+    let redis = TestRedis::start().await;
+    let app = admin_app(&redis).await;
+    let restock = |key: &'static str| {
+        let request = app
+            .http
+            .post(app.url("/api/admin/sales/default/restock"))
+            .bearer_auth(TOKEN)
+            .header("Idempotency-Key", key)
+            .json(&json!({"units": 50}))
+            .send();
+        async move { Reply::read(request.await.unwrap()).await }
+    };
+
+    // Act: 300 buyers while two restocks (one retried) land.
+    let buyers = futures::stream::iter((0..300).map(|n| {
+        let app = &app;
+        async move { app.purchase(&format!("r{n}")).await }
+    }))
+    .buffer_unordered(32)
+    .collect::<Vec<_>>();
+    let (replies, first, retried, second) = tokio::join!(
+        buyers,
+        restock("restock-1"),
+        restock("restock-1"),
+        restock("restock-2")
+    );
+
+    // Assert: 100 + 50 + 50 units, never more sold, remaining + buyers = total.
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_eq!(retried.status, 200);
+    let sold = replies.iter().filter(|r| r.code() == "PURCHASED").count() as i64;
+    let stats = app.admin(Method::GET, "/sales/default", None).await;
+    assert_eq!(
+        stats.body["totalStock"], 200,
+        "the retried restock added once"
+    );
+    assert_eq!(stats.body["consistent"], true, "{:?}", stats.body);
+    assert!((100..=200).contains(&sold), "{sold} sold of 200");
+    assert_eq!(stats.body["remaining"].as_i64().unwrap() + sold, 200);
+    assert_eq!(second.status, 200, "{:?}", second.body);
+    assert_eq!(
+        stats.body["attemptsRefused"],
+        300 - sold,
+        "every other buyer was refused"
+    );
+}
+
+#[tokio::test]
+async fn buyers_page_in_purchase_order_and_export_as_csv() {
+    // Arrange: 2,500 buyers written by the purchase script itself.
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(
+        &redis,
+        &[("ADMIN_TOKEN", TOKEN), ("SALE_TOTAL_STOCK", "5000")],
+    )
+    .await;
+    let store = redis.store().await;
+    let sale = flashsale::domain::SaleId::parse("default").unwrap();
+    let limit = flashsale::store::UserAttemptLimit {
+        limit: 0,
+        window_ms: 1,
+    };
+    for n in 0..2_500 {
+        let user = flashsale::domain::UserId::parse(format!("b{n}")).unwrap();
+        let token = flashsale::domain::RequestToken::generate();
+        store
+            .purchase(&sale, user, token, limit, "seed")
+            .await
+            .unwrap();
+    }
+
+    // Act
+    let first = app
+        .admin(Method::GET, "/sales/default/buyers?limit=1000", None)
+        .await;
+    let cursor = first.body["nextCursor"].as_str().unwrap().to_owned();
+    let second = app
+        .admin(
+            Method::GET,
+            &format!("/sales/default/buyers?limit=1000&cursor={cursor}"),
+            None,
+        )
+        .await;
+    let csv = app
+        .http
+        .get(app.url("/api/admin/sales/default/buyers"))
+        .bearer_auth(TOKEN)
+        .header("Accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    let buyers = first.body["buyers"].as_array().unwrap();
+    assert_eq!(buyers.len(), 1000);
+    assert_eq!(buyers[0]["userId"], "b0");
+    assert_eq!(buyers[0]["orderNumber"], 1);
+    assert_eq!(second.body["buyers"][0]["orderNumber"], 1001);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        csv.headers().get("content-length").is_none(),
+        "streamed, not buffered"
+    );
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "userId,orderNumber,purchaseTime");
+    assert_eq!(lines.len(), 2_501);
+    assert!(lines[2_500].starts_with("b2499,2500,"), "{}", lines[2_500]);
+}
+
+#[tokio::test]
+async fn delete_removes_every_key_and_list_shows_what_exists() {
+    let redis = TestRedis::start().await;
+    let app = admin_app(&redis).await;
+    app.admin(Method::PUT, "/sales/autumn", Some(sale("Coat", 3)))
+        .await;
+    app.purchase("gone").await;
+    let listed = app.admin(Method::GET, "/sales", None).await;
+
+    let deleted = app
+        .http
+        .delete(app.url("/api/admin/sales/default"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let again = app.admin(Method::DELETE, "/sales/default", None).await;
+
+    let listed: Vec<&str> = listed.body["sales"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["default", "autumn"]);
+    assert_eq!(deleted.status(), 204);
+    again.assert_error(404, "SALE_NOT_FOUND");
+    assert!(
+        !redis
+            .keys()
+            .await
+            .iter()
+            .any(|key| key.contains("{default}")),
+        "{:?}",
+        redis.keys().await
+    );
+    app.purchase("after")
+        .await
+        .assert_error(404, "SALE_NOT_FOUND");
+    let after = app.admin(Method::GET, "/sales", None).await;
+    assert_eq!(after.body["sales"], json!(["autumn"]));
+}
+
+#[tokio::test]
+async fn metrics_count_purchases_rejections_and_requests() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(
+        &redis,
+        &[
+            ("SALE_TOTAL_STOCK", "1"),
+            ("METRICS_TOKEN", "metrics-secret-token"),
+        ],
+    )
+    .await;
+    app.purchase("m1").await;
+    app.purchase("m2").await;
+    app.status().await;
+
+    let refused = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-secret-token")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert_eq!(refused.status(), 401);
+    for expected in [
+        r#"flashsale_purchases_total{sale="default",code="PURCHASED"}"#,
+        r#"flashsale_purchases_total{sale="default",code="SOLD_OUT"}"#,
+        r#"flashsale_http_requests_total{route="/api/sale/purchase",method="POST",status="200"}"#,
+        r#"flashsale_remaining_stock{sale="default"}"#,
+        "flashsale_http_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+}
