@@ -287,3 +287,28 @@ async fn the_binary_built_with_the_dockerfile_flags_serves_ready_with_its_enviro
     // Assert
     assert!(ready, "the release binary did not serve {READY_PATH}");
 }
+
+#[test]
+fn the_grafana_dashboard_only_charts_metrics_the_service_exports() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/flashsale.json")).unwrap();
+    let exported = read("src/metrics.rs");
+    let mut charted = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("flashsale_"))
+            {
+                let base = name
+                    .trim_end_matches("_bucket")
+                    .trim_end_matches("_sum")
+                    .trim_end_matches("_count");
+                assert!(exported.contains(&format!("\"{base}\"")), "{name} is not exported");
+                charted += 1;
+            }
+        }
+    }
+    assert!(charted >= 8, "{charted} series charted");
+}
