@@ -149,14 +149,16 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 }
 
 /// The JSON body of every answer: errors, purchase outcomes and both kinds of 429.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Answer<'a> {
     pub success: bool,
     pub code: Code,
+    #[schema(value_type = String)]
     pub message: Cow<'a, str>,
     /// Absent from plain errors; `null` when the stock is unknown (a per-IP 429).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     pub remaining_stock: Option<Option<i64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub purchase_time: Option<String>,

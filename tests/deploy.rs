@@ -305,7 +305,10 @@ fn the_grafana_dashboard_only_charts_metrics_the_service_exports() {
                     .trim_end_matches("_bucket")
                     .trim_end_matches("_sum")
                     .trim_end_matches("_count");
-                assert!(exported.contains(&format!("\"{base}\"")), "{name} is not exported");
+                assert!(
+                    exported.contains(&format!("\"{base}\"")),
+                    "{name} is not exported"
+                );
                 charted += 1;
             }
         }

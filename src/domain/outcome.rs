@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 /// Every code a JSON answer can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     Purchased,

@@ -23,6 +23,8 @@ use std::future::{ready, Ready};
 
 /// The most buyers one page holds.
 pub const MAX_PAGE: u64 = 1_000;
+/// The furthest a sales listing may start.
+pub const MAX_OFFSET: u64 = 1_000_000_000;
 /// Admin bodies are small.
 const MAX_BODY_BYTES: usize = 4 * 1024;
 
@@ -79,10 +81,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `PUT` body: the whole sale.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SaleBody {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     product_name: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     total_stock: i64,
     start_time: DateTime<Utc>,
     end_time: DateTime<Utc>,
@@ -95,17 +103,23 @@ pub struct ForceQuery {
 }
 
 /// `PATCH` body: any of name and window.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchBody {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     product_name: Option<String>,
     start_time: Option<DateTime<Utc>>,
     end_time: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestockBody {
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     units: i64,
 }
 
@@ -124,9 +138,9 @@ pub struct ListQuery {
 }
 
 /// A sale as an operator sees it: config, counters, and whether the numbers add up.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SaleView {
+pub struct SaleView {
     sale_id: String,
     product_name: String,
     status: &'static str,
@@ -295,6 +309,11 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse> {
     let offset = query.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::invalid(format!(
+            "offset must be at most {MAX_OFFSET}."
+        )));
+    }
     let limit = page_limit(query.limit)?;
     let sales = state.store.list_sales(offset, limit).await?;
     let next = (sales.len() as u64 == limit).then_some(offset + limit);
@@ -323,9 +342,9 @@ fn cursor(value: Option<&str>) -> Result<Option<String>> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BuyerRow {
+pub struct BuyerRow {
     user_id: String,
     order_number: i64,
     purchase_time: String,

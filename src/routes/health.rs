@@ -11,9 +11,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use serde_json::json;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct HealthBody {
+pub struct HealthBody {
     status: &'static str,
     redis: &'static str,
     uptime_seconds: u64,

@@ -7,6 +7,7 @@
 pub mod admin;
 mod events;
 mod health;
+pub mod openapi;
 mod page;
 mod purchase;
 mod status;
@@ -81,6 +82,16 @@ impl AppState {
     }
 }
 
+/// A path segment, percent-decoded (`jane%2Bsale@example.com` is `jane+sale@example.com`; actix
+/// leaves reserved characters encoded).
+pub fn path_segment(request: &HttpRequest, name: &str) -> Result<String, ApiError> {
+    let raw = request.match_info().get(name).unwrap_or_default();
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .map_err(|_| ApiError::invalid(format!("{name} is not valid UTF-8.")))
+}
+
 /// The request's id (as the span and the `x-request-id` header carry it).
 pub fn request_id(request: &HttpRequest) -> String {
     use actix_web::HttpMessage;
@@ -111,7 +122,9 @@ impl FromRequest for SaleId {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let sale = match req.match_info().get("saleId") {
-            Some(id) => SaleId::parse(id).map_err(|e| ApiError::invalid(format!("saleId {e}"))),
+            Some(_) => path_segment(req, "saleId").and_then(|id| {
+                SaleId::parse(&id).map_err(|e| ApiError::invalid(format!("saleId {e}")))
+            }),
             None => req
                 .app_data::<web::Data<AppState>>()
                 .map(|state| state.default_sale.clone())
@@ -148,7 +161,8 @@ pub fn health_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/health", READ).route(read().to(health::health)))
         .service(resource("/health/live", READ).route(read().to(health::live)))
         .service(resource("/health/ready", READ).route(read().to(health::ready)))
-        .service(resource("/metrics", READ).route(read().to(health::metrics)));
+        .service(resource("/metrics", READ).route(read().to(health::metrics)))
+        .service(resource("/api/openapi.json", READ).route(read().to(openapi::document)));
 }
 
 /// The methods of a read-only route.

@@ -14,9 +14,11 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024;
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The purchase body. `userId` is required unless a bearer token names the buyer.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PurchaseRequest {
+    /// 1–128 of `A–Z a–z 0–9 . _ - @ + :`; required unless a bearer token names the buyer.
+    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9._@+:\-]{1,128}$")]
     pub user_id: Option<UserId>,
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 pub const STATUS_CACHE_CONTROL: &str = "public, max-age=1";
 
 /// The status JSON, also the data of each `status` event of the event stream.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusBody<'a> {
     status: &'static str,

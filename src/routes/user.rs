@@ -8,9 +8,9 @@ use crate::{
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct UserBody {
+pub struct UserBody {
     user_id: String,
     has_purchased: bool,
     purchase_time: Option<String>,
@@ -22,8 +22,8 @@ pub async fn user(
     sale: SaleId,
     request: HttpRequest,
 ) -> Result<HttpResponse> {
-    let user = request.match_info().get("userId").unwrap_or_default();
-    let user = UserId::parse(user.to_owned()).map_err(ApiError::invalid)?;
+    let user = super::path_segment(&request, "userId")?;
+    let user = UserId::parse(user).map_err(ApiError::invalid)?;
     let user = state.buyer(&request, Some(user)).await?;
     let record = state
         .store

@@ -14,6 +14,7 @@ mod health;
 mod helpers;
 mod http_layer;
 mod logs;
+mod openapi;
 mod purchase;
 mod sale_window;
 mod sales;

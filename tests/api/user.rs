@@ -57,3 +57,16 @@ async fn a_user_lookup_without_a_sale_is_sale_not_found() {
 
     app.user("pat").await.assert_error(404, "SALE_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn a_percent_encoded_user_id_is_decoded_before_it_is_checked() {
+    let redis = crate::helpers::TestRedis::start().await;
+    let app = crate::helpers::spawn_app(&redis).await;
+    app.purchase("jane+sale@example.com").await;
+
+    let reply = app.get("/api/sale/user/jane%2Bsale%40example.com").await;
+
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["userId"], "jane+sale@example.com");
+    assert_eq!(reply.body["hasPurchased"], true);
+}

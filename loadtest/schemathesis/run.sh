@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Fuzzes the whole API (public and admin routes) against its own OpenAPI document with
+# schemathesis, for at most MAX_TIME seconds: no 5xx, every answer conforming to the document.
+# Usage: loadtest/schemathesis/run.sh [path/to/flashsale]   (default target/debug/flashsale)
+# The event streams are left out: they never end, and a fuzzer waits for a whole answer.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${1:-$ROOT/target/debug/flashsale}
+MAX_TIME=${MAX_TIME:-110}
+PORT=${PORT:-18095}
+TOKEN=schemathesis-admin-token-$RANDOM$RANDOM
+
+command -v st >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check schemathesis
+ST=$(command -v st || echo "python3 -m schemathesis.cli")
+
+# Local mode: the service starts its own redis-server, with a demo sale.
+HOST=127.0.0.1 PORT=$PORT ADMIN_TOKEN=$TOKEN RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+  RUST_LOG=warn "$BIN" >/dev/null 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+cd "$(dirname "$0")" # schemathesis.toml
+$ST run "http://127.0.0.1:$PORT/api/openapi.json" --checks all \
+  -H "Authorization: Bearer $TOKEN" --max-examples 25 --max-time "$MAX_TIME" \
+  --request-timeout 5 --exclude-path-regex 'events$' --no-color
