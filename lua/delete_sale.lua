@@ -8,12 +8,5 @@ if not read_sale(KEYS[1]) then
   return 0
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
-local cursor = '0'
-repeat
-  local page = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
-  cursor = page[1]
-  if #page[2] > 0 then
-    redis.call('DEL', unpack(page[2]))
-  end
-until cursor == '0'
+delete_matching(ARGV[1])
 return 1

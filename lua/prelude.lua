@@ -28,3 +28,16 @@ local function parse_buyer(record)
   local purchase_ms, order, token = string.match(record, '^(%d+):(%d+):(.*)$')
   return tonumber(purchase_ms), tonumber(order), token
 end
+
+-- Deletes every key matching a pattern of the sale's own keys (its attempt counters). O(keys):
+-- for admin scripts only, never the purchase path.
+local function delete_matching(pattern)
+  local cursor = '0'
+  repeat
+    local page = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
+    cursor = page[1]
+    if #page[2] > 0 then
+      redis.call('DEL', unpack(page[2]))
+    end
+  until cursor == '0'
+end

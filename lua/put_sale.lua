@@ -19,16 +19,7 @@ end
 local created = not start_ms
 if not created then
   redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
-  -- Attempt counters have one key per user; the scan is O(users), acceptable for an admin
-  -- replace and never on the purchase path.
-  local cursor = '0'
-  repeat
-    local page = redis.call('SCAN', cursor, 'MATCH', ARGV[6], 'COUNT', 1000)
-    cursor = page[1]
-    if #page[2] > 0 then
-      redis.call('DEL', unpack(page[2]))
-    end
-  until cursor == '0'
+  delete_matching(ARGV[6])
 end
 redis.call('HSET', KEYS[1], 'productName', ARGV[1], 'totalStock', ARGV[2],
   'startMs', ARGV[3], 'endMs', ARGV[4], 'createdMs', redis_now_ms())

@@ -75,6 +75,37 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
         package["dependencies"]["express"].is_string()
             && package["dependencies"]["ioredis"].is_string()
     );
+    // The peer and the ceiling pass the purchase script every key and argument it reads.
+    let script = read("lua/purchase.lua");
+    let count = |prefix: &str| {
+        (1..=20)
+            .filter(|n| script.contains(&format!("{prefix}[{n}]")))
+            .max()
+            .unwrap_or(0)
+    };
+    let (keys, args) = (count("KEYS"), count("ARGV"));
+    assert!(
+        baseline.contains(&format!("numberOfKeys: {keys}, lua: LUA('purchase.lua')")),
+        "the peer passes {keys} keys"
+    );
+    let bench = read("loadtest/bench/run.sh");
+    let ceiling = bench.split("evalsha \"$PURCHASE_SHA\" ").nth(1).unwrap();
+    assert!(
+        ceiling.starts_with(&format!("{keys} ")),
+        "the ceiling passes {keys} keys"
+    );
+    let ceiling_args = ceiling
+        .split('|')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .filter(|word| *word != "\\")
+        .count();
+    assert_eq!(
+        ceiling_args,
+        1 + keys + args,
+        "the ceiling passes {keys} keys and {args} args"
+    );
     let wrk = read("loadtest/bench/purchase.lua");
     assert!(wrk.contains("\"/api/sale/purchase\"") && wrk.contains("application/json"));
 }

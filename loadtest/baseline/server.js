@@ -28,12 +28,14 @@ const KEYS = {
   stock: `sale:{${SALE_ID}}:stock`,
   buyers: `sale:{${SALE_ID}}:buyers`,
   attempts: (user) => `sale:{${SALE_ID}}:rl:${user}`,
+  orders: `sale:{${SALE_ID}}:orders`,
+  refused: `sale:{${SALE_ID}}:refused`,
 };
 
 function redisClient() {
   const Redis = require('ioredis');
   const redis = new Redis(REDIS_URL, { enableAutoPipelining: true, commandTimeout: 2000, maxRetriesPerRequest: 2 });
-  redis.defineCommand('purchase', { numberOfKeys: 4, lua: LUA('purchase.lua') });
+  redis.defineCommand('purchase', { numberOfKeys: 6, lua: LUA('purchase.lua') });
   redis.defineCommand('saleStatus', { numberOfKeys: 2, lua: LUA('status.lua') });
   redis.defineCommand('saleUser', { numberOfKeys: 2, lua: LUA('user.lua') });
   redis.defineCommand('createSale', { numberOfKeys: 2, lua: LUA('create_sale.lua') });
@@ -120,7 +122,8 @@ function worker() {
     let reply;
     try {
       reply = await redis.purchase(KEYS.config, KEYS.stock, KEYS.buyers, KEYS.attempts(userId),
-        userId, token, ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS);
+        KEYS.orders, KEYS.refused, userId, token, ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID,
+        req.get('X-Request-Id') || crypto.randomUUID());
     } catch {
       return unavailable(res);
     }

@@ -145,8 +145,9 @@ for C in $CONNECTIONS; do
     rcli eval "$(lua_script create_sale.lua)" 2 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
       ceiling "$BIG_STOCK" "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null
     CEIL=$(redis-benchmark -p "$REDIS_PORT" -c "$C" -n "$((C * 3000))" -r 1000000000 --csv \
-      evalsha "$PURCHASE_SHA" 4 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
-      "sale:{$CEIL_SALE}:buyers" "sale:{$CEIL_SALE}:rl:u__rand_int__" "u__rand_int__" 0123456789abcdef 10 10000 |
+      evalsha "$PURCHASE_SHA" 6 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
+      "sale:{$CEIL_SALE}:buyers" "sale:{$CEIL_SALE}:rl:u__rand_int__" "sale:{$CEIL_SALE}:orders" \
+      "sale:{$CEIL_SALE}:refused" "u__rand_int__" 0123456789abcdef 10 10000 "$CEIL_SALE" ceiling |
       tail -1 | tr -d '"')
     V[ceil_rps]+=" $(echo "$CEIL" | cut -d, -f2)"; V[ceil_p50]+=" $(echo "$CEIL" | cut -d, -f5)"
     V[ceil_p99]+=" $(echo "$CEIL" | cut -d, -f7)"

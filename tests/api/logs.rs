@@ -31,13 +31,7 @@ async fn a_failed_request_is_logged_as_json_with_its_request_id_and_no_secret_is
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut all = String::new();
-        let _ = stdout.read_to_string(&mut all);
-        let _ = tx.send(all);
-    });
+    let rx = crate::helpers::collect_stdout(&mut child);
     assert!(wait_until_ready(port).await);
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/api/sale/purchase");
@@ -137,13 +131,7 @@ async fn a_refused_token_is_logged_with_its_reason_and_never_the_token() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut all = String::new();
-        let _ = stdout.read_to_string(&mut all);
-        let _ = tx.send(all);
-    });
+    let rx = crate::helpers::collect_stdout(&mut child);
     assert!(wait_until_ready(port).await);
     let now = chrono::Utc::now().timestamp();
     let expired = jsonwebtoken::encode(

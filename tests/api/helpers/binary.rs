@@ -54,6 +54,19 @@ pub fn wait_for_log(child: &mut Child, message: &str) -> Vec<serde_json::Value> 
     panic!("no {message:?} in the log: {lines:?}");
 }
 
+/// Everything the child writes to stdout, delivered once it closes (the child exits).
+pub fn collect_stdout(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::Read;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = stdout.read_to_string(&mut all);
+        let _ = tx.send(all);
+    });
+    rx
+}
+
 pub fn is_alive(pid: u64) -> bool {
     Command::new("kill")
         .args(["-0", &pid.to_string()])
