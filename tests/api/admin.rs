@@ -288,13 +288,14 @@ async fn a_restock_during_purchases_keeps_conservation_and_a_retried_restock_add
     );
 }
 
-#[tokio::test]
-async fn buyers_page_in_purchase_order_and_export_as_csv() {
-    // Arrange: 2,500 buyers written by the purchase script itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buyers_page_in_purchase_order_and_a_hundred_thousand_export_as_streamed_csv() {
+    // Arrange: 100,000 buyers written by the purchase script itself (64 calls in flight).
+    const BUYERS: usize = 100_000;
     let redis = TestRedis::start().await;
     let app = spawn_app_with(
         &redis,
-        &[("ADMIN_TOKEN", TOKEN), ("SALE_TOTAL_STOCK", "5000")],
+        &[("ADMIN_TOKEN", TOKEN), ("SALE_TOTAL_STOCK", "200000")],
     )
     .await;
     let store = redis.store().await;
@@ -303,14 +304,20 @@ async fn buyers_page_in_purchase_order_and_export_as_csv() {
         limit: 0,
         window_ms: 1,
     };
-    for n in 0..2_500 {
-        let user = flashsale::domain::UserId::parse(format!("b{n}")).unwrap();
-        let token = flashsale::domain::RequestToken::generate();
-        store
-            .purchase(&sale, user, token, limit, "seed")
-            .await
-            .unwrap();
-    }
+    futures::stream::iter((0..BUYERS).map(|n| {
+        let (store, sale) = (&store, &sale);
+        async move {
+            let user = flashsale::domain::UserId::parse(format!("b{n}")).unwrap();
+            let token = flashsale::domain::RequestToken::generate();
+            store
+                .purchase(sale, user, token, limit, "seed")
+                .await
+                .unwrap()
+        }
+    }))
+    .buffer_unordered(64)
+    .collect::<Vec<_>>()
+    .await;
 
     // Act
     let first = app
@@ -333,22 +340,39 @@ async fn buyers_page_in_purchase_order_and_export_as_csv() {
         .await
         .unwrap();
 
-    // Assert
+    // Assert: pages follow the order numbers; the CSV arrives in many chunks, complete.
     let buyers = first.body["buyers"].as_array().unwrap();
     assert_eq!(buyers.len(), 1000);
-    assert_eq!(buyers[0]["userId"], "b0");
     assert_eq!(buyers[0]["orderNumber"], 1);
+    assert_eq!(buyers[999]["orderNumber"], 1000);
     assert_eq!(second.body["buyers"][0]["orderNumber"], 1001);
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     assert!(
         csv.headers().get("content-length").is_none(),
         "streamed, not buffered"
     );
-    let text = csv.text().await.unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "userId,orderNumber,purchaseTime");
-    assert_eq!(lines.len(), 2_501);
-    assert!(lines[2_500].starts_with("b2499,2500,"), "{}", lines[2_500]);
+    let (mut chunks, mut rows, mut last_order, mut tail) = (0, 0usize, 0i64, String::new());
+    let mut body = csv.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        chunks += 1;
+        tail.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = tail.find('\n') {
+            let line: String = tail.drain(..=end).collect();
+            if rows > 0 {
+                let order: i64 = line.split(',').nth(1).unwrap().parse().unwrap();
+                assert_eq!(order, last_order + 1, "purchase order");
+                last_order = order;
+            } else {
+                assert_eq!(line.trim_end(), "userId,orderNumber,purchaseTime");
+            }
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, BUYERS + 1, "header and every buyer");
+    assert!(
+        chunks >= BUYERS / 1000,
+        "one chunk per page at least: {chunks}"
+    );
 }
 
 #[tokio::test]
