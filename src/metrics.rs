@@ -4,9 +4,25 @@
 //!
 //! Labels are bounded: routes are match patterns (`/api/sales/{saleId}/purchase`), never raw
 //! paths, and a sale id is a label only for sales that exist.
+//!
+//! The per-request series keep their handles in a cache of each thread (HTTP workers are
+//! threads): after the first request of a kind, counting is an atomic add, with no lock and no
+//! lookup shared by all requests.
 
+use actix_web::http::Method;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::{sync::OnceLock, time::Duration};
+use std::{cell::RefCell, collections::HashMap, sync::OnceLock, time::Duration};
+
+/// Series by route pattern, then by method and status.
+type RequestSeries = HashMap<String, HashMap<(Method, u16), (Counter, Histogram)>>;
+
+thread_local! {
+    static REQUESTS: RefCell<RequestSeries> = RefCell::new(HashMap::new());
+    /// Counters by sale, then by code.
+    static PURCHASES: RefCell<HashMap<String, HashMap<&'static str, Counter>>> =
+        RefCell::new(HashMap::new());
+}
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -31,22 +47,52 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 /// One HTTP answer: counted by route, method and status, timed by route.
-pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
-    let route = route.to_owned();
-    metrics::counter!(
-        "flashsale_http_requests_total",
-        "route" => route.clone(), "method" => method.to_owned(), "status" => status.to_string()
-    )
-    .increment(1);
-    metrics::histogram!("flashsale_http_request_duration_seconds", "route" => route)
-        .record(took.as_secs_f64());
+pub fn http_request(route: &str, method: &Method, status: u16, took: Duration) {
+    REQUESTS.with_borrow_mut(|series| {
+        // Looked up by `&str` first: once a series exists, nothing is allocated.
+        if !series.contains_key(route) {
+            series.insert(route.to_owned(), HashMap::new());
+        }
+        let Some(by_method) = series.get_mut(route) else {
+            return;
+        };
+        let (count, time) = by_method
+            .entry((method.clone(), status))
+            .or_insert_with(|| {
+                (
+                    metrics::counter!(
+                        "flashsale_http_requests_total",
+                        "route" => route.to_owned(), "method" => method.to_string(),
+                        "status" => status.to_string()
+                    ),
+                    metrics::histogram!(
+                        "flashsale_http_request_duration_seconds", "route" => route.to_owned()
+                    ),
+                )
+            });
+        count.increment(1);
+        time.record(took.as_secs_f64());
+    });
 }
 
 /// One purchase decided by the script.
 pub fn purchase(sale: &str, code: &'static str) {
     let sale = if code == "SALE_NOT_FOUND" { "" } else { sale };
-    metrics::counter!("flashsale_purchases_total", "sale" => sale.to_owned(), "code" => code)
-        .increment(1);
+    PURCHASES.with_borrow_mut(|series| {
+        if !series.contains_key(sale) {
+            series.insert(sale.to_owned(), HashMap::new());
+        }
+        if let Some(by_code) = series.get_mut(sale) {
+            by_code
+                .entry(code)
+                .or_insert_with(|| {
+                    metrics::counter!(
+                        "flashsale_purchases_total", "sale" => sale.to_owned(), "code" => code
+                    )
+                })
+                .increment(1);
+        }
+    });
 }
 
 /// A Redis call that failed: `unavailable` (timeouts, "not now") or `unexpected`.

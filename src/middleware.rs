@@ -181,7 +181,7 @@ where
         let route = response.request().match_pattern();
         crate::metrics::http_request(
             route.as_deref().unwrap_or("unmatched"),
-            method.as_str(),
+            &method,
             response.status().as_u16(),
             started.elapsed(),
         );
