@@ -1,6 +1,7 @@
 -- put_sale.lua: creates or replaces a sale (admin PUT). Atomic.
 --
--- KEYS[1] config, KEYS[2] stock, KEYS[3] buyers, KEYS[4] orders, KEYS[5] refused, KEYS[6] restocks
+-- KEYS[1] config, KEYS[2] stock, KEYS[3] buyers, KEYS[4] orders, KEYS[5] refused, KEYS[6] restocks,
+-- KEYS[7] orders:dead, KEYS[8] orders:retry, KEYS[9] orders:attempts (webhook delivery)
 -- ARGV[1] productName, ARGV[2] totalStock, ARGV[3] startMs, ARGV[4] endMs, ARGV[5] force (1/0),
 -- ARGV[6] the attempt-counter pattern (sale:{ID}:rl:*)
 -- Returns 'CREATED', 'SAME' (identical, nothing changed), 'HAS_BUYERS' (refused without
@@ -18,7 +19,7 @@ if start_ms then
 end
 local created = not start_ms
 if not created then
-  redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+  redis.call('DEL', unpack(KEYS, 3))
   delete_matching(ARGV[6])
 end
 redis.call('HSET', KEYS[1], 'productName', ARGV[1], 'totalStock', ARGV[2],

@@ -87,6 +87,13 @@ struct Vars {
     user_id_case: String,
     sse_max_streams: usize,
     metrics_token: Option<SecretString>,
+    order_webhook_url: Option<String>,
+    order_webhook_secret: Option<SecretString>,
+    order_webhook_timeout_ms: u64,
+    order_webhook_max_attempts: u32,
+    order_webhook_claim_idle_ms: u64,
+    order_webhook_backoff_ms: u64,
+    order_webhook_concurrency: usize,
 }
 
 /// The defaults of SPEC §4, in one place.
@@ -121,6 +128,13 @@ impl Default for Vars {
             user_id_case: "sensitive".to_owned(),
             sse_max_streams: 10_000,
             metrics_token: None,
+            order_webhook_url: None,
+            order_webhook_secret: None,
+            order_webhook_timeout_ms: 5_000,
+            order_webhook_max_attempts: 10,
+            order_webhook_claim_idle_ms: 60_000,
+            order_webhook_backoff_ms: 1_000,
+            order_webhook_concurrency: 16,
         }
     }
 }
@@ -151,6 +165,8 @@ pub struct Settings {
     pub sse_max_streams: usize,
     /// `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
     pub metrics_token: Option<AdminToken>,
+    /// `ORDER_WEBHOOK_*`: deliver every order to a URL; `None` = off.
+    pub webhook: Option<WebhookSettings>,
     /// HTTP worker threads; `None` = one per available core (at most one per Redis
     /// connection). Not an environment variable: tests set it to keep many instances cheap.
     pub workers: Option<usize>,
@@ -314,9 +330,112 @@ impl Settings {
             },
             sse_max_streams: within("SSE_MAX_STREAMS", vars.sse_max_streams, 1..=1_000_000)?,
             metrics_token: vars.metrics_token.clone().map(AdminToken),
+            webhook: webhook(&vars)?,
             workers: None,
         })
     }
+}
+
+/// Order webhooks (`ORDER_WEBHOOK_*`, README "Orders to fulfilment").
+#[derive(Clone)]
+pub struct WebhookSettings {
+    pub url: reqwest::Url,
+    /// The HMAC-SHA256 key of `Flashsale-Signature`.
+    pub secret: SecretString,
+    /// One POST's whole time, connecting included.
+    pub timeout: Duration,
+    /// Attempts before an order moves to the dead-letter stream.
+    pub max_attempts: u32,
+    /// How long an order stays pending with a consumer before another instance claims it.
+    pub claim_idle: Duration,
+    /// The first back-off after a failed attempt; it doubles (with jitter) on each failure.
+    pub backoff: Duration,
+    /// Deliveries in flight per instance.
+    pub concurrency: usize,
+}
+
+impl fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("url", &self.url.as_str())
+            .field("secret", &"***")
+            .field("timeout", &self.timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("claim_idle", &self.claim_idle)
+            .field("backoff", &self.backoff)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+fn webhook(vars: &Vars) -> Result<Option<WebhookSettings>, ConfigError> {
+    let Some(url) = &vars.order_webhook_url else {
+        if vars.order_webhook_secret.is_some() {
+            return Err(ConfigError::var(
+                "ORDER_WEBHOOK_SECRET",
+                "is set but ORDER_WEBHOOK_URL is not",
+            ));
+        }
+        return Ok(None);
+    };
+    let url = reqwest::Url::parse(url.trim())
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .ok_or_else(|| {
+            ConfigError::var(
+                "ORDER_WEBHOOK_URL",
+                format!("not an http:// or https:// URL: {:?}", url.trim()),
+            )
+        })?;
+    let secret = match &vars.order_webhook_secret {
+        None => {
+            return Err(ConfigError::var(
+                "ORDER_WEBHOOK_SECRET",
+                "must be set with ORDER_WEBHOOK_URL (receivers check the signature with it)",
+            ))
+        }
+        // A short key makes the signature guessable offline from one delivery.
+        Some(secret) if secret.expose_secret().len() < 16 => {
+            return Err(ConfigError::var(
+                "ORDER_WEBHOOK_SECRET",
+                "must be at least 16 characters",
+            ))
+        }
+        Some(secret) => secret.clone(),
+    };
+    let timeout_ms = within(
+        "ORDER_WEBHOOK_TIMEOUT_MS",
+        vars.order_webhook_timeout_ms,
+        100..=60_000,
+    )?;
+    // A delivery still running when its order is claimed would be sent twice; the claim waits
+    // for at least two whole attempts.
+    let claim_idle_ms = within(
+        "ORDER_WEBHOOK_CLAIM_IDLE_MS",
+        vars.order_webhook_claim_idle_ms,
+        (2 * timeout_ms).max(1_000)..=86_400_000,
+    )?;
+    Ok(Some(WebhookSettings {
+        url,
+        secret,
+        timeout: Duration::from_millis(timeout_ms),
+        max_attempts: within(
+            "ORDER_WEBHOOK_MAX_ATTEMPTS",
+            vars.order_webhook_max_attempts,
+            1..=100,
+        )?,
+        claim_idle: Duration::from_millis(claim_idle_ms),
+        backoff: Duration::from_millis(within(
+            "ORDER_WEBHOOK_BACKOFF_MS",
+            vars.order_webhook_backoff_ms,
+            10..=600_000,
+        )?),
+        concurrency: within(
+            "ORDER_WEBHOOK_CONCURRENCY",
+            vars.order_webhook_concurrency,
+            1..=1_024,
+        )?,
+    }))
 }
 
 /// An IP address, or a host name such as `localhost` resolved once at start-up.
@@ -525,7 +644,53 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
         }
-        assert_eq!(names.len(), 29, "{names:?}");
+        assert_eq!(names.len(), 36, "{names:?}");
+    }
+
+    #[test]
+    fn webhooks_need_a_url_a_long_secret_and_a_claim_longer_than_two_timeouts() {
+        let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
+        let url = ("ORDER_WEBHOOK_URL", "https://shop.example.com/hooks/orders");
+        let secret = ("ORDER_WEBHOOK_SECRET", "whsec-0123456789abcdef");
+        let on = settings(&[redis, url, secret]).unwrap().webhook.unwrap();
+        assert_eq!(on.url.as_str(), "https://shop.example.com/hooks/orders");
+        assert_eq!(
+            (on.timeout, on.max_attempts, on.claim_idle, on.concurrency),
+            (Duration::from_secs(5), 10, Duration::from_secs(60), 16)
+        );
+        assert!(!format!("{on:?}").contains("whsec"), "the secret is never shown");
+        assert!(settings(&[redis]).unwrap().webhook.is_none());
+
+        for (vars, message) in [
+            (vec![url], "ORDER_WEBHOOK_SECRET: must be set"),
+            (vec![secret], "ORDER_WEBHOOK_SECRET: is set but ORDER_WEBHOOK_URL is not"),
+            (
+                vec![("ORDER_WEBHOOK_URL", "ftp://x"), secret],
+                "ORDER_WEBHOOK_URL: not an http",
+            ),
+            (
+                vec![url, ("ORDER_WEBHOOK_SECRET", "short")],
+                "ORDER_WEBHOOK_SECRET: must be at least 16",
+            ),
+            (
+                vec![
+                    url,
+                    secret,
+                    ("ORDER_WEBHOOK_TIMEOUT_MS", "5000"),
+                    ("ORDER_WEBHOOK_CLAIM_IDLE_MS", "9000"),
+                ],
+                "ORDER_WEBHOOK_CLAIM_IDLE_MS: must be 10000 to",
+            ),
+            (
+                vec![url, secret, ("ORDER_WEBHOOK_MAX_ATTEMPTS", "0")],
+                "ORDER_WEBHOOK_MAX_ATTEMPTS: must be 1 to 100",
+            ),
+        ] {
+            let mut vars = vars;
+            vars.push(redis);
+            let err = settings(&vars).unwrap_err().to_string();
+            assert!(err.starts_with(message), "{err}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //!   embedded `redis-server`.
 //! - [`status_cache`]: the per-sale, bounded, 100 ms status cache.
 //! - [`live`]: one watcher per watched sale, fanning its status out to event streams.
+//! - [`webhooks`]: the delivery loop that POSTs every order, signed, to `ORDER_WEBHOOK_URL`.
 //! - [`error`]: the one error type and the one JSON body, mapped to HTTP in one place.
 //! - [`metrics`]: Prometheus counters, one function per thing counted.
 //! - [`config`] and [`startup`]: the environment read once; `Application::build` wires it all.
@@ -33,3 +34,4 @@ pub mod startup;
 pub mod status_cache;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

@@ -119,3 +119,19 @@ pub fn rate_limited(kind: &'static str) {
 pub fn admin_refused() {
     metrics::counter!("flashsale_admin_unauthorized_total").increment(1);
 }
+
+/// One attempt to POST an order to the webhook: `ok`, `status` (not 2xx), `timeout`, `error`.
+pub fn webhook_attempt(result: &'static str) {
+    metrics::counter!("flashsale_webhook_attempts_total", "result" => result).increment(1);
+}
+
+/// An order's delivery ended: `delivered` (2xx) or `dead` (moved to the dead-letter stream).
+pub fn webhook_delivery(result: &'static str) {
+    metrics::counter!("flashsale_webhook_deliveries_total", "result" => result).increment(1);
+}
+
+/// Orders not yet delivered, over every sale, and the age of the oldest one.
+pub fn webhook_backlog(undelivered: u64, oldest_age: Duration) {
+    metrics::gauge!("flashsale_webhook_undelivered_orders").set(undelivered as f64);
+    metrics::gauge!("flashsale_webhook_lag_seconds").set(oldest_age.as_secs_f64());
+}

@@ -51,6 +51,8 @@ pub enum StartupError {
     Auth(#[from] AuthError),
     #[error("cannot use Redis at {url}: {source}")]
     Redis { url: String, source: StoreError },
+    #[error("cannot start order webhooks: {0}")]
+    Webhooks(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -63,6 +65,7 @@ pub struct Application {
     port: u16,
     server: Server,
     live: Live,
+    webhooks: Option<tokio::task::JoinHandle<()>>,
     local_redis: Option<LocalRedisServer>,
 }
 
@@ -112,7 +115,19 @@ impl Application {
             .await
             .map_err(redis_error)?;
         }
-        tokio::spawn(watch_eviction_policy(control));
+        tokio::spawn(watch_eviction_policy(control.clone()));
+        let webhooks = match &settings.webhook {
+            // The loop gets connections of its own: deliveries never wait behind purchases.
+            Some(webhook) => {
+                let store = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN);
+                store.connect();
+                Some(
+                    crate::webhooks::spawn(store, webhook.clone())
+                        .map_err(|err| StartupError::Webhooks(err.to_string()))?,
+                )
+            }
+            None => None,
+        };
         let verifier = match &settings.auth {
             Some(auth) => {
                 let verifier = Verifier::new(auth).await?;
@@ -134,6 +149,7 @@ impl Application {
             port,
             server,
             live,
+            webhooks,
             local_redis,
         })
     }
@@ -165,6 +181,11 @@ impl Application {
         });
         let result = self.server.await;
         self.live.close_all();
+        // Deliveries in flight stop here; their orders stay pending and another instance (or
+        // this one, restarted) claims them after ORDER_WEBHOOK_CLAIM_IDLE_MS.
+        if let Some(webhooks) = self.webhooks {
+            webhooks.abort();
+        }
         if let Some(local) = self.local_redis {
             local.stop().await;
             tracing::info!("embedded redis-server stopped");

@@ -9,6 +9,7 @@ use crate::{
     error::{ApiError, Result},
     store::{
         admin::{Order, PatchOutcome, PutOutcome, SaleStats},
+        webhooks::DeadOrder,
         SaleSeed,
     },
 };
@@ -77,6 +78,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(super::resource("/sales/{saleId}/restock", "POST").route(web::post().to(restock)))
         .service(
             super::resource("/sales/{saleId}/buyers", super::READ).route(super::read().to(buyers)),
+        )
+        .service(
+            super::resource("/sales/{saleId}/orders/dead", super::READ)
+                .route(super::read().to(dead_orders)),
+        )
+        .service(
+            super::resource("/sales/{saleId}/orders/dead/redrive", "POST")
+                .route(web::post().to(redrive)),
         );
 }
 
@@ -314,14 +323,15 @@ pub async fn list(
             "offset must be at most {MAX_OFFSET}."
         )));
     }
-    let limit = page_limit(query.limit)?;
+    let limit = page_limit(query.limit, 100)?;
     let sales = state.store.list_sales(offset, limit).await?;
     let next = (sales.len() as u64 == limit).then_some(offset + limit);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sales": sales, "nextOffset": next })))
 }
 
-fn page_limit(limit: Option<u64>) -> Result<u64> {
-    match limit.unwrap_or(100) {
+/// The number of entries asked for: `limit`, else `default`; at most [`MAX_PAGE`].
+fn page_limit(limit: Option<u64>, default: u64) -> Result<u64> {
+    match limit.unwrap_or(default) {
         limit @ 1..=MAX_PAGE => Ok(limit),
         _ => Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}."))),
     }
@@ -340,6 +350,13 @@ fn cursor(value: Option<&str>) -> Result<Option<String>> {
             "cursor must be a nextCursor from an earlier page.",
         ))
     }
+}
+
+/// The cursor of the page after a full one: the id of its last entry.
+fn next_cursor<T>(page: &[T], limit: u64, id: impl Fn(&T) -> &String) -> Option<String> {
+    (page.len() as u64 == limit)
+        .then(|| page.last().map(|entry| id(entry).clone()))
+        .flatten()
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -379,14 +396,12 @@ pub async fn buyers(
     if wants_csv {
         return Ok(csv_export(state, sale, after));
     }
-    let limit = page_limit(query.limit)?;
+    let limit = page_limit(query.limit, 100)?;
     let page = state
         .store
         .orders_page(&sale, after.as_deref(), limit)
         .await?;
-    let next = (page.len() as u64 == limit)
-        .then(|| page.last().map(|order| order.id.clone()))
-        .flatten();
+    let next = next_cursor(&page, limit, |order| &order.id);
     let rows: Vec<BuyerRow> = page.into_iter().map(BuyerRow::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "buyers": rows, "nextCursor": next })))
 }
@@ -450,4 +465,93 @@ fn csv_export(state: web::Data<AppState>, sale: SaleId, after: Option<String>) -
             HeaderValue::from_static("attachment; filename=\"buyers.csv\""),
         ))
         .streaming(stream)
+}
+
+/// An order whose webhook failed every attempt: the delivery's body fields, and why it died.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadOrderRow {
+    /// Its id in the dead-letter stream: the cursor of the next page.
+    dead_id: String,
+    /// When it was moved there (RFC 3339, ms).
+    dead_time: String,
+    event_id: String,
+    sale_id: String,
+    user_id: String,
+    order_number: i64,
+    purchase_time: String,
+    request_id: String,
+    attempts: i64,
+    last_error: String,
+}
+
+impl DeadOrderRow {
+    fn new(dead: DeadOrder) -> Self {
+        let DeadOrder { id, mut fields } = dead;
+        let mut text = |name: &str| fields.remove(name).unwrap_or_default();
+        let (event_id, sale_id, user_id, request_id, last_error) = (
+            text("eventId"),
+            text("saleId"),
+            text("userId"),
+            text("requestId"),
+            text("lastError"),
+        );
+        let number = |value: String| value.parse::<i64>().unwrap_or_default();
+        let dead_ms = id
+            .split_once('-')
+            .map_or(0, |(ms, _)| ms.parse().unwrap_or_default());
+        Self {
+            dead_time: rfc3339_ms(dead_ms),
+            dead_id: id,
+            event_id,
+            sale_id,
+            user_id,
+            order_number: number(text("orderNumber")),
+            purchase_time: rfc3339_ms(number(text("purchaseTime"))),
+            request_id,
+            attempts: number(text("attempts")),
+            last_error,
+        }
+    }
+}
+
+/// Dead orders, oldest first, a page at a time.
+pub async fn dead_orders(
+    _: Admin,
+    state: web::Data<AppState>,
+    sale: SaleId,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse> {
+    stats_or_404(&state, &sale).await?;
+    let after = cursor(query.cursor.as_deref())?;
+    let limit = page_limit(query.limit, 100)?;
+    let page = state
+        .store
+        .dead_page(&sale, after.as_deref(), limit)
+        .await?;
+    let next = next_cursor(&page, limit, |dead| &dead.id);
+    let rows: Vec<DeadOrderRow> = page.into_iter().map(DeadOrderRow::new).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "orders": rows, "nextCursor": next })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveQuery {
+    limit: Option<u64>,
+}
+
+/// Sends up to `limit` (default 1000) dead orders back for delivery, oldest first.
+pub async fn redrive(
+    _: Admin,
+    state: web::Data<AppState>,
+    sale: SaleId,
+    query: web::Query<RedriveQuery>,
+) -> Result<HttpResponse> {
+    stats_or_404(&state, &sale).await?;
+    let limit = page_limit(query.limit, MAX_PAGE)?;
+    let (redriven, remaining) = state.store.redrive_dead(&sale, limit).await?;
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({ "redriven": redriven, "remaining": remaining })),
+    )
 }

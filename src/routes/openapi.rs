@@ -6,13 +6,13 @@
 
 use super::AppState;
 use super::{
-    admin::{BuyerRow, PatchBody, RestockBody, SaleBody, SaleView},
+    admin::{BuyerRow, DeadOrderRow, PatchBody, RestockBody, SaleBody, SaleView},
     health::HealthBody,
     purchase::PurchaseRequest,
     status::StatusBody,
     user::UserBody,
 };
-use crate::{domain::Code, error::Answer};
+use crate::{domain::Code, error::Answer, webhooks::OrderEvent};
 use actix_web::{web, HttpResponse};
 use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -30,11 +30,12 @@ use utoipa::{
         alias_status, alias_purchase, alias_user, alias_events,
         health, live, ready, metrics, page, page_script, page_style,
         admin_list, admin_get, admin_put, admin_patch, admin_delete, admin_restock, admin_buyers,
+        admin_dead_orders, admin_redrive,
         document_path,
     ),
     components(schemas(
         Answer, Code, StatusBody, PurchaseRequest, UserBody, HealthBody, SaleBody, PatchBody,
-        RestockBody, SaleView, BuyerRow
+        RestockBody, SaleView, BuyerRow, DeadOrderRow, OrderEvent
     )),
     modifiers(&BearerAuth),
     tags((name = "sales"), (name = "admin"), (name = "operations"))
@@ -319,3 +320,32 @@ fn admin_restock() {}
         (status = 503, description = "SERVICE_UNAVAILABLE", body = Answer),
     ))]
 fn admin_buyers() {}
+
+#[utoipa::path(get, path = "/api/admin/sales/{saleId}/orders/dead", tag = "admin", security(("bearer" = [])),
+    params(
+        ("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page", pattern = r"^[0-9]{1,19}-[0-9]{1,19}$"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "`{orders: [DeadOrderRow], nextCursor}`: orders whose webhook failed every attempt", body = serde_json::Value),
+        (status = 400, description = "INVALID_REQUEST", body = Answer),
+        (status = 401, description = "UNAUTHORIZED", body = Answer),
+        (status = 404, description = "SALE_NOT_FOUND", body = Answer),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = Answer),
+    ))]
+fn admin_dead_orders() {}
+
+#[utoipa::path(post, path = "/api/admin/sales/{saleId}/orders/dead/redrive", tag = "admin", security(("bearer" = [])),
+    params(
+        ("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("limit" = Option<u64>, Query, description = "at most this many, oldest first (default 1000)", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "`{redriven, remaining}`: dead orders queued for delivery again, with their eventId", body = serde_json::Value),
+        (status = 400, description = "INVALID_REQUEST", body = Answer),
+        (status = 401, description = "UNAUTHORIZED", body = Answer),
+        (status = 404, description = "SALE_NOT_FOUND", body = Answer),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = Answer),
+    ))]
+fn admin_redrive() {}

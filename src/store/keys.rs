@@ -56,6 +56,31 @@ impl SaleKeys {
         self.key("restocks")
     }
 
+    /// `sale:{ID}:orders:dead` — stream: orders whose webhook failed every attempt.
+    pub fn orders_dead(&self) -> Key {
+        self.key("orders:dead")
+    }
+
+    /// `sale:{ID}:orders:retry` — stream: dead orders sent back for delivery (re-drive).
+    pub fn orders_retry(&self) -> Key {
+        self.key("orders:retry")
+    }
+
+    /// `sale:{ID}:orders:attempts` — hash: failed webhook attempts per undelivered entry.
+    pub fn orders_attempts(&self) -> Key {
+        self.key("orders:attempts")
+    }
+
+    /// The keys of the webhook scripts: orders, retry, attempts, dead.
+    pub fn for_webhooks(&self) -> MultipleKeys {
+        MultipleKeys::from(vec![
+            self.orders(),
+            self.orders_retry(),
+            self.orders_attempts(),
+            self.orders_dead(),
+        ])
+    }
+
     /// `sale:{ID}:rl:*` — the pattern of every attempt counter of the sale.
     pub fn attempts_pattern(&self) -> String {
         format!("{}rl:*", self.prefix)
@@ -70,6 +95,9 @@ impl SaleKeys {
             self.orders(),
             self.refused(),
             self.restocks(),
+            self.orders_dead(),
+            self.orders_retry(),
+            self.orders_attempts(),
         ])
     }
 

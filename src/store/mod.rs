@@ -7,6 +7,7 @@ pub mod keys;
 pub mod local_server;
 pub mod scripts;
 pub mod url;
+pub mod webhooks;
 
 use crate::domain::{
     Purchase, PurchaseOutcome, RequestToken, SaleId, SaleSnapshot, UserId, UserRecord,

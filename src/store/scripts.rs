@@ -84,6 +84,11 @@ pub struct Scripts {
     pub restock: LuaScript,
     pub sale_stats: LuaScript,
     pub delete_sale: LuaScript,
+    pub webhook_take: LuaScript,
+    pub webhook_done: LuaScript,
+    pub webhook_failed: LuaScript,
+    pub webhook_redrive: LuaScript,
+    pub webhook_backlog: LuaScript,
 }
 
 impl Default for Scripts {
@@ -104,10 +109,21 @@ impl Scripts {
             restock: LuaScript::new("restock", script_source!("restock.lua")),
             sale_stats: LuaScript::new("sale_stats", script_source!("sale_stats.lua")),
             delete_sale: LuaScript::new("delete_sale", script_source!("delete_sale.lua")),
+            webhook_take: LuaScript::new("webhook_take", script_source!("webhook_take.lua")),
+            webhook_done: LuaScript::new("webhook_done", script_source!("webhook_done.lua")),
+            webhook_failed: LuaScript::new("webhook_failed", script_source!("webhook_failed.lua")),
+            webhook_redrive: LuaScript::new(
+                "webhook_redrive",
+                script_source!("webhook_redrive.lua"),
+            ),
+            webhook_backlog: LuaScript::new(
+                "webhook_backlog",
+                script_source!("webhook_backlog.lua"),
+            ),
         }
     }
 
-    fn all(&self) -> [&LuaScript; 9] {
+    fn all(&self) -> [&LuaScript; 14] {
         [
             &self.purchase,
             &self.status,
@@ -118,6 +134,11 @@ impl Scripts {
             &self.restock,
             &self.sale_stats,
             &self.delete_sale,
+            &self.webhook_take,
+            &self.webhook_done,
+            &self.webhook_failed,
+            &self.webhook_redrive,
+            &self.webhook_backlog,
         ]
     }
 

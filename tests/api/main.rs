@@ -22,3 +22,4 @@ mod status;
 mod tls;
 mod user;
 mod vocabulary;
+mod webhooks;
