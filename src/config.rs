@@ -658,12 +658,18 @@ mod tests {
             (on.timeout, on.max_attempts, on.claim_idle, on.concurrency),
             (Duration::from_secs(5), 10, Duration::from_secs(60), 16)
         );
-        assert!(!format!("{on:?}").contains("whsec"), "the secret is never shown");
+        assert!(
+            !format!("{on:?}").contains("whsec"),
+            "the secret is never shown"
+        );
         assert!(settings(&[redis]).unwrap().webhook.is_none());
 
         for (vars, message) in [
             (vec![url], "ORDER_WEBHOOK_SECRET: must be set"),
-            (vec![secret], "ORDER_WEBHOOK_SECRET: is set but ORDER_WEBHOOK_URL is not"),
+            (
+                vec![secret],
+                "ORDER_WEBHOOK_SECRET: is set but ORDER_WEBHOOK_URL is not",
+            ),
             (
                 vec![("ORDER_WEBHOOK_URL", "ftp://x"), secret],
                 "ORDER_WEBHOOK_URL: not an http",

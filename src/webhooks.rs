@@ -392,8 +392,18 @@ async fn post(
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(AttemptError::Status(response.status().as_u16())),
         Err(err) if err.is_timeout() => Err(AttemptError::Timeout),
-        // Without the URL: it may carry a token of the receiver's.
-        Err(err) => Err(AttemptError::Request(err.without_url().to_string())),
+        // Without the URL (it may carry a token of the receiver's), with the causes ("error
+        // sending request" alone does not say that the connection was refused).
+        Err(err) => {
+            let err = err.without_url();
+            let mut message = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                let _ = write!(message, ": {cause}");
+                source = cause.source();
+            }
+            Err(AttemptError::Request(message))
+        }
     }
 }
 
