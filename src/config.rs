@@ -63,6 +63,7 @@ struct Vars {
     redis_url: Option<String>,
     redis_pool_size: usize,
     redis_timeout_ms: u64,
+    redis_health_check_ms: u64,
     sale_id: String,
     sale_product_name: Option<String>,
     sale_total_stock: Option<u64>,
@@ -105,6 +106,7 @@ impl Default for Vars {
             redis_url: None,
             redis_pool_size: 4,
             redis_timeout_ms: 2000,
+            redis_health_check_ms: 5_000,
             sale_id: "default".to_owned(),
             sale_product_name: None,
             sale_total_stock: None,
@@ -306,6 +308,11 @@ impl Settings {
                 url: redis_url,
                 pool_size: NonZeroUsize::new(pool_size).unwrap_or(NonZeroUsize::MIN),
                 timeout: Duration::from_millis(timeout_ms),
+                health_check: Duration::from_millis(within(
+                    "REDIS_HEALTH_CHECK_MS",
+                    vars.redis_health_check_ms,
+                    100..=300_000,
+                )?),
             },
             sale_id: SaleId::parse(vars.sale_id.trim())
                 .map_err(|e| ConfigError::var("SALE_ID", e))?,

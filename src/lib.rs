@@ -14,6 +14,7 @@
 //! - [`auth`]: optional JWT verification (a secret, a public key or a JWKS): who the buyer is.
 //! - [`store`]: the only module that talks to Redis: connections, key names, scripts, the
 //!   embedded `redis-server`.
+//! - [`redis_health`]: why `/health` says degraded (memory, eviction policy, failing purchases).
 //! - [`status_cache`]: the per-sale, bounded, 100 ms status cache.
 //! - [`live`]: one watcher per watched sale, fanning its status out to event streams.
 //! - [`webhooks`]: the delivery loop that POSTs every order, signed, to `ORDER_WEBHOOK_URL`.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod live;
 pub mod metrics;
 pub mod middleware;
+pub mod redis_health;
 pub mod routes;
 pub mod startup;
 pub mod status_cache;

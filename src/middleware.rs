@@ -5,6 +5,7 @@ use crate::telemetry::RequestId;
 use crate::{
     config::{CorsOrigins, IpRateLimit},
     error::ApiError,
+    routes::AppState,
 };
 use actix_cors::Cors;
 use actix_governor::{
@@ -23,7 +24,7 @@ use actix_web::{
         header::{self, HeaderName, HeaderValue},
         Method,
     },
-    Error, HttpMessage, HttpResponse, HttpResponseBuilder, ResponseError,
+    web, Error, HttpMessage, HttpResponse, HttpResponseBuilder, ResponseError,
 };
 use std::{
     future::Future,
@@ -179,12 +180,14 @@ where
     async move {
         let response = response.await?;
         let route = response.request().match_pattern();
-        crate::metrics::http_request(
-            route.as_deref().unwrap_or("unmatched"),
-            &method,
-            response.status().as_u16(),
-            started.elapsed(),
-        );
+        let route = route.as_deref().unwrap_or("unmatched");
+        let status = response.status();
+        crate::metrics::http_request(route, &method, status.as_u16(), started.elapsed());
+        if status.is_server_error() && route.ends_with("/purchase") {
+            if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
+                state.redis_health.purchase_failed();
+            }
+        }
         Ok(response)
     }
 }

@@ -8,6 +8,7 @@ use crate::{
     domain::{rfc3339_ms, SaleId},
     live::Live,
     middleware,
+    redis_health::RedisHealth,
     routes::{self, AppState},
     status_cache::{StatusCache, MAX_SALES, STATUS_MAX_AGE},
     store::{
@@ -39,9 +40,6 @@ use tracing_actix_web::TracingLogger;
 
 /// How long in-flight requests get to finish after SIGTERM or Ctrl-C.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// How often the eviction policy is checked again (it can be changed at run time).
-const EVICTION_CHECK_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -115,7 +113,8 @@ impl Application {
             .await
             .map_err(redis_error)?;
         }
-        tokio::spawn(watch_eviction_policy(control.clone()));
+        let redis_health = RedisHealth::default();
+        redis_health.spawn_check(control.clone(), settings.redis.health_check);
         let webhooks = match &settings.webhook {
             // The loop gets connections of its own: deliveries never wait behind purchases.
             Some(webhook) => {
@@ -142,8 +141,17 @@ impl Application {
         let listener = TcpListener::bind(address).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
         let live = Live::new(settings.sse_max_streams);
-        let server =
-            run(listener, url.clone(), verifier, live.clone(), &settings).map_err(listen_error)?;
+        let server = run(
+            listener,
+            url.clone(),
+            Shared {
+                verifier,
+                live: live.clone(),
+                redis_health,
+            },
+            &settings,
+        )
+        .map_err(listen_error)?;
         tracing::info!(host = %settings.host, port, redis = %url, sale_id = %settings.sale_id, "flashsale listening");
         Ok(Self {
             port,
@@ -264,31 +272,6 @@ fn warn_on_differences(sale: &SaleId, seed: &SaleSeed, stored: &SaleStats, windo
     }
 }
 
-/// Any eviction policy but `noeviction` can delete stock or buyer records (SPEC §7): warn at
-/// start-up and whenever the policy read changes, since it can be changed at run time.
-async fn watch_eviction_policy(store: Store) {
-    let mut last: Option<String> = None;
-    let mut tick = tokio::time::interval(EVICTION_CHECK_EVERY);
-    loop {
-        tick.tick().await;
-        let policy = match store.eviction_policy().await {
-            Ok(policy) => policy.unwrap_or_else(|| "unknown".to_owned()),
-            Err(err) => {
-                tracing::debug!(error = %err, "could not read Redis maxmemory-policy");
-                continue;
-            }
-        };
-        if last.as_deref() != Some(policy.as_str()) && policy != "noeviction" {
-            tracing::warn!(
-                maxmemory_policy = %policy,
-                "Redis may evict keys under memory pressure, which can delete stock or buyer \
-                 records; set maxmemory-policy noeviction"
-            );
-        }
-        last = Some(policy);
-    }
-}
-
 /// HTTP worker threads: `settings.workers`, else one per available core; never more than
 /// Redis connections, so every worker has one of its own.
 fn worker_count(settings: &Settings) -> usize {
@@ -304,13 +287,24 @@ fn connections_of_worker(pool_size: NonZeroUsize, workers: usize, index: usize) 
     NonZeroUsize::new(base + usize::from(index < extra)).unwrap_or(NonZeroUsize::MIN)
 }
 
+/// What every HTTP worker shares with the rest of the instance.
+struct Shared {
+    verifier: Option<Verifier>,
+    live: Live,
+    redis_health: RedisHealth,
+}
+
 fn run(
     listener: TcpListener,
     url: RedisUrl,
-    verifier: Option<Verifier>,
-    live: Live,
+    shared: Shared,
     settings: &Settings,
 ) -> io::Result<Server> {
+    let Shared {
+        verifier,
+        live,
+        redis_health,
+    } = shared;
     let user_id_case = settings.user_id_case;
     let status_cache = StatusCache::new(STATUS_MAX_AGE, MAX_SALES);
     let user_attempts = settings.user_attempts;
@@ -360,6 +354,7 @@ fn run(
             verifier: verifier.clone(),
             user_id_case,
             live: live.clone(),
+            redis_health: redis_health.clone(),
             started,
         });
         let cors = middleware::cors(&cors_origins);

@@ -14,16 +14,25 @@ use serde_json::json;
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthBody {
+    /// `ok`, or `degraded` when Redis is unreachable or any reason below holds.
     status: &'static str,
     redis: &'static str,
+    /// Why degraded: Redis near `maxmemory`, an eviction policy, purchases failing.
+    reasons: Vec<String>,
     uptime_seconds: u64,
     version: &'static str,
 }
 
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let connected = state.store.ping().await;
+    let reasons = state.redis_health.reasons();
     HttpResponse::Ok().json(HealthBody {
-        status: if connected { "ok" } else { "degraded" },
+        status: if connected && reasons.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
+        reasons,
         redis: if connected {
             "connected"
         } else {

@@ -45,6 +45,8 @@ pub struct AppState {
     pub user_id_case: UserIdCase,
     /// The live-status hub: watchers and event-stream slots.
     pub live: Live,
+    /// Why this instance is degraded, for `/health`.
+    pub redis_health: crate::redis_health::RedisHealth,
     pub started: Instant,
 }
 

@@ -37,6 +37,8 @@ pub struct RedisSettings {
     /// `REDIS_POOL_SIZE`: connections of the whole instance, shared out among its HTTP workers.
     pub pool_size: NonZeroUsize,
     pub timeout: Duration,
+    /// `REDIS_HEALTH_CHECK_MS`: how often memory and eviction policy are checked.
+    pub health_check: Duration,
 }
 
 /// Purchase attempts per user per window, enforced inside the purchase script.
@@ -361,14 +363,33 @@ impl Store {
             .await
     }
 
-    /// Redis's `maxmemory-policy`, read from `INFO memory` (managed Redis often forbids `CONFIG GET`).
-    pub async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
-        let info: String = self.client().await.info(Some(InfoKind::Memory)).await?;
-        Ok(info
-            .lines()
-            .find_map(|line| line.strip_prefix("maxmemory_policy:"))
-            .map(|policy| policy.trim().to_owned()))
+    /// Memory use, limit and eviction policy, from `INFO memory` (managed Redis often forbids
+    /// `CONFIG GET`).
+    pub async fn memory_info(&self) -> Result<MemoryInfo, StoreError> {
+        let info: String = self
+            .bounded(async { Ok(self.client().await.info(Some(InfoKind::Memory)).await?) })
+            .await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let bytes = |name: &str| field(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(MemoryInfo {
+            used_bytes: bytes("used_memory"),
+            max_bytes: bytes("maxmemory"),
+            policy: field("maxmemory_policy").map(str::to_owned),
+        })
     }
+}
+
+/// Redis's memory as `INFO memory` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryInfo {
+    pub used_bytes: u64,
+    /// 0 = no limit.
+    pub max_bytes: u64,
+    pub policy: Option<String>,
 }
 
 /// Runs a client's connection task, starting it again whenever it ends with an error; it

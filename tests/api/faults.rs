@@ -120,3 +120,102 @@ async fn readiness_reloads_scripts_that_redis_lost() {
     let exists: Vec<bool> = redis.client.script_exists(vec![sha]).await.unwrap();
     assert_eq!(exists, [true]);
 }
+
+async fn config_set(redis: &TestRedis, name: &str, value: &str) {
+    let _: () = redis
+        .client
+        .custom(fred::cmd!("CONFIG"), vec!["SET", name, value])
+        .await
+        .unwrap();
+}
+
+/// Polls `/health` (bounded) until `check` holds; returns the last body.
+async fn health_until(
+    app: &TestApp,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let health = app.get("/health").await;
+        if check(&health.body) || Instant::now() > deadline {
+            return health.body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn has_reason(health: &serde_json::Value, text: &str) -> bool {
+    health["reasons"].as_array().is_some_and(|reasons| {
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap_or("").contains(text))
+    })
+}
+
+#[tokio::test]
+async fn a_full_redis_refuses_purchases_with_503_writes_nothing_and_health_says_why() {
+    // Arrange: a sale with one buyer, then Redis at its memory limit (noeviction).
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(&redis, &[("REDIS_HEALTH_CHECK_MS", "100")]).await;
+    assert_eq!(app.purchase("before").await.code(), "PURCHASED");
+    config_set(&redis, "maxmemory-policy", "noeviction").await;
+    config_set(&redis, "maxmemory", "1").await;
+    let digest = redis.digest().await;
+
+    // Act
+    let refused = app.purchase("during").await;
+    let retried = app.purchase_with_key("during", "during-1").await;
+    let health = health_until(&app, |h| {
+        has_reason(h, "maxmemory") && has_reason(h, "purchases failing")
+    })
+    .await;
+
+    // Assert: "not now", never a 500; nothing written; /health says why.
+    refused.assert_error(503, "SERVICE_UNAVAILABLE");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    retried.assert_error(503, "SERVICE_UNAVAILABLE");
+    assert_eq!(redis.digest().await, digest);
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(has_reason(&health, "% of maxmemory"), "{health}");
+    assert!(
+        has_reason(&health, "purchases failing: 2 answered 5xx"),
+        "{health}"
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("flashsale_redis_errors_total{kind=\"unavailable\"}"));
+
+    // Room again: the retry with the same key buys, and the memory reason clears by itself.
+    config_set(&redis, "maxmemory", "0").await;
+    let after = app.purchase_with_key("during", "during-1").await;
+    assert_eq!(after.code(), "PURCHASED", "{:?}", after.body);
+    assert_eq!(redis.stock("default").await, Some(98));
+    let health = health_until(&app, |h| !has_reason(h, "maxmemory")).await;
+    assert!(!has_reason(&health, "maxmemory"), "{health}");
+}
+
+#[tokio::test]
+async fn an_eviction_policy_set_at_run_time_is_noticed_and_its_removal_too() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(&redis, &[("REDIS_HEALTH_CHECK_MS", "100")]).await;
+    assert_eq!(app.get("/health").await.body["status"], "ok");
+
+    config_set(&redis, "maxmemory-policy", "allkeys-lru").await;
+    let evicting = health_until(&app, |h| h["status"] == "degraded").await;
+    config_set(&redis, "maxmemory-policy", "noeviction").await;
+    let calm = health_until(&app, |h| h["status"] == "ok").await;
+
+    assert!(
+        has_reason(&evicting, "maxmemory-policy is allkeys-lru"),
+        "{evicting}"
+    );
+    assert_eq!(calm["reasons"], serde_json::json!([]), "{calm}");
+    assert_eq!(app.get("/health/live").await.status, 200);
+}
