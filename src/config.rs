@@ -64,6 +64,8 @@ struct Vars {
     redis_pool_size: usize,
     redis_timeout_ms: u64,
     redis_health_check_ms: u64,
+    client_timeout_ms: u64,
+    max_connections: usize,
     sale_id: String,
     sale_product_name: Option<String>,
     sale_total_stock: Option<u64>,
@@ -107,6 +109,8 @@ impl Default for Vars {
             redis_pool_size: 4,
             redis_timeout_ms: 2000,
             redis_health_check_ms: 5_000,
+            client_timeout_ms: 5_000,
+            max_connections: 10_000,
             sale_id: "default".to_owned(),
             sale_product_name: None,
             sale_total_stock: None,
@@ -167,6 +171,10 @@ pub struct Settings {
     pub sse_max_streams: usize,
     /// `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
     pub metrics_token: Option<AdminToken>,
+    /// `CLIENT_TIMEOUT_MS`: a client's time to send a request's headers, and then its body.
+    pub client_timeout: Duration,
+    /// `MAX_CONNECTIONS`: open connections per instance; more wait in the listen backlog.
+    pub max_connections: usize,
     /// `ORDER_WEBHOOK_*`: deliver every order to a URL; `None` = off.
     pub webhook: Option<WebhookSettings>,
     /// HTTP worker threads; `None` = one per available core (at most one per Redis
@@ -338,6 +346,12 @@ impl Settings {
             sse_max_streams: within("SSE_MAX_STREAMS", vars.sse_max_streams, 1..=1_000_000)?,
             metrics_token: vars.metrics_token.clone().map(AdminToken),
             webhook: webhook(&vars)?,
+            client_timeout: Duration::from_millis(within(
+                "CLIENT_TIMEOUT_MS",
+                vars.client_timeout_ms,
+                100..=600_000,
+            )?),
+            max_connections: within("MAX_CONNECTIONS", vars.max_connections, 1..=1_000_000)?,
             workers: None,
         })
     }
@@ -651,7 +665,7 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
         }
-        assert_eq!(names.len(), 36, "{names:?}");
+        assert_eq!(names.len(), 39, "{names:?}");
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub enum ApiError {
     /// is taken (`SSE_MAX_STREAMS`).
     #[error("Too many live streams on this instance; retry shortly.")]
     StreamsFull,
+    /// 408 `REQUEST_TIMEOUT`: the body did not arrive within `CLIENT_TIMEOUT_MS`.
+    #[error("{}", Code::RequestTimeout.message())]
+    RequestTimeout,
     /// 500 `INTERNAL_ERROR`: a bug; the details are logged only.
     #[error("{}", Code::InternalError.message())]
     Internal(#[source] StoreError),
@@ -100,6 +103,7 @@ impl ApiError {
             ApiError::InvalidRequest(_) => Code::InvalidRequest,
             ApiError::Unauthorized { .. } => Code::Unauthorized,
             ApiError::Forbidden => Code::Forbidden,
+            ApiError::RequestTimeout => Code::RequestTimeout,
             ApiError::PayloadTooLarge { .. } => Code::PayloadTooLarge,
             ApiError::UnsupportedMediaType => Code::UnsupportedMediaType,
             ApiError::SaleNotFound => Code::SaleNotFound,
@@ -130,6 +134,7 @@ impl ApiError {
                 allow: allow.unwrap_or(HeaderValue::from_static("GET, HEAD")),
             },
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
+            StatusCode::REQUEST_TIMEOUT => ApiError::RequestTimeout,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
             StatusCode::TOO_MANY_REQUESTS => ApiError::RateLimited {
                 retry_after: UNAVAILABLE_RETRY_AFTER,
@@ -211,6 +216,12 @@ impl ResponseError for ApiError {
         match self {
             ApiError::MethodNotAllowed { allow } => {
                 response.headers_mut().insert(header::ALLOW, allow.clone());
+            }
+            // The rest of the body may never come: close rather than wait to drain it.
+            ApiError::RequestTimeout => {
+                response
+                    .head_mut()
+                    .set_connection_type(actix_web::http::ConnectionType::Close);
             }
             ApiError::Unauthorized { invalid_token } => {
                 let challenge = if *invalid_token {

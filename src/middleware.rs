@@ -18,17 +18,20 @@ use actix_governor::{
 };
 use actix_web::{
     body::{EitherBody, MessageBody},
-    dev::{Service, ServiceRequest, ServiceResponse},
-    error::InternalError,
+    dev::{Payload, Service, ServiceRequest, ServiceResponse},
+    error::{InternalError, PayloadError},
     http::{
         header::{self, HeaderName, HeaderValue},
         Method,
     },
     web, Error, HttpMessage, HttpResponse, HttpResponseBuilder, ResponseError,
 };
+use futures_util::{Stream, StreamExt};
 use std::{
     future::Future,
+    io,
     net::{IpAddr, Ipv6Addr},
+    pin::Pin,
     time::Duration,
 };
 
@@ -162,6 +165,54 @@ where
         }
         Ok(response)
     }
+}
+
+/// Gives a request with a body `limit` to deliver all of it: a body sent slowly, or a chunked
+/// body that never ends, fails with 408 when the time is up, and its connection is closed
+/// instead of being held (actix times out the headers itself, not the body). Requests without
+/// a body pass untouched, with no allocation.
+pub fn body_deadline<S, B>(
+    limit: Duration,
+) -> impl Fn(ServiceRequest, &S) -> S::Future + Clone + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    move |mut req: ServiceRequest, service: &S| {
+        let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+            || req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|length| length.as_bytes() != b"0");
+        if has_body {
+            let payload = req.take_payload();
+            req.set_payload(with_deadline(payload, limit));
+        }
+        service.call(req)
+    }
+}
+
+fn with_deadline(payload: Payload, limit: Duration) -> Payload {
+    let deadline = tokio::time::Instant::now() + limit;
+    let stream = futures_util::stream::unfold(Some(payload), move |payload| async move {
+        let mut payload = payload?;
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(payload))),
+            Ok(None) => None,
+            Err(_) => {
+                // Kept a while longer: actix drains a dropped chunked body after answering (for
+                // a body that never ends, for ever), but closes the connection when the body is
+                // still held as the answer goes out.
+                actix_web::rt::spawn(async move {
+                    tokio::time::sleep(limit).await;
+                    drop(payload);
+                });
+                let late = io::Error::new(io::ErrorKind::TimedOut, "request body too slow");
+                Some((Err(PayloadError::Io(late)), None))
+            }
+        }
+    });
+    let stream: Pin<Box<dyn Stream<Item = Result<web::Bytes, PayloadError>>>> = Box::pin(stream);
+    Payload::from(stream)
 }
 
 /// Counts and times every answer by its route pattern (bounded), method and status.

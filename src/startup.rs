@@ -330,6 +330,7 @@ fn run(
         });
     }
     let cors_origins = settings.cors.clone();
+    let client_timeout = settings.client_timeout;
     let prometheus = crate::metrics::install().map(web::Data::new);
     let admin_token = settings.admin_token.clone().map(web::Data::new);
     let metrics_token = settings
@@ -387,6 +388,7 @@ fn run(
             .default_service(web::to(routes::not_found))
             // On every answer; the page sets its own, fuller Content-Security-Policy.
             .wrap(security_headers())
+            .wrap_fn(middleware::body_deadline(client_timeout))
             // Condition needs a value even when off; an unused Cors costs nothing.
             .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
             .wrap_fn(middleware::envelope)
@@ -394,6 +396,10 @@ fn run(
             .wrap(TracingLogger::<RequestSpan>::new())
     })
     .workers(workers)
+    // Per worker in actix: the instance's cap shared out. Past it, new connections wait in
+    // the kernel's listen backlog (bounded) instead of each taking memory here.
+    .max_connections(settings.max_connections.div_ceil(workers))
+    .client_request_timeout(settings.client_timeout)
     // A client that closes its side is gone (browsers never half-close): its event stream,
     // and the stream's slot, are dropped at once instead of at the next write.
     .h1_allow_half_closed(false)

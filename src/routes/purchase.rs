@@ -5,8 +5,12 @@ use crate::{
     domain::{RequestToken, SaleId, UserId},
     error::{Answer, ApiError, Result},
 };
-use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
+use actix_web::{
+    error::{JsonPayloadError, PayloadError},
+    web, HttpRequest, HttpResponse,
+};
 use serde::Deserialize;
+use std::io::ErrorKind;
 
 /// Bodies over this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -41,6 +45,9 @@ pub fn json_error(err: JsonPayloadError) -> ApiError {
             ApiError::invalid(format!("Invalid body: {}.", without_position(&err)))
         }
         JsonPayloadError::Deserialize(_) => ApiError::invalid("The body is not valid JSON."),
+        JsonPayloadError::Payload(PayloadError::Io(err)) if err.kind() == ErrorKind::TimedOut => {
+            ApiError::RequestTimeout
+        }
         _ => ApiError::invalid("The body could not be read."),
     }
 }

@@ -12,6 +12,7 @@ mod events;
 mod faults;
 mod health;
 mod helpers;
+mod hostile;
 mod http_layer;
 mod logs;
 mod openapi;
