@@ -64,6 +64,7 @@ struct Vars {
     redis_pool_size: usize,
     redis_timeout_ms: u64,
     redis_health_check_ms: u64,
+    redis_startup_timeout_ms: u64,
     client_timeout_ms: u64,
     max_connections: usize,
     sale_id: String,
@@ -109,6 +110,7 @@ impl Default for Vars {
             redis_pool_size: 4,
             redis_timeout_ms: 2000,
             redis_health_check_ms: 5_000,
+            redis_startup_timeout_ms: 30_000,
             client_timeout_ms: 5_000,
             max_connections: 10_000,
             sale_id: "default".to_owned(),
@@ -316,6 +318,11 @@ impl Settings {
                 url: redis_url,
                 pool_size: NonZeroUsize::new(pool_size).unwrap_or(NonZeroUsize::MIN),
                 timeout: Duration::from_millis(timeout_ms),
+                startup_timeout: Duration::from_millis(within(
+                    "REDIS_STARTUP_TIMEOUT_MS",
+                    vars.redis_startup_timeout_ms,
+                    0..=600_000,
+                )?),
                 health_check: Duration::from_millis(within(
                     "REDIS_HEALTH_CHECK_MS",
                     vars.redis_health_check_ms,
@@ -665,7 +672,7 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
         }
-        assert_eq!(names.len(), 39, "{names:?}");
+        assert_eq!(names.len(), 40, "{names:?}");
     }
 
     #[test]

@@ -47,6 +47,12 @@ pub enum StartupError {
     LocalRedis(#[from] LocalServerError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error("cannot reach Redis at {url} (tried for {waited_secs} s): {source}")]
+    RedisUnreachable {
+        url: String,
+        waited_secs: u64,
+        source: StoreError,
+    },
     #[error("cannot use Redis at {url}: {source}")]
     Redis { url: String, source: StoreError },
     #[error("cannot start order webhooks: {0}")]
@@ -96,8 +102,7 @@ impl Application {
         // The control connection: start-up's commands, then the background checks. The HTTP
         // workers open their own connections (REDIS_POOL_SIZE) on their own threads.
         let control = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN);
-        control.connect_and_wait().await.map_err(redis_error)?;
-        control.load_scripts().await.map_err(redis_error)?;
+        wait_for_redis(&control, &url, settings.redis.startup_timeout).await?;
         let seed = match (&settings.sale_seed, &local_redis) {
             (Some(seed), _) => Some(seed.clone()),
             (None, Some(_)) => Some(SaleSeed::demo(Utc::now())),
@@ -199,6 +204,35 @@ impl Application {
             tracing::info!("embedded redis-server stopped");
         }
         result
+    }
+}
+
+/// Connects and loads the scripts, retrying with back-off for up to `within`: a Redis that is
+/// still starting (a deploy brings both up at once) or failing over is waited for, and one that
+/// stays away ends start-up with one clear line.
+async fn wait_for_redis(
+    store: &Store,
+    url: &RedisUrl,
+    within: Duration,
+) -> Result<(), StartupError> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    store.connect();
+    loop {
+        let error = match store.load_scripts().await {
+            Ok(()) => return Ok(()),
+            Err(err) => err,
+        };
+        if started.elapsed() + backoff > within {
+            return Err(StartupError::RedisUnreachable {
+                url: url.to_string(),
+                waited_secs: started.elapsed().as_secs(),
+                source: error,
+            });
+        }
+        tracing::warn!(redis = %url, error = %error, retry_in_ms = backoff.as_millis() as u64, "Redis not reachable yet; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 

@@ -16,6 +16,8 @@ use std::{
 };
 
 const READY_PATH: &str = "/health/ready";
+/// What the platforms check: liveness, so a Redis blip never takes every instance out at once.
+const PLATFORM_CHECK_PATH: &str = "/health/live";
 
 fn read(file: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap()
@@ -179,7 +181,7 @@ fn fly_toml_agrees_with_the_service() {
     let checks = service["checks"].as_array().unwrap();
     assert!(checks
         .iter()
-        .any(|check| check["path"].as_str() == Some(READY_PATH)));
+        .any(|check| check["path"].as_str() == Some(PLATFORM_CHECK_PATH)));
     assert_eq!(fly["kill_signal"].as_str(), Some("SIGTERM"));
     let kill_timeout: u64 = fly["kill_timeout"]
         .as_str()
@@ -201,7 +203,7 @@ fn render_yaml_agrees_with_the_service() {
     let web = render_service("web");
     let redis = render_service("keyvalue");
     assert_eq!(web["runtime"], "docker");
-    assert_eq!(web["healthCheckPath"], READY_PATH);
+    assert_eq!(web["healthCheckPath"], PLATFORM_CHECK_PATH);
     let vars = web["envVars"].as_sequence().unwrap();
     let var = |key: &str| {
         vars.iter()

@@ -37,6 +37,8 @@ pub struct RedisSettings {
     /// `REDIS_POOL_SIZE`: connections of the whole instance, shared out among its HTTP workers.
     pub pool_size: NonZeroUsize,
     pub timeout: Duration,
+    /// `REDIS_STARTUP_TIMEOUT_MS`: how long start-up keeps trying to reach Redis.
+    pub startup_timeout: Duration,
     /// `REDIS_HEALTH_CHECK_MS`: how often memory and eviction policy are checked.
     pub health_check: Duration,
 }

@@ -219,3 +219,46 @@ async fn an_eviction_policy_set_at_run_time_is_noticed_and_its_removal_too() {
     assert_eq!(calm["reasons"], serde_json::json!([]), "{calm}");
     assert_eq!(app.get("/health/live").await.status, 200);
 }
+
+#[tokio::test]
+async fn start_up_waits_for_a_redis_that_comes_up_late() {
+    use crate::helpers::{flashsale, wait_until_ready};
+    use flashsale::store::local_server::{free_port, LocalRedisServer, LocalServerOptions};
+
+    // Arrange: the service starts first, pointed at a Redis that is not there yet.
+    let (redis_port, port) = (free_port().unwrap(), free_port().unwrap());
+    let mut child = flashsale()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("REDIS_URL", format!("redis://127.0.0.1:{redis_port}"))
+        .env("REDIS_TIMEOUT_MS", "300")
+        .env("SALE_TOTAL_STOCK", "5")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Act: Redis comes up 1.5 s later.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let alive_while_waiting = child.try_wait().unwrap().is_none();
+    let _redis = LocalRedisServer::start_with(LocalServerOptions {
+        port: Some(redis_port),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ready = wait_until_ready(port).await;
+    let bought = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/sale/purchase"))
+        .json(&serde_json::json!({"userId": "early-bird"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Assert
+    assert!(alive_while_waiting, "start-up gave up at once");
+    assert!(ready);
+    assert_eq!(bought, 200);
+}

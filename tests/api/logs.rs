@@ -96,23 +96,38 @@ fn pretty_logs_are_for_people() {
         .env("LOG_FORMAT", "pretty")
         .env("REDIS_URL", "redis://127.0.0.1:1")
         .env("REDIS_TIMEOUT_MS", "200")
+        .env("REDIS_STARTUP_TIMEOUT_MS", "1000")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let status = child.wait().unwrap();
-    let mut out = String::new();
+    let (mut out, mut err) = (String::new(), String::new());
     child
         .stdout
         .take()
         .unwrap()
         .read_to_string(&mut out)
         .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
 
+    // Retried for the start-up timeout, then one clear line.
     assert!(!status.success(), "no Redis at port 1");
     assert!(
         out.contains("start-up failed") && !out.trim_start().starts_with('{'),
         "{out}"
+    );
+    assert!(out.contains("Redis not reachable yet; retrying"), "{out}");
+    assert!(
+        err.trim()
+            .starts_with("flashsale: cannot reach Redis at redis://127.0.0.1:1 (tried for")
+            && err.trim().lines().count() == 1,
+        "{err}"
     );
 }
 
