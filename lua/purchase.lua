@@ -7,7 +7,8 @@
 -- KEYS[5] sale:{ID}:orders   stream: one entry per unit sold, for fulfilment
 -- KEYS[6] sale:{ID}:refused  integer: attempts refused (not started, ended, limited, sold out)
 -- ARGV[1] userId, ARGV[2] request token, ARGV[3] attempt limit (0 = off), ARGV[4] window ms,
--- ARGV[5] saleId, ARGV[6] the HTTP request id (for the order entry)
+-- ARGV[5] saleId, ARGV[6] the HTTP request id (for the order entry), ARGV[7] '1' when the
+-- caller WAITs for replicas after this script (PURCHASE_WAIT_REPLICAS)
 --
 -- Returns {code, remainingStock, purchaseMs, orderNumber, retryAfterMs}; the codes are those of
 -- `Code::PURCHASE` in src/domain/outcome.rs.
@@ -29,6 +30,11 @@ local record = redis.call('HGET', KEYS[3], ARGV[1])
 if record then
   local bought_ms, order, token = parse_buyer(record)
   local code = (token == ARGV[2]) and 'PURCHASED' or 'ALREADY_PURCHASED'
+  if code == 'PURCHASED' and ARGV[7] == '1' then
+    -- A retry whose first answer was lost: writing the same record again makes this
+    -- connection's WAIT cover the purchase (WAIT counts only this connection's writes).
+    redis.call('HSET', KEYS[3], ARGV[1], record)
+  end
   return {code, remaining, bought_ms, order, 0}
 end
 

@@ -6,7 +6,7 @@
 use crate::{
     auth::{AuthSettings, KeySource},
     domain::{SaleId, UserIdCase},
-    store::{RedisSettings, RedisUrl, SaleSeed, UserAttemptLimit},
+    store::{RedisSettings, RedisUrl, ReplicaWait, SaleSeed, UserAttemptLimit},
 };
 use actix_web::http::header::HeaderName;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -66,6 +66,8 @@ struct Vars {
     redis_health_check_ms: u64,
     redis_startup_timeout_ms: u64,
     client_timeout_ms: u64,
+    purchase_wait_replicas: u32,
+    purchase_wait_timeout_ms: u64,
     max_connections: usize,
     sale_id: String,
     sale_product_name: Option<String>,
@@ -112,6 +114,8 @@ impl Default for Vars {
             redis_health_check_ms: 5_000,
             redis_startup_timeout_ms: 30_000,
             client_timeout_ms: 5_000,
+            purchase_wait_replicas: 0,
+            purchase_wait_timeout_ms: 0,
             max_connections: 10_000,
             sale_id: "default".to_owned(),
             sale_product_name: None,
@@ -173,6 +177,8 @@ pub struct Settings {
     pub sse_max_streams: usize,
     /// `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
     pub metrics_token: Option<AdminToken>,
+    /// `PURCHASE_WAIT_*`: answer `PURCHASED` only once replicas have the write; `None` = off.
+    pub replica_wait: Option<ReplicaWait>,
     /// `CLIENT_TIMEOUT_MS`: a client's time to send a request's headers, and then its body.
     pub client_timeout: Duration,
     /// `MAX_CONNECTIONS`: open connections per instance; more wait in the listen backlog.
@@ -353,6 +359,7 @@ impl Settings {
             sse_max_streams: within("SSE_MAX_STREAMS", vars.sse_max_streams, 1..=1_000_000)?,
             metrics_token: vars.metrics_token.clone().map(AdminToken),
             webhook: webhook(&vars)?,
+            replica_wait: replica_wait(&vars)?,
             client_timeout: Duration::from_millis(within(
                 "CLIENT_TIMEOUT_MS",
                 vars.client_timeout_ms,
@@ -362,6 +369,32 @@ impl Settings {
             workers: None,
         })
     }
+}
+
+fn replica_wait(vars: &Vars) -> Result<Option<ReplicaWait>, ConfigError> {
+    let replicas = within(
+        "PURCHASE_WAIT_REPLICAS",
+        vars.purchase_wait_replicas,
+        0..=16,
+    )?;
+    if replicas == 0 {
+        return Ok(None);
+    }
+    // The wait is part of the purchase's Redis call, which REDIS_TIMEOUT_MS bounds in all.
+    let most = vars.redis_timeout_ms.saturating_sub(1).max(1);
+    let timeout_ms = vars.purchase_wait_timeout_ms;
+    if !(1..=most).contains(&timeout_ms) {
+        return Err(ConfigError::var(
+            "PURCHASE_WAIT_TIMEOUT_MS",
+            format!(
+                "must be 1 to {most} (below REDIS_TIMEOUT_MS) with PURCHASE_WAIT_REPLICAS set (got {timeout_ms})"
+            ),
+        ));
+    }
+    Ok(Some(ReplicaWait {
+        replicas,
+        timeout_ms,
+    }))
 }
 
 /// Order webhooks (`ORDER_WEBHOOK_*`, README "Orders to fulfilment").
@@ -672,7 +705,7 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
         }
-        assert_eq!(names.len(), 40, "{names:?}");
+        assert_eq!(names.len(), 42, "{names:?}");
     }
 
     #[test]

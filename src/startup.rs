@@ -365,6 +365,7 @@ fn run(
     }
     let cors_origins = settings.cors.clone();
     let client_timeout = settings.client_timeout;
+    let replica_wait = settings.replica_wait;
     let prometheus = crate::metrics::install().map(web::Data::new);
     let admin_token = settings.admin_token.clone().map(web::Data::new);
     let metrics_token = settings
@@ -379,7 +380,8 @@ fn run(
             &url,
             timeout,
             connections_of_worker(pool_size, workers, index),
-        );
+        )
+        .with_replica_wait(replica_wait);
         store.connect();
         let state = web::Data::new(AppState {
             store,

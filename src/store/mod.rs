@@ -15,7 +15,10 @@ use crate::domain::{
 use fred::{
     bytes_utils::Str,
     prelude::*,
-    types::{config::Config, InfoKind},
+    types::{
+        config::{Config, Options},
+        ClusterHash, InfoKind, MultipleKeys,
+    },
 };
 use keys::SaleKeys;
 use scripts::Scripts;
@@ -49,6 +52,14 @@ pub struct UserAttemptLimit {
     /// 0 = off.
     pub limit: u32,
     pub window_ms: u64,
+}
+
+/// `PURCHASE_WAIT_REPLICAS`: a purchase is answered `PURCHASED` only once this many replicas
+/// have its write (Redis `WAIT`), else 503 and the buyer's retry settles it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaWait {
+    pub replicas: u32,
+    pub timeout_ms: u64,
 }
 
 /// What a new sale holds: name, stock and window.
@@ -142,6 +153,7 @@ pub struct Store {
     next: Arc<AtomicUsize>,
     scripts: Scripts,
     timeout: Duration,
+    replica_wait: Option<ReplicaWait>,
 }
 
 impl Store {
@@ -155,7 +167,14 @@ impl Store {
             next: Arc::new(AtomicUsize::new(0)),
             scripts: Scripts::new(),
             timeout,
+            replica_wait: None,
         }
+    }
+
+    /// Purchases wait for replicas (`PURCHASE_WAIT_REPLICAS`) before they are answered.
+    pub fn with_replica_wait(mut self, wait: Option<ReplicaWait>) -> Self {
+        self.replica_wait = wait;
+        self
     }
 
     /// Starts the connection tasks on the current runtime; commands sent before they are up
@@ -263,33 +282,111 @@ impl Store {
             Str::from(user.into_string()),
             Str::from(token.into_string()),
         );
-        let (code, remaining, purchase_ms, order_number, retry_after_ms): (
-            Str,
-            i64,
-            i64,
-            i64,
-            i64,
-        ) = self
+        let args = || {
+            let mut args = vec![
+                Value::String(user.clone()),
+                Value::String(token.clone()),
+                Value::from(i64::from(limit.limit)),
+                Value::from(limit.window_ms as i64),
+                Value::String(sale_id.clone()),
+                Value::String(request_id.clone()),
+            ];
+            if self.replica_wait.is_some() {
+                args.push(Value::from("1"));
+            }
+            (keys.clone(), args)
+        };
+        let reply: PurchaseReply = self
             .bounded(async {
                 let client = self.client().await;
-                self.scripts
-                    .purchase
-                    .call(client, || {
-                        let args = vec![
-                            Value::String(user.clone()),
-                            Value::String(token.clone()),
-                            Value::from(i64::from(limit.limit)),
-                            Value::from(limit.window_ms as i64),
-                            Value::String(sale_id.clone()),
-                            Value::String(request_id.clone()),
-                        ];
-                        (keys.clone(), args)
-                    })
-                    .await
+                match self.replica_wait {
+                    None => self.scripts.purchase.call(client, args).await,
+                    Some(wait) => self.purchase_and_wait(client, wait, args).await,
+                }
             })
             .await?;
+        let (code, remaining, purchase_ms, order_number, retry_after_ms) = reply;
         PurchaseOutcome::from_reply((&code, remaining, purchase_ms, order_number, retry_after_ms))
             .map_err(StoreError::Unexpected)
+    }
+
+    /// The purchase script and `WAIT` in one pipeline on one connection, so `WAIT` covers the
+    /// script's write even when fred re-sends both after a reconnect (a replayed purchase
+    /// writes again, see `lua/purchase.lua`). A `PURCHASED` that too few replicas acknowledged
+    /// in time is "not now" (503): the buyer's retry with the same key settles it.
+    async fn purchase_and_wait<F>(
+        &self,
+        client: &Client,
+        wait: ReplicaWait,
+        args: F,
+    ) -> Result<PurchaseReply, StoreError>
+    where
+        F: Fn() -> (MultipleKeys, Vec<Value>),
+    {
+        let (keys, values) = args();
+        // WAIT has no key: in a cluster it must go to the node of the sale's slot.
+        let slot = keys
+            .clone()
+            .inner()
+            .first()
+            .map_or(0, |key| fred::util::redis_keyslot(key.as_bytes()));
+        // Both commands go to the node of the sale's slot (WAIT has no key, and a custom
+        // EVALSHA's first argument is the script's hash). Neither is re-sent after a lost
+        // connection: a WAIT re-sent alone, on a new connection that wrote nothing, would
+        // return at once and vouch for a write it never saw (seen in the failover test).
+        // The buyer's retry (503) runs both again, and the replayed script writes again.
+        let options = Options {
+            cluster_hash: Some(ClusterHash::Custom(slot)),
+            max_attempts: Some(1),
+            ..Options::default()
+        };
+        let options = &options;
+        let send = |keys: MultipleKeys, values: Vec<Value>| async move {
+            let pipeline = client.pipeline();
+            let routed = pipeline.with_options(options);
+            let mut evalsha = Vec::with_capacity(2 + keys.len() + values.len());
+            evalsha.push(Value::from(self.scripts.purchase.sha1()));
+            evalsha.push(Value::from(keys.len() as i64));
+            evalsha.extend(keys.inner().into_iter().map(Value::from));
+            evalsha.extend(values);
+            let _: () = routed.custom(fred::cmd!("EVALSHA"), evalsha).await?;
+            let _: () = routed
+                .wait(i64::from(wait.replicas), wait.timeout_ms as i64)
+                .await?;
+            Ok::<_, fred::error::Error>(pipeline.try_all::<Value>().await)
+        };
+        let mut replies = send(keys, values).await?;
+        let no_script =
+            matches!(replies.first(), Some(Err(err)) if err.details().starts_with("NOSCRIPT"));
+        if no_script {
+            crate::metrics::script_reload("purchase");
+            self.scripts.purchase.load(client).await?;
+            let (keys, values) = args();
+            replies = send(keys, values).await?;
+        }
+        let mut replies = replies.into_iter();
+        let (reply, acked) = match (replies.next(), replies.next()) {
+            (Some(reply), Some(acked)) => (reply, acked),
+            // The pipeline failed as a whole (a timeout, the connection lost).
+            (Some(Err(err)), None) => return Err(err.into()),
+            _ => {
+                return Err(StoreError::Unexpected(
+                    "a pipeline of two answered less".into(),
+                ))
+            }
+        };
+        let reply: PurchaseReply = reply?.convert()?;
+        let acked = acked?.as_i64().unwrap_or(0);
+        if reply.0 == "PURCHASED" && acked < i64::from(wait.replicas) {
+            return Err(StoreError::Unavailable(fred::error::Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "NOREPLICAS {acked} of {} replicas acknowledged the purchase in time",
+                    wait.replicas
+                ),
+            )));
+        }
+        Ok(reply)
     }
 
     /// Runs `lua/status.lua`: config, stock and the Redis clock in one round trip.
@@ -393,6 +490,9 @@ pub struct MemoryInfo {
     pub max_bytes: u64,
     pub policy: Option<String>,
 }
+
+/// `{code, remainingStock, purchaseMs, orderNumber, retryAfterMs}` from `lua/purchase.lua`.
+type PurchaseReply = (Str, i64, i64, i64, i64);
 
 /// Runs a client's connection task, starting it again whenever it ends with an error; it
 /// returns when the client was closed on purpose (`QUIT`).

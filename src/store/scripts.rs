@@ -43,6 +43,12 @@ impl LuaScript {
         self.script.sha1()
     }
 
+    /// `SCRIPT LOAD` (on every primary in cluster mode).
+    pub async fn load(&self, client: &Client) -> Result<(), StoreError> {
+        self.script.load(client).await?;
+        Ok(())
+    }
+
     /// `EVALSHA`, reloading and retrying once on `NOSCRIPT`. The arguments come from a closure so
     /// the hot path builds them once and only the rare retry builds them again.
     pub async fn call<R, F>(&self, client: &Client, args: F) -> Result<R, StoreError>

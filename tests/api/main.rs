@@ -9,6 +9,7 @@ mod cluster;
 mod concurrency;
 mod embedded;
 mod events;
+mod failover;
 mod faults;
 mod health;
 mod helpers;

@@ -23,13 +23,21 @@ pub struct TestRedis {
     server: Option<LocalRedisServer>,
     port: u16,
     dir: TempDir,
+    /// Arguments added to every start of this server (restarts too).
+    args: Vec<String>,
     pub client: Client,
 }
 
 impl TestRedis {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A server with extra `redis-server` arguments (`--appendonly yes`, `--replicaof …`).
+    pub async fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server = Self::spawn(None, &dir).await;
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        let server = Self::spawn(None, &dir, &args).await;
         let port = server.port();
         let config = Config::from_url(&format!("redis://127.0.0.1:{port}")).unwrap();
         let client = Builder::from_config(config)
@@ -42,19 +50,26 @@ impl TestRedis {
             server: Some(server),
             port,
             dir,
+            args,
             client,
         }
     }
 
-    async fn spawn(port: Option<u16>, dir: &TempDir) -> LocalRedisServer {
+    async fn spawn(port: Option<u16>, dir: &TempDir, args: &[String]) -> LocalRedisServer {
+        // DEBUG DIGEST lets tests prove that a request wrote nothing at all.
+        let mut extra_args = vec!["--enable-debug-command".to_owned(), "yes".to_owned()];
+        extra_args.extend_from_slice(args);
         LocalRedisServer::start_with(LocalServerOptions {
             port,
             data_dir: Some(dir.path().to_owned()),
-            // DEBUG DIGEST lets tests prove that a request wrote nothing at all.
-            extra_args: vec!["--enable-debug-command".into(), "yes".into()],
+            extra_args,
         })
         .await
         .expect("redis-server starts (is it installed?)")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn url(&self) -> String {
@@ -87,7 +102,7 @@ impl TestRedis {
     /// empty script cache, as after a real restart or failover.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.server = Some(Self::spawn(Some(self.port), &self.dir).await);
+        self.server = Some(Self::spawn(Some(self.port), &self.dir, &self.args).await);
         self.wait_for_client().await;
     }
 
