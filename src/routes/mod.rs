@@ -9,7 +9,7 @@ mod events;
 mod health;
 pub mod openapi;
 mod page;
-mod purchase;
+pub mod purchase;
 mod status;
 mod user;
 
