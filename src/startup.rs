@@ -218,8 +218,25 @@ async fn wait_for_redis(
     let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
     store.connect();
+    let mut first = true;
     loop {
-        let error = match store.load_scripts().await {
+        // The first try gets its whole REDIS_TIMEOUT_MS; later ones only what is left.
+        let left = within.saturating_sub(started.elapsed());
+        let attempt = store.load_scripts();
+        let result = if first {
+            attempt.await
+        } else {
+            tokio::time::timeout(left, attempt)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(fred::error::Error::new(
+                        fred::error::ErrorKind::Timeout,
+                        "no answer before REDIS_STARTUP_TIMEOUT_MS",
+                    )))
+                })
+        };
+        first = false;
+        let error = match result {
             Ok(()) => return Ok(()),
             Err(err) => err,
         };
