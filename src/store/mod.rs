@@ -546,3 +546,35 @@ fn client(config: Config, timeout: Duration) -> Client {
     let policy = ReconnectPolicy::new_exponential(0, 50, 2_000, 2);
     Client::new(config, Some(perf), Some(connection), Some(policy))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_not_now_reply_is_unavailable_and_anything_else_unexpected() {
+        let not_now = [
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "LOADING Redis is loading the dataset in memory",
+            "BUSY Redis is busy running a script.",
+            "READONLY You can't write against a read only replica.",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "MASTERDOWN Link with MASTER is down",
+            "NOREPLICAS Not enough good replicas to write.",
+        ];
+        for details in not_now {
+            let err = fred::error::Error::new(ErrorKind::Unknown, details);
+            assert!(
+                matches!(StoreError::from(err), StoreError::Unavailable(_)),
+                "{details}"
+            );
+        }
+        for kind in [ErrorKind::Timeout, ErrorKind::IO, ErrorKind::Canceled] {
+            let err = fred::error::Error::new(kind, "connection reset by peer");
+            assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
+        }
+        let bug = fred::error::Error::new(ErrorKind::Unknown, "ERR wrong number of arguments");
+        assert!(matches!(StoreError::from(bug), StoreError::Unexpected(_)));
+    }
+}
