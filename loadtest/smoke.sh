@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 SERVICE=${1:-target/debug/flashsale}
 [ -x "$SERVICE" ] || cargo build --quiet --bin flashsale
-(cd loadtest/goose && cargo build --quiet)
+(cd loadtest/goose && cargo build --quiet --bins)
 LOAD=loadtest/goose/target/debug/flashsale-load
 
 PORT=$((20000 + RANDOM % 10000))
@@ -38,5 +38,10 @@ scenario retry-storm --buyers 40 --users 8
 scenario flash-burst --buyers 200 --users 16
 scenario steady --buyers 20 --users 10 --run-time 3
 rm -f "$LOG.run"
+# The open-loop generator of loadtest/bench: one second at 200 requests/s, every one answered.
+echo "== openloop smoke"
+out=$(loadtest/goose/target/debug/openloop "$HOST" 200 1 smoke-open 64)
+echo "$out"
+if echo "$out" | grep -q '"sent":200,"ok":200,"errors":0'; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "goose smoke: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -50,7 +50,7 @@ command -v node >/dev/null || apt_install nodejs npm
 
 log "building (release)"
 cargo build --release --quiet --bin flashsale
-(cd loadtest/goose && cargo build --release --quiet)
+(cd loadtest/goose && cargo build --release --quiet --bins)
 
 # ---- helpers -------------------------------------------------------------------------------
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
@@ -161,6 +161,7 @@ for C in $CONNECTIONS; do
   done
   m() { echo "${V[$1]}" | median; }
   FS_RPS=$(m flashsale_RPS); EX_RPS=$(m express_RPS); CEIL_RPS=$(m ceil_rps)
+  EX_MAX_FIRST=${EX_MAX_FIRST:-$EX_RPS}
   ROWS+=("| flashsale | $C | $(printf '%.0f' "$FS_RPS") | $(m flashsale_P50) | $(m flashsale_P99) | $(ratio "$FS_RPS" "$CEIL_RPS") | $(ratio "$FS_RPS" "$EX_RPS") | $(m flashsale_CPU_US) |")
   ROWS+=("| express + ioredis | $C | $(printf '%.0f' "$EX_RPS") | $(m express_P50) | $(m express_P99) | $(ratio "$EX_RPS" "$CEIL_RPS") | 1.00 | $(m express_CPU_US) |")
   ROWS+=("| redis-benchmark (ceiling) | $C | $(printf '%.0f' "$CEIL_RPS") | $(m ceil_p50) | $(m ceil_p99) | 1.00 | $(ratio "$CEIL_RPS" "$EX_RPS") | – |")
@@ -168,6 +169,57 @@ for C in $CONNECTIONS; do
   EXTRA+=("- $C connections: p99 flashsale/express = $(ratio "$(m flashsale_P99)" "$(m express_P99)"); Redis CPU per purchase $(m flashsale_REDIS_US) µs under flashsale, $(m express_REDIS_US) µs under express; socket errors:${V[flashsale_SOCKET_ERRORS]} /${V[express_SOCKET_ERRORS]}; non-2xx:${V[flashsale_NON_2XX]} /${V[express_NON_2XX]}")
   EXTRA+=("- $C connections: Redis memory per buyer $(m flashsale_MEM_PER_BUYER) bytes; RSS before → after a round: flashsale $(( $(m flashsale_RSS_BEFORE | cut -d. -f1) / 1024 )) → $(( $(m flashsale_RSS_AFTER | cut -d. -f1) / 1024 )) MiB, express (all workers) $(( $(m express_RSS_BEFORE | cut -d. -f1) / 1024 )) → $(( $(m express_RSS_AFTER | cut -d. -f1) / 1024 )) MiB")
   unset V
+done
+
+# ---- latency at a fixed offered load (open loop) ---------------------------------------------
+# Both targets get the same schedule of new buyers at 50 % and 80 % of the Express peer's
+# closed-loop maximum (its median purchases/s at the first connection count); latency counts
+# from each request's scheduled send time (no coordinated omission).
+OPENLOOP=loadtest/goose/target/release/openloop
+EX_MAX=${EX_MAX_FIRST:-0}
+OPEN_ROWS=()
+if [ "${EX_MAX%.*}" -gt 0 ]; then
+  for PCT in 50 80; do
+    RATE=$(awk -v m="$EX_MAX" -v p="$PCT" 'BEGIN { printf "%d", m * p / 100 }')
+    declare -A O=()
+    for R in $(seq 1 "$ROUNDS"); do
+      for KIND in flashsale express; do
+        log "open loop $PCT % ($RATE/s), round $R/$ROUNDS: $KIND"
+        sale="open-$RUN-$PCT-$R-$KIND"
+        if [ "$KIND" = flashsale ]; then start_flashsale "$sale" "$BIG_STOCK"; port=$SERVICE_PORT
+        else start_baseline "$sale" "$BIG_STOCK"; port=$BASELINE_PORT; fi
+        out=$("$OPENLOOP" "http://127.0.0.1:$port" "$RATE" "$DURATION" "o$sale" 512)
+        stop_target
+        O[${KIND}_p50]+=" $(echo "$out" | json_field p50_ms)"; O[${KIND}_p99]+=" $(echo "$out" | json_field p99_ms)"
+        O[${KIND}_errors]+=" $(echo "$out" | json_field errors)"
+      done
+    done
+    om() { echo "${O[$1]}" | median; }
+    OPEN_ROWS+=("| $PCT % ($RATE/s) | $(om flashsale_p50) | $(om flashsale_p99) | $(om express_p50) | $(om express_p99) | $(ratio "$(om flashsale_p99)" "$(om express_p99)") | ${O[flashsale_errors]} /${O[express_errors]} |")
+    unset O
+  done
+fi
+
+# ---- the sold-out flood ----------------------------------------------------------------------
+# 100,000 distinct buyers for 1,000 units, sent as one burst (all scheduled within 2 s, 512 in
+# flight): time to drain and p99; then a second burst of new buyers at the sold-out sale, for
+# the CPU a request costs after sell-out (all its processes, and Redis).
+FLOOD_ROWS=()
+for KIND in flashsale express; do
+  log "sold-out flood: $KIND"
+  sale="flood-$RUN-$KIND"
+  if [ "$KIND" = flashsale ]; then start_flashsale "$sale" "$BURST_STOCK"; port=$SERVICE_PORT
+  else start_baseline "$sale" "$BURST_STOCK"; port=$BASELINE_PORT; fi
+  RATE=$((BURST_BUYERS / 2))
+  first=$("$OPENLOOP" "http://127.0.0.1:$port" "$RATE" 2 "f1$sale" 512)
+  sold=$(rcli hlen "sale:{$sale}:buyers")
+  cpu0=$(cpu_ticks "$TARGET_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
+  second=$("$OPENLOOP" "http://127.0.0.1:$port" "$RATE" 2 "f2$sale" 512)
+  cpu1=$(cpu_ticks "$TARGET_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
+  stop_target
+  per=$(awk -v t=$(( (cpu1 - cpu0) * TICK_US )) -v n="$BURST_BUYERS" 'BEGIN { printf "%.1f", t / n }')
+  rper=$(awk -v t=$(( (rcpu1 - rcpu0) * TICK_US )) -v n="$BURST_BUYERS" 'BEGIN { printf "%.1f", t / n }')
+  FLOOD_ROWS+=("| $KIND | $sold | $(echo "$first" | json_field drain_ms) | $(echo "$first" | json_field p50_ms) | $(echo "$first" | json_field p99_ms) | $(echo "$second" | json_field p99_ms) | $per | $rper | $(echo "$first" | json_field errors) / $(echo "$second" | json_field errors) |")
 done
 
 # ---- the burst -----------------------------------------------------------------------------
@@ -189,5 +241,19 @@ EXTRA+=("- burst: $BURST_BUYERS distinct buyers at $BURST_STOCK units sold $SOLD
   printf '%s\n' "${ROWS[@]}"
   echo
   printf '%s\n' "${EXTRA[@]}"
+  if [ "${#OPEN_ROWS[@]}" -gt 0 ]; then
+    echo
+    echo "Open loop (loadtest/goose openloop): new buyers on a fixed schedule at a share of the Express peer's closed-loop maximum, latency from the scheduled send time, ${DURATION}s, median of $ROUNDS rounds."
+    echo
+    echo "| offered load | flashsale p50 ms | flashsale p99 ms | express p50 ms | express p99 ms | p99 flashsale/express | errors (per round) |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${OPEN_ROWS[@]}"
+  fi
+  echo
+  echo "Sold-out flood: $BURST_BUYERS distinct buyers for $BURST_STOCK units in one burst (scheduled within 2 s, 512 in flight), then $BURST_BUYERS more at the sold-out sale."
+  echo
+  echo "| target | units sold | time to drain ms | p50 ms | p99 ms | p99 after sell-out ms | CPU µs per request after sell-out | Redis CPU µs per request after sell-out | errors |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${FLOOD_ROWS[@]}"
 } | tee "$OUT"
 [ "$BURST_OK" = yes ] && [ "$SOLD" = "$BURST_STOCK" ]
