@@ -132,9 +132,6 @@ impl FromRequest for SaleId {
                 .map(|state| state.default_sale.clone())
                 .ok_or_else(|| ApiError::invalid("no sale on this route")),
         };
-        if let Ok(sale) = &sale {
-            tracing::Span::current().record("sale_id", sale.as_str());
-        }
         ready(sale)
     }
 }

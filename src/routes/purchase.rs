@@ -84,7 +84,6 @@ pub async fn purchase(
             &request_id(&request),
         )
         .await?;
-    tracing::Span::current().record("code", outcome.code.as_str());
     crate::metrics::purchase(sale.as_str(), outcome.code.as_str());
     if outcome.code == crate::domain::Code::RateLimited {
         crate::metrics::rate_limited("user");
