@@ -126,6 +126,11 @@ measure() { # kind(flashsale|express) connections label
   sleep 1 # let Redis finish rehashing the buyers hash, so both tables are not counted
   buyers=$(( $(rcli hlen "sale:{$sale}:buyers") - buyers0 ))
   MEM_PER_BUYER=$(awk -v a="$mem0" -v b="$(used_memory)" -v n="$buyers" 'BEGIN { printf "%.0f", (b - a) / n }')
+  # The same split by key: the buyers hash (one record per buyer) and the order stream.
+  local hlen xlen
+  hlen=$(rcli hlen "sale:{$sale}:buyers"); xlen=$(rcli xlen "sale:{$sale}:orders")
+  RECORD_BYTES=$(awk -v m="$(rcli memory usage "sale:{$sale}:buyers" samples 0)" -v n="$hlen" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
+  ORDER_BYTES=$(awk -v m="$(rcli memory usage "sale:{$sale}:orders" samples 0)" -v n="$xlen" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
   stop_target
   RPS=$(echo "$out" | json_field rps); P50=$(echo "$out" | json_field p50_ms); P99=$(echo "$out" | json_field p99_ms)
   SOCKET_ERRORS=$(echo "$out" | json_field socket_errors); NON_2XX=$(echo "$out" | json_field non_2xx)
@@ -154,7 +159,7 @@ for C in $CONNECTIONS; do
     for KIND in flashsale express; do
       log "round $R/$ROUNDS, $C connections: $KIND"
       measure "$KIND" "$C" "$R"
-      for F in RPS P50 P99 CPU_US REDIS_US RSS_BEFORE RSS_AFTER MEM_PER_BUYER SOCKET_ERRORS NON_2XX; do
+      for F in RPS P50 P99 CPU_US REDIS_US RSS_BEFORE RSS_AFTER MEM_PER_BUYER RECORD_BYTES ORDER_BYTES SOCKET_ERRORS NON_2XX; do
         V[${KIND}_$F]+=" ${!F}"
       done
     done
@@ -167,14 +172,14 @@ for C in $CONNECTIONS; do
   ROWS+=("| redis-benchmark (ceiling) | $C | $(printf '%.0f' "$CEIL_RPS") | $(m ceil_p50) | $(m ceil_p99) | 1.00 | $(ratio "$CEIL_RPS" "$EX_RPS") | – |")
   EXTRA+=("- $C connections, per round — flashsale purchases/s:${V[flashsale_RPS]}; express:${V[express_RPS]}; ceiling:${V[ceil_rps]}")
   EXTRA+=("- $C connections: p99 flashsale/express = $(ratio "$(m flashsale_P99)" "$(m express_P99)"); Redis CPU per purchase $(m flashsale_REDIS_US) µs under flashsale, $(m express_REDIS_US) µs under express; socket errors:${V[flashsale_SOCKET_ERRORS]} /${V[express_SOCKET_ERRORS]}; non-2xx:${V[flashsale_NON_2XX]} /${V[express_NON_2XX]}")
-  EXTRA+=("- $C connections: Redis memory per buyer $(m flashsale_MEM_PER_BUYER) bytes; RSS before → after a round: flashsale $(( $(m flashsale_RSS_BEFORE | cut -d. -f1) / 1024 )) → $(( $(m flashsale_RSS_AFTER | cut -d. -f1) / 1024 )) MiB, express (all workers) $(( $(m express_RSS_BEFORE | cut -d. -f1) / 1024 )) → $(( $(m express_RSS_AFTER | cut -d. -f1) / 1024 )) MiB")
+  EXTRA+=("- $C connections: Redis memory per buyer $(m flashsale_MEM_PER_BUYER) bytes (MEMORY USAGE: buyer record $(m flashsale_RECORD_BYTES) bytes, order-stream entry $(m flashsale_ORDER_BYTES) bytes); RSS before → after a round: flashsale $(( $(m flashsale_RSS_BEFORE | cut -d. -f1) / 1024 )) → $(( $(m flashsale_RSS_AFTER | cut -d. -f1) / 1024 )) MiB, express (all workers) $(( $(m express_RSS_BEFORE | cut -d. -f1) / 1024 )) → $(( $(m express_RSS_AFTER | cut -d. -f1) / 1024 )) MiB")
   unset V
 done
 
 # ---- latency at a fixed offered load (open loop) ---------------------------------------------
 # Both targets get the same schedule of new buyers at 50 % and 80 % of the Express peer's
 # closed-loop maximum (its median purchases/s at the first connection count); latency counts
-# from each request's scheduled send time (no coordinated omission).
+# from each request's scheduled send time (no coordinated omission), after 2 s of warm-up.
 OPENLOOP=loadtest/goose/target/release/openloop
 EX_MAX=${EX_MAX_FIRST:-0}
 OPEN_ROWS=()
@@ -188,6 +193,8 @@ if [ "${EX_MAX%.*}" -gt 0 ]; then
         sale="open-$RUN-$PCT-$R-$KIND"
         if [ "$KIND" = flashsale ]; then start_flashsale "$sale" "$BIG_STOCK"; port=$SERVICE_PORT
         else start_baseline "$sale" "$BIG_STOCK"; port=$BASELINE_PORT; fi
+        # The same schedule for 2 s first, discarded: both start warm (the peer's JIT too).
+        "$OPENLOOP" "http://127.0.0.1:$port" "$RATE" 2 "w$sale" 512 >/dev/null
         out=$("$OPENLOOP" "http://127.0.0.1:$port" "$RATE" "$DURATION" "o$sale" 512)
         stop_target
         O[${KIND}_p50]+=" $(echo "$out" | json_field p50_ms)"; O[${KIND}_p99]+=" $(echo "$out" | json_field p99_ms)"
@@ -211,6 +218,7 @@ for KIND in flashsale express; do
   if [ "$KIND" = flashsale ]; then start_flashsale "$sale" "$BURST_STOCK"; port=$SERVICE_PORT
   else start_baseline "$sale" "$BURST_STOCK"; port=$BASELINE_PORT; fi
   RATE=$((BURST_BUYERS / 2))
+  # No warm-up: a drop opens on a cold crowd (both targets alike).
   first=$("$OPENLOOP" "http://127.0.0.1:$port" "$RATE" 2 "f1$sale" 512)
   sold=$(rcli hlen "sale:{$sale}:buyers")
   cpu0=$(cpu_ticks "$TARGET_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
