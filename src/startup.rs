@@ -70,11 +70,14 @@ pub struct Application {
     server: Server,
     live: Live,
     webhooks: Option<tokio::task::JoinHandle<()>>,
+    signals: ShutdownSignals,
     local_redis: Option<LocalRedisServer>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // First of all, so a signal at any point of start-up or later stops the service cleanly.
+        let signals = ShutdownSignals::listen();
         let (url, local_redis) = match &settings.redis.url {
             Some(url) => (url.clone(), None),
             None => {
@@ -163,6 +166,7 @@ impl Application {
             server,
             live,
             webhooks,
+            signals,
             local_redis,
         })
     }
@@ -188,9 +192,12 @@ impl Application {
         // actix waits for open responses on shutdown; event streams never end by themselves,
         // so they are told to end when the signal comes.
         let live = self.live.clone();
+        let handle = self.server.handle();
+        let signals = self.signals;
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signals.recv().await;
             live.close_all();
+            handle.stop(true).await;
         });
         let result = self.server.await;
         self.live.close_all();
@@ -253,22 +260,55 @@ async fn wait_for_redis(
     }
 }
 
-/// SIGTERM or Ctrl-C, whichever comes first (actix listens for the same signals).
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT, listened for from the moment the application is built.
+///
+/// Registered eagerly: actix registers its own handlers only once its server task first runs,
+/// and a SIGTERM that arrived in between (right after "ready" was printed) took the default
+/// action, killing the process without stopping its embedded `redis-server` (seen as
+/// orphaned `redis-server`s after the local-mode test).
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
         {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
-            return;
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// The first of them.
+    async fn recv(self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(self.terminate) => {}
+                _ = next(self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
-    let _ = ctrl_c.await;
 }
 
 async fn seed_sale(
