@@ -265,16 +265,8 @@ impl Store {
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<Order>, StoreError> {
-        let keys = SaleKeys::new(sale);
-        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
-        let entries: Vec<(String, HashMap<String, String>)> = self
-            .bounded(async {
-                Ok(self
-                    .client()
-                    .await
-                    .xrange(keys.orders(), start.as_str(), "+", Some(limit))
-                    .await?)
-            })
+        let entries = self
+            .stream_page(SaleKeys::new(sale).orders(), after, limit)
             .await?;
         Ok(entries
             .into_iter()
@@ -286,6 +278,25 @@ impl Store {
                 request_id: fields.remove("requestId").unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// Up to `limit` entries of a stream after the entry id `after` (from the oldest when
+    /// `None`): one page of the order stream or the dead-letter stream.
+    pub(super) async fn stream_page(
+        &self,
+        key: fred::types::Key,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, StoreError> {
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        self.bounded(async {
+            Ok(self
+                .client()
+                .await
+                .xrange(key, start.as_str(), "+", Some(limit))
+                .await?)
+        })
+        .await
     }
 
     /// Up to `limit` sale ids from position `offset` of the index, oldest first.

@@ -242,16 +242,8 @@ impl Store {
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<DeadOrder>, StoreError> {
-        let keys = SaleKeys::new(sale);
-        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
-        let entries: Vec<(String, HashMap<String, String>)> = self
-            .bounded(async {
-                Ok(self
-                    .client()
-                    .await
-                    .xrange(keys.orders_dead(), start.as_str(), "+", Some(limit))
-                    .await?)
-            })
+        let entries = self
+            .stream_page(SaleKeys::new(sale).orders_dead(), after, limit)
             .await?;
         Ok(entries
             .into_iter()

@@ -79,15 +79,7 @@ async fn a_missing_or_wrong_token_is_401_counted_and_changes_nothing() {
     missing.assert_error(401, "UNAUTHORIZED");
     wrong.assert_error(401, "UNAUTHORIZED");
     assert_eq!(redis.digest().await, digest);
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("flashsale_admin_unauthorized_total"),
         "{metrics}"

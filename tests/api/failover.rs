@@ -179,14 +179,7 @@ async fn killed_connections_and_a_flushed_script_cache_mid_load_lose_nothing() {
 async fn fail_over(wait_replicas: bool) -> (Vec<Attempt>, TestRedis, Option<TestRedis>) {
     let mut primary = TestRedis::start().await;
     // Full sync at once (Redis waits 5 s for more replicas by default).
-    let _: Value = primary
-        .client
-        .custom(
-            fred::cmd!("CONFIG"),
-            vec!["SET", "repl-diskless-sync-delay", "0"],
-        )
-        .await
-        .unwrap();
+    primary.config_set("repl-diskless-sync-delay", "0").await;
     let link = FaultProxy::start(primary.port()).await;
     link.set_mode(Mode::Delay(Duration::from_millis(20)));
     let link_port = link.port.to_string();
@@ -236,14 +229,7 @@ async fn fail_over(wait_replicas: bool) -> (Vec<Attempt>, TestRedis, Option<Test
             .custom(fred::cmd!("REPLICAOF"), vec!["NO", "ONE"])
             .await
             .unwrap();
-        let _: Value = replica
-            .client
-            .custom(
-                fred::cmd!("CONFIG"),
-                vec!["SET", "repl-diskless-sync-delay", "0"],
-            )
-            .await
-            .unwrap();
+        replica.config_set("repl-diskless-sync-delay", "0").await;
         service.set_target(replica.port());
         // As Sentinel or a managed Redis would, a replica joins the new primary: with
         // PURCHASE_WAIT_REPLICAS, purchases wait (503) until one acknowledges them.

@@ -121,14 +121,6 @@ async fn readiness_reloads_scripts_that_redis_lost() {
     assert_eq!(exists, [true]);
 }
 
-async fn config_set(redis: &TestRedis, name: &str, value: &str) {
-    let _: () = redis
-        .client
-        .custom(fred::cmd!("CONFIG"), vec!["SET", name, value])
-        .await
-        .unwrap();
-}
-
 /// Polls `/health` (bounded) until `check` holds; returns the last body.
 async fn health_until(
     app: &TestApp,
@@ -158,8 +150,8 @@ async fn a_full_redis_refuses_purchases_with_503_writes_nothing_and_health_says_
     let redis = TestRedis::start().await;
     let app = spawn_app_with(&redis, &[("REDIS_HEALTH_CHECK_MS", "100")]).await;
     assert_eq!(app.purchase("before").await.code(), "PURCHASED");
-    config_set(&redis, "maxmemory-policy", "noeviction").await;
-    config_set(&redis, "maxmemory", "1").await;
+    redis.config_set("maxmemory-policy", "noeviction").await;
+    redis.config_set("maxmemory", "1").await;
     let digest = redis.digest().await;
 
     // Act
@@ -181,19 +173,11 @@ async fn a_full_redis_refuses_purchases_with_503_writes_nothing_and_health_says_
         has_reason(&health, "purchases failing: 2 answered 5xx"),
         "{health}"
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(metrics.contains("flashsale_redis_errors_total{kind=\"unavailable\"}"));
 
     // Room again: the retry with the same key buys, and the memory reason clears by itself.
-    config_set(&redis, "maxmemory", "0").await;
+    redis.config_set("maxmemory", "0").await;
     let after = app.purchase_with_key("during", "during-1").await;
     assert_eq!(after.code(), "PURCHASED", "{:?}", after.body);
     assert_eq!(redis.stock("default").await, Some(98));
@@ -207,9 +191,9 @@ async fn an_eviction_policy_set_at_run_time_is_noticed_and_its_removal_too() {
     let app = spawn_app_with(&redis, &[("REDIS_HEALTH_CHECK_MS", "100")]).await;
     assert_eq!(app.get("/health").await.body["status"], "ok");
 
-    config_set(&redis, "maxmemory-policy", "allkeys-lru").await;
+    redis.config_set("maxmemory-policy", "allkeys-lru").await;
     let evicting = health_until(&app, |h| h["status"] == "degraded").await;
-    config_set(&redis, "maxmemory-policy", "noeviction").await;
+    redis.config_set("maxmemory-policy", "noeviction").await;
     let calm = health_until(&app, |h| h["status"] == "ok").await;
 
     assert!(

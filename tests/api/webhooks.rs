@@ -8,7 +8,6 @@ use crate::helpers::{
 };
 use flashsale::store::local_server::free_port;
 use fred::prelude::*;
-use serde_json::Value;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     process::Stdio,
@@ -54,28 +53,16 @@ async fn admin(app: &TestApp, method: reqwest::Method, path: &str) -> Reply {
 }
 
 async fn pending(redis: &TestRedis, key: fred::types::Key) -> i64 {
+    // XPENDING's summary: [count, smallest id, greatest id, consumers].
     let summary: Vec<Value> = redis
         .client
         .custom(
             fred::cmd!("XPENDING"),
-            vec![
-                key.as_str().unwrap().to_owned(),
-                "flashsale-webhooks".to_owned(),
-            ],
+            vec![key.as_str().unwrap(), "flashsale-webhooks"],
         )
         .await
-        .map(|value: fred::types::Value| {
-            value
-                .into_array()
-                .into_iter()
-                .map(|v| serde_json::json!(v.as_string()))
-                .collect()
-        })
         .unwrap();
-    summary[0]
-        .as_str()
-        .and_then(|count| count.parse().ok())
-        .unwrap_or_default()
+    summary[0].as_i64().unwrap()
 }
 
 #[tokio::test]
@@ -352,8 +339,7 @@ async fn orders_dead_after_the_last_attempt_are_listed_and_redriven() {
         .values()
         .all(|attempts| *attempts == 3));
     assert_eq!(pending(&redis, keys("default").orders()).await, 0);
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("flashsale_webhook_deliveries_total{result=\"dead\"}"),
         "{metrics}"

@@ -190,6 +190,12 @@ impl TestApp {
         .await
     }
 
+    /// `GET /metrics` as text (no token).
+    pub async fn metrics_text(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         Reply::read(self.http.get(self.url(path)).send().await.unwrap()).await
     }

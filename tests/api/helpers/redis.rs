@@ -124,6 +124,15 @@ impl TestRedis {
             .unwrap();
     }
 
+    /// `CONFIG SET name value`.
+    pub async fn config_set(&self, name: &str, value: &str) {
+        let _: () = self
+            .client
+            .custom(fred::cmd!("CONFIG"), vec!["SET", name, value])
+            .await
+            .unwrap();
+    }
+
     /// A digest of the whole dataset: equal digests mean nothing was written.
     pub async fn digest(&self) -> String {
         self.client
