@@ -1,14 +1,12 @@
 -- create_sale.lua: creates a sale only if it does not exist, atomically, so a restart or a new
 -- instance started with the same SALE_* variables never resets a live sale.
 --
--- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:stock
+-- KEYS[1] sale:{ID}:config
 -- ARGV[1] productName, ARGV[2] totalStock, ARGV[3] startMs, ARGV[4] endMs
 -- Returns 1 when it created the sale, 0 when the sale was already there.
 
 if read_sale(KEYS[1]) then
   return 0
 end
-redis.call('HSET', KEYS[1], 'productName', ARGV[1], 'totalStock', ARGV[2],
-  'startMs', ARGV[3], 'endMs', ARGV[4], 'createdMs', redis_now_ms())
-redis.call('SET', KEYS[2], ARGV[2])
+write_new_sale(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1

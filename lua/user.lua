@@ -1,13 +1,14 @@
 -- user.lua: a user's purchase, or that the sale does not exist, in one round trip. Read-only.
 --
--- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:buyers; ARGV[1] userId
+-- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:buyers (the prefix of its buckets); ARGV[1] userId
 -- Returns {0} when the sale does not exist, {1} when the user holds no unit, and
 -- {1, purchaseMs, orderNumber} when they do.
 
-if not read_sale(KEYS[1]) then
+local start_ms, _, _, _, _, buckets = read_sale(KEYS[1])
+if not start_ms then
   return {0}
 end
-local record = redis.call('HGET', KEYS[2], ARGV[1])
+local record = redis.call('HGET', buyer_bucket(KEYS[2], buckets, ARGV[1]), ARGV[1])
 if not record then
   return {1}
 end

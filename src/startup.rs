@@ -111,6 +111,13 @@ impl Application {
             (None, Some(_)) => Some(SaleSeed::demo(Utc::now())),
             (None, None) => None,
         };
+        for sale in control
+            .upgrade_sales(&settings.sale_id)
+            .await
+            .map_err(redis_error)?
+        {
+            tracing::info!(sale_id = %sale, "sale moved to this build's data layout (sold count in its config, buyers in buckets)");
+        }
         if let Some(seed) = seed {
             seed_sale(
                 &control,

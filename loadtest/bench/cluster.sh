@@ -66,10 +66,10 @@ bench_sales() { # label port-of-sale-0 port-of-sale-1 port-of-sale-2 → sets TO
   for i in 0 1 2; do
     local sale="${SALES[$i]}" port=${ports[$i]} sha
     sha=$(redis-cli -p "$port" script load "$(lua_script purchase.lua)")
-    redis-cli -p "$port" eval "$(lua_script create_sale.lua)" 2 "sale:{$sale}:config" \
-      "sale:{$sale}:stock" scale 1000000000 "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null
+    redis-cli -p "$port" eval "$(lua_script create_sale.lua)" 1 "sale:{$sale}:config" \
+      scale 2000000 "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null
     redis-benchmark -p "$port" -c "$CONNECTIONS" -n "$REQUESTS" -r 1000000000 --csv \
-      evalsha "$sha" 6 "sale:{$sale}:config" "sale:{$sale}:stock" "sale:{$sale}:buyers" \
+      evalsha "$sha" 5 "sale:{$sale}:config" "sale:{$sale}:buyers" \
       "sale:{$sale}:rl:u__rand_int__" "sale:{$sale}:orders" "sale:{$sale}:refused" \
       "u__rand_int__" 0123456789abcdef 10 10000 "$sale" scale \
       >"$WORK/$label-$i.csv" 2>/dev/null &

@@ -69,6 +69,22 @@ rss_kb() { # the process and its children (the Node peer is a cluster of process
   done
   echo "$total"
 }
+# Units sold: flashsale counts them in its config; the peer keeps the earlier layout (the
+# remaining stock in its own key, every buyer in one hash), so its buyers hash is counted.
+sold_of() { # kind sale
+  if [ "$1" = flashsale ]; then rcli hget "sale:{$2}:config" sold
+  else rcli hlen "sale:{$2}:buyers"; fi
+}
+# Bytes Redis spends on a sale's buyer records: flashsale's buckets, or the peer's one hash.
+buyer_memory() { # kind sale
+  if [ "$1" = flashsale ]; then
+    rcli eval "local total = 0
+      for n = 0, tonumber(redis.call('HGET', KEYS[1], 'buyerBuckets')) - 1 do
+        total = total + (redis.call('MEMORY', 'USAGE', ARGV[1] .. ':' .. n, 'SAMPLES', '0') or 0)
+      end
+      return total" 1 "sale:{$2}:config" "sale:{$2}:buyers"
+  else rcli memory usage "sale:{$2}:buyers" samples 0; fi
+}
 used_memory() { rcli info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 
 start_flashsale() { # sale stock
@@ -95,7 +111,9 @@ for _ in $(seq 1 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.05; done
 lua_script() { printf '%s\n%s' "$(cat lua/prelude.lua)" "$(cat "lua/$1")"; }
 PURCHASE_SHA=$(rcli script load "$(lua_script purchase.lua)")
 NOW_MS=$(($(date +%s) * 1000))
-BIG_STOCK=1000000000
+# Enough for any round here (~30,000 purchases/s for 12 s), and no more: flashsale sizes its
+# buyer buckets to the stock (about 100 buyers each once sold out).
+BIG_STOCK=${BIG_STOCK:-2000000}
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -117,19 +135,19 @@ measure() { # kind(flashsale|express) connections label
   wrk -t2 -c"$2" -d2s -s loadtest/bench/purchase.lua "http://127.0.0.1:$port" -- "w$sale" >/dev/null
   RSS_BEFORE=$(rss_kb "$TARGET_PID")
   local mem0 buyers0 cpu0 rcpu0 out
-  mem0=$(used_memory); buyers0=$(rcli hlen "sale:{$sale}:buyers")
+  mem0=$(used_memory); buyers0=$(sold_of "$1" "$sale")
   cpu0=$(cpu_ticks "$TARGET_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
   out=$(wrk -t2 -c"$2" -d"${DURATION}s" -s loadtest/bench/purchase.lua "http://127.0.0.1:$port" -- "m$sale" | tail -1)
   local cpu1 rcpu1 buyers
   cpu1=$(cpu_ticks "$TARGET_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
   RSS_AFTER=$(rss_kb "$TARGET_PID")
   sleep 1 # let Redis finish rehashing the buyers hash, so both tables are not counted
-  buyers=$(( $(rcli hlen "sale:{$sale}:buyers") - buyers0 ))
+  buyers=$(( $(sold_of "$1" "$sale") - buyers0 ))
   MEM_PER_BUYER=$(awk -v a="$mem0" -v b="$(used_memory)" -v n="$buyers" 'BEGIN { printf "%.0f", (b - a) / n }')
-  # The same split by key: the buyers hash (one record per buyer) and the order stream.
+  # The same split by key: the buyer records (one per buyer) and the order stream.
   local hlen xlen
-  hlen=$(rcli hlen "sale:{$sale}:buyers"); xlen=$(rcli xlen "sale:{$sale}:orders")
-  RECORD_BYTES=$(awk -v m="$(rcli memory usage "sale:{$sale}:buyers" samples 0)" -v n="$hlen" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
+  hlen=$(sold_of "$1" "$sale"); xlen=$(rcli xlen "sale:{$sale}:orders")
+  RECORD_BYTES=$(awk -v m="$(buyer_memory "$1" "$sale")" -v n="$hlen" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
   ORDER_BYTES=$(awk -v m="$(rcli memory usage "sale:{$sale}:orders" samples 0)" -v n="$xlen" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
   stop_target
   RPS=$(echo "$out" | json_field rps); P50=$(echo "$out" | json_field p50_ms); P99=$(echo "$out" | json_field p99_ms)
@@ -147,10 +165,10 @@ for C in $CONNECTIONS; do
     # The ceiling: the same script, the same work per call (a new buyer each time), C connections.
     log "round $R/$ROUNDS, $C connections: redis ceiling"
     CEIL_SALE="ceil-$RUN-$C-$R"
-    rcli eval "$(lua_script create_sale.lua)" 2 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
+    rcli eval "$(lua_script create_sale.lua)" 1 "sale:{$CEIL_SALE}:config" \
       ceiling "$BIG_STOCK" "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null
     CEIL=$(redis-benchmark -p "$REDIS_PORT" -c "$C" -n "$((C * 3000))" -r 1000000000 --csv \
-      evalsha "$PURCHASE_SHA" 6 "sale:{$CEIL_SALE}:config" "sale:{$CEIL_SALE}:stock" \
+      evalsha "$PURCHASE_SHA" 5 "sale:{$CEIL_SALE}:config" \
       "sale:{$CEIL_SALE}:buyers" "sale:{$CEIL_SALE}:rl:u__rand_int__" "sale:{$CEIL_SALE}:orders" \
       "sale:{$CEIL_SALE}:refused" "u__rand_int__" 0123456789abcdef 10 10000 "$CEIL_SALE" ceiling |
       tail -1 | tr -d '"')
@@ -220,7 +238,8 @@ for KIND in flashsale express; do
   RATE=$((BURST_BUYERS / 2))
   # No warm-up: a drop opens on a cold crowd (both targets alike).
   first=$("$OPENLOOP" "http://127.0.0.1:$port" "$RATE" 2 "f1$sale" 512)
-  sold=$(rcli hlen "sale:{$sale}:buyers")
+  sold=$(sold_of "$KIND" "$sale")
+  [ "$KIND" = flashsale ] && FLOOD_RECORD_BYTES=$(awk -v m="$(buyer_memory flashsale "$sale")" -v n="$sold" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
   cpu0=$(cpu_ticks "$TARGET_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
   second=$("$OPENLOOP" "http://127.0.0.1:$port" "$RATE" 2 "f2$sale" 512)
   cpu1=$(cpu_ticks "$TARGET_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
@@ -237,8 +256,8 @@ start_flashsale "$BURST_SALE" "$BURST_STOCK"
 if loadtest/goose/target/release/flashsale-load flash-burst --host "http://127.0.0.1:$SERVICE_PORT" \
   --buyers "$BURST_BUYERS" --users 256 >"$WORK/burst.log" 2>&1; then BURST_OK=yes; else BURST_OK=NO; fi
 stop_target
-SOLD=$(rcli hlen "sale:{$BURST_SALE}:buyers")
-LEFT=$(rcli get "sale:{$BURST_SALE}:stock")
+SOLD=$(sold_of flashsale "$BURST_SALE")
+LEFT=$(( $(rcli hget "sale:{$BURST_SALE}:config" totalStock) - SOLD ))
 EXTRA+=("- burst: $BURST_BUYERS distinct buyers at $BURST_STOCK units sold $SOLD (stock left $LEFT); goose invariant check: $BURST_OK")
 
 {
@@ -263,5 +282,7 @@ EXTRA+=("- burst: $BURST_BUYERS distinct buyers at $BURST_STOCK units sold $SOLD
   echo "| target | units sold | time to drain ms | p50 ms | p99 ms | p99 after sell-out ms | CPU µs per request after sell-out | Redis CPU µs per request after sell-out | errors |"
   echo "|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${FLOOD_ROWS[@]}"
+  echo
+  echo "Redis memory per buyer record at the flood's sold-out sale (its buyer buckets full, as in a drop that sold out; MEMORY USAGE): ${FLOOD_RECORD_BYTES:-n/a} bytes."
 } | tee "$OUT"
 [ "$BURST_OK" = yes ] && [ "$SOLD" = "$BURST_STOCK" ]

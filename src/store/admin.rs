@@ -160,7 +160,7 @@ impl Store {
                     .restock
                     .call(client, || {
                         (
-                            MultipleKeys::from(vec![keys.config(), keys.stock(), keys.restocks()]),
+                            MultipleKeys::from(vec![keys.config(), keys.restocks()]),
                             vec![Value::from(units as i64), Value::from(token)],
                         )
                     })
@@ -189,13 +189,7 @@ impl Store {
                     .sale_stats
                     .call(client, || {
                         (
-                            MultipleKeys::from(vec![
-                                keys.config(),
-                                keys.stock(),
-                                keys.buyers(),
-                                keys.orders(),
-                                keys.refused(),
-                            ]),
+                            MultipleKeys::from(vec![keys.config(), keys.orders(), keys.refused()]),
                             Vec::new(),
                         )
                     })
@@ -313,6 +307,53 @@ impl Store {
                 .await?)
         })
         .await
+    }
+
+    /// Moves every sale stored by an earlier build (stock key, one buyers hash) to this
+    /// build's layout (`lua/upgrade_sale.lua`); returns the ids of the sales it moved. Start-up
+    /// runs it before serving; it is a no-op once done.
+    pub async fn upgrade_sales(&self, also: &SaleId) -> Result<Vec<String>, StoreError> {
+        const PAGE: u64 = 500;
+        let mut sales = vec![also.as_str().to_owned()];
+        let mut offset = 0;
+        loop {
+            let page = self.list_sales(offset, PAGE).await?;
+            let last = (page.len() as u64) < PAGE;
+            sales.extend(page);
+            if last {
+                break;
+            }
+            offset += PAGE;
+        }
+        let mut upgraded = Vec::new();
+        for id in sales {
+            let Ok(sale) = SaleId::parse(&id) else {
+                continue;
+            };
+            let keys = SaleKeys::new(&sale);
+            let moved: i64 = self
+                .bounded(async {
+                    let client = self.client().await;
+                    self.scripts
+                        .upgrade_sale
+                        .call(client, || {
+                            (
+                                MultipleKeys::from(vec![
+                                    keys.config(),
+                                    keys.buyers(),
+                                    keys.legacy_stock(),
+                                ]),
+                                Vec::new(),
+                            )
+                        })
+                        .await
+                })
+                .await?;
+            if moved == 1 && !upgraded.contains(&id) {
+                upgraded.push(id);
+            }
+        }
+        Ok(upgraded)
     }
 
     /// Records a sale in the index (start-up seeding and admin creation).

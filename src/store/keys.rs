@@ -25,19 +25,28 @@ impl SaleKeys {
         Key::from(name)
     }
 
-    /// `sale:{ID}:config` — hash: productName, totalStock, startMs, endMs, createdMs.
+    /// `sale:{ID}:config` — hash: productName, totalStock, startMs, endMs, createdMs, sold
+    /// (units sold; the remaining stock is totalStock − sold) and buyerBuckets.
     pub fn config(&self) -> Key {
         self.key("config")
     }
 
-    /// `sale:{ID}:stock` — integer: remaining units.
-    pub fn stock(&self) -> Key {
+    /// `sale:{ID}:buyers` — the prefix of the buyer buckets `sale:{ID}:buyers:<n>`, hashes of
+    /// userId → buyer record. A script picks the bucket (`lua/prelude.lua`, `buyer_bucket`);
+    /// this name, with the sale's hash tag, tells Redis Cluster the slot they all share.
+    pub fn buyers(&self) -> Key {
+        self.key("buyers")
+    }
+
+    /// `sale:{ID}:stock` — where builds before the buyer buckets kept the remaining stock; read
+    /// once by `lua/upgrade_sale.lua`, then deleted.
+    pub fn legacy_stock(&self) -> Key {
         self.key("stock")
     }
 
-    /// `sale:{ID}:buyers` — hash: userId → buyer record (`lua/prelude.lua`).
-    pub fn buyers(&self) -> Key {
-        self.key("buyers")
+    /// `sale:{ID}:buyers:<n>` — one buyer bucket.
+    pub fn buyer_bucket(&self, n: u32) -> Key {
+        self.key(&format!("buyers:{n}"))
     }
 
     /// `sale:{ID}:orders` — stream: one entry per unit sold (saleId, userId, orderNumber,
@@ -90,7 +99,6 @@ impl SaleKeys {
     pub fn all_fixed(&self) -> MultipleKeys {
         MultipleKeys::from(vec![
             self.config(),
-            self.stock(),
             self.buyers(),
             self.orders(),
             self.refused(),
@@ -109,10 +117,6 @@ impl SaleKeys {
         self.key(&suffix)
     }
 
-    pub fn config_and_stock(&self) -> MultipleKeys {
-        MultipleKeys::from(vec![self.config(), self.stock()])
-    }
-
     pub fn config_and_buyers(&self) -> MultipleKeys {
         MultipleKeys::from(vec![self.config(), self.buyers()])
     }
@@ -121,7 +125,6 @@ impl SaleKeys {
     pub fn for_purchase(&self, user: &UserId) -> MultipleKeys {
         MultipleKeys::from(vec![
             self.config(),
-            self.stock(),
             self.buyers(),
             self.attempts(user),
             self.orders(),
@@ -139,8 +142,11 @@ mod tests {
         let keys = SaleKeys::new(&SaleId::parse("spring").unwrap());
         let user = UserId::parse("a@b.c".into()).unwrap();
         assert_eq!(keys.config().as_str(), Some("sale:{spring}:config"));
-        assert_eq!(keys.stock().as_str(), Some("sale:{spring}:stock"));
         assert_eq!(keys.buyers().as_str(), Some("sale:{spring}:buyers"));
+        assert_eq!(
+            keys.buyer_bucket(7).as_str(),
+            Some("sale:{spring}:buyers:7")
+        );
         assert_eq!(
             keys.attempts(&user).as_str(),
             Some("sale:{spring}:rl:a@b.c")
@@ -151,7 +157,7 @@ mod tests {
             .iter()
             .map(|key| fred::util::redis_keyslot(key.as_bytes()))
             .collect();
-        assert_eq!(slots.len(), 6);
+        assert_eq!(slots.len(), 5);
         assert!(slots.iter().all(|slot| *slot == slots[0]), "{slots:?}");
     }
 }

@@ -251,7 +251,7 @@ impl Store {
             .create_sale
             .call(self.client().await, || {
                 (
-                    keys.config_and_stock(),
+                    MultipleKeys::from(keys.config()),
                     vec![
                         Value::from(seed.product_name.as_str()),
                         Value::from(seed.total_stock as i64),
@@ -397,7 +397,7 @@ impl Store {
                 let client = self.client().await;
                 self.scripts
                     .status
-                    .call(client, || (keys.config_and_stock(), Vec::new()))
+                    .call(client, || (MultipleKeys::from(keys.config()), Vec::new()))
                     .await
             })
             .await?;

@@ -90,6 +90,7 @@ pub struct Scripts {
     pub restock: LuaScript,
     pub sale_stats: LuaScript,
     pub delete_sale: LuaScript,
+    pub upgrade_sale: LuaScript,
     pub webhook_take: LuaScript,
     pub webhook_done: LuaScript,
     pub webhook_failed: LuaScript,
@@ -115,6 +116,7 @@ impl Scripts {
             restock: LuaScript::new("restock", script_source!("restock.lua")),
             sale_stats: LuaScript::new("sale_stats", script_source!("sale_stats.lua")),
             delete_sale: LuaScript::new("delete_sale", script_source!("delete_sale.lua")),
+            upgrade_sale: LuaScript::new("upgrade_sale", script_source!("upgrade_sale.lua")),
             webhook_take: LuaScript::new("webhook_take", script_source!("webhook_take.lua")),
             webhook_done: LuaScript::new("webhook_done", script_source!("webhook_done.lua")),
             webhook_failed: LuaScript::new("webhook_failed", script_source!("webhook_failed.lua")),
@@ -129,7 +131,7 @@ impl Scripts {
         }
     }
 
-    fn all(&self) -> [&LuaScript; 14] {
+    fn all(&self) -> [&LuaScript; 15] {
         [
             &self.purchase,
             &self.status,
@@ -140,6 +142,7 @@ impl Scripts {
             &self.restock,
             &self.sale_stats,
             &self.delete_sale,
+            &self.upgrade_sale,
             &self.webhook_take,
             &self.webhook_done,
             &self.webhook_failed,

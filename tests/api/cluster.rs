@@ -1,7 +1,7 @@
 //! Many sales on a real Redis Cluster, including while it moves a slot and while it fails over.
 
 use crate::helpers::{
-    assert_invariants, cluster::slot_of_sale, cluster::TestCluster, crowd, first_codes, keys,
+    assert_invariants, cluster::slot_of_sale, cluster::TestCluster, crowd, first_codes,
     try_spawn_app, TestApp, TestRedis,
 };
 use fred::prelude::*;
@@ -34,9 +34,10 @@ async fn apps_on(cluster: &TestCluster, sale: &str, stock: u32, count: usize) ->
 
 /// Redis's record of a sale: buyers and remaining stock.
 async fn sale_state(client: &Client, sale: &str) -> (BTreeMap<String, String>, i64) {
-    let keys = keys(sale);
-    let buyers: BTreeMap<String, String> = client.hgetall(keys.buyers()).await.unwrap();
-    let stock: i64 = client.get(keys.stock()).await.unwrap();
+    let buyers = crate::helpers::redis::sale_buyers(client, sale).await;
+    let stock = crate::helpers::redis::sale_stock(client, sale)
+        .await
+        .unwrap_or_default();
     (buyers, stock)
 }
 

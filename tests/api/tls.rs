@@ -118,11 +118,8 @@ async fn a_rediss_url_connects_over_tls_and_sells() {
         None,
     );
     plain.init().await.unwrap();
-    let stock: i64 = plain
-        .get(crate::helpers::keys("default").stock())
-        .await
-        .unwrap();
-    assert_eq!(stock, 4);
+    let stock = crate::helpers::redis::sale_stock(&plain, "default").await;
+    assert_eq!(stock, Some(4));
 }
 
 #[tokio::test]

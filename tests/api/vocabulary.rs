@@ -26,13 +26,10 @@ async fn write_sale(
                 ("totalStock", "10".to_owned()),
                 ("startMs", (now_ms + start_offset_ms).to_string()),
                 ("endMs", (now_ms + end_offset_ms).to_string()),
+                ("sold", (10 - stock).to_string()),
+                ("buyerBuckets", "1".to_owned()),
             ],
         )
-        .await
-        .unwrap();
-    let _: () = redis
-        .client
-        .set(keys.stock(), stock, None, None, false)
         .await
         .unwrap();
 }

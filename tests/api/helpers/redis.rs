@@ -18,6 +18,32 @@ pub fn keys(sale: &str) -> SaleKeys {
     SaleKeys::new(&SaleId::parse(sale).expect("a valid sale id"))
 }
 
+/// A sale's buyers as Redis holds them: every buyer bucket read (`sale:{ID}:buyers:<n>`).
+/// Works on a plain client and on a cluster client alike (all buckets share the sale's slot).
+pub async fn sale_buyers<C: HashesInterface + Sync>(
+    client: &C,
+    sale: &str,
+) -> BTreeMap<String, String> {
+    let keys = keys(sale);
+    let buckets: Option<u32> = client.hget(keys.config(), "buyerBuckets").await.unwrap();
+    let reads = (0..buckets.unwrap_or(0))
+        .map(|n| client.hgetall::<BTreeMap<String, String>, _>(keys.buyer_bucket(n)));
+    let mut buyers = BTreeMap::new();
+    for bucket in futures::future::join_all(reads).await {
+        buyers.extend(bucket.unwrap());
+    }
+    buyers
+}
+
+/// A sale's remaining stock as Redis holds it (totalStock − sold); `None` without the sale.
+pub async fn sale_stock<C: HashesInterface + Sync>(client: &C, sale: &str) -> Option<i64> {
+    let (total, sold): (Option<i64>, Option<i64>) = client
+        .hmget(keys(sale).config(), vec!["totalStock", "sold"])
+        .await
+        .unwrap();
+    Some(total? - sold?)
+}
+
 /// A private Redis for one test, plus a plain client to inspect it.
 pub struct TestRedis {
     server: Option<LocalRedisServer>,
@@ -142,11 +168,11 @@ impl TestRedis {
     }
 
     pub async fn stock(&self, sale: &str) -> Option<i64> {
-        self.client.get(keys(sale).stock()).await.unwrap()
+        sale_stock(&self.client, sale).await
     }
 
     pub async fn buyers(&self, sale: &str) -> BTreeMap<String, String> {
-        self.client.hgetall(keys(sale).buyers()).await.unwrap()
+        sale_buyers(&self.client, sale).await
     }
 
     pub async fn config(&self, sale: &str) -> BTreeMap<String, String> {
