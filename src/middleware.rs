@@ -128,7 +128,9 @@ pub fn cors(origins: &CorsOrigins) -> Option<Cors> {
 
 /// Outermost but one (inside tracing-actix-web, which opens the request span): turns any error
 /// that is not JSON yet — an error a middleware such as CORS returns, a guard's rejection — into
-/// the SPEC's JSON error through [`ApiError`], and echoes the request id in `x-request-id`.
+/// the SPEC's JSON error through [`ApiError`], echoes the request id in `x-request-id`, and counts
+/// and times the answer by its route pattern (bounded), method and status. One layer for all
+/// three: each `wrap_fn` boxes and moves the request's future once more.
 pub fn envelope<S, B>(
     req: ServiceRequest,
     service: &S,
@@ -138,6 +140,8 @@ where
     S::Future: 'static,
     B: MessageBody + 'static,
 {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
     let request_id = req
         .extensions()
         .get::<RequestId>()
@@ -163,6 +167,7 @@ where
         if let Some(id) = request_id {
             response.headers_mut().insert(X_REQUEST_ID, id);
         }
+        measure(&response, &method, started);
         Ok(response)
     }
 }
@@ -215,31 +220,17 @@ fn with_deadline(payload: Payload, limit: Duration) -> Payload {
     Payload::from(stream)
 }
 
-/// Counts and times every answer by its route pattern (bounded), method and status.
-pub fn measure<S, B>(
-    req: ServiceRequest,
-    service: &S,
-) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + 'static
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    S::Future: 'static,
-    B: MessageBody + 'static,
-{
-    let started = std::time::Instant::now();
-    let method = req.method().clone();
-    let response = service.call(req);
-    async move {
-        let response = response.await?;
-        let route = response.request().match_pattern();
-        let route = route.as_deref().unwrap_or("unmatched");
-        let status = response.status();
-        crate::metrics::http_request(route, &method, status.as_u16(), started.elapsed());
-        if status.is_server_error() && route.ends_with("/purchase") {
-            if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
-                state.redis_health.purchase_failed();
-            }
+/// Counts and times an answer by its route pattern (bounded), method and status; a purchase
+/// answered 5xx also tells `/health` (SPEC: degraded while purchases fail).
+fn measure<B>(response: &ServiceResponse<B>, method: &Method, started: std::time::Instant) {
+    let route = response.request().match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
+    let status = response.status();
+    crate::metrics::http_request(route, method, status.as_u16(), started.elapsed());
+    if status.is_server_error() && route.ends_with("/purchase") {
+        if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
+            state.redis_health.purchase_failed();
         }
-        Ok(response)
     }
 }
 

@@ -66,7 +66,8 @@ impl AppState {
         let token = bearer_token(request).ok_or(ApiError::Unauthorized {
             invalid_token: false,
         })?;
-        let holder = match verifier.verify(token).await {
+        // Boxed: a JWKS fetch makes this future large, and it is not every deployment's path.
+        let holder = match Box::pin(verifier.verify(token)).await {
             Ok(user) => self.user_id_case.apply(user),
             Err(err) => {
                 // The reason helps whoever runs the shop's sign-in; the token itself never
