@@ -2,11 +2,9 @@
 //! `RUST_LOG` with an INFO default. fred's `log` records are bridged into tracing.
 
 use crate::config::LogFormat;
-use crate::domain::Code;
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::StatusCode,
     HttpMessage,
 };
 use std::{fmt, sync::Arc};
@@ -106,67 +104,26 @@ impl RootSpanBuilder for RequestSpan {
                 .map(|error| (response.status(), error)),
             Err(error) => Some((error.as_response_error().status_code(), error)),
         };
-        let Some((status, error)) = failure else {
-            return;
-        };
-        let code = error
-            .as_error::<crate::error::ApiError>()
-            .map(|api| api.code());
-        let level = failure_level(status, code);
-        // Recording re-serialises the span (above), so it is done only when a line is written.
-        if !log_enabled(level) {
-            return;
+        if let Some((status, error)) = failure {
+            if let Ok(response) = outcome {
+                let request = response.request();
+                // A sale's route names it; the `/api/sale/*` alias serves SALE_ID.
+                let alias = request.path().starts_with("/api/sale/");
+                match request.match_info().get("saleId") {
+                    Some(sale) => span.record("sale_id", sale),
+                    None if alias => request
+                        .app_data::<actix_web::web::Data<crate::routes::AppState>>()
+                        .map_or(&span, |state| {
+                            span.record("sale_id", state.default_sale.as_str())
+                        }),
+                    None => &span,
+                };
+            }
+            if let Some(api) = error.as_error::<crate::error::ApiError>() {
+                span.record("code", api.code().as_str());
+            }
+            span.record("status", status.as_u16());
+            span.record("error", tracing::field::debug(error.as_response_error()));
         }
-        if let Ok(response) = outcome {
-            let request = response.request();
-            // A sale's route names it; the `/api/sale/*` alias serves SALE_ID.
-            let alias = request.path().starts_with("/api/sale/");
-            match request.match_info().get("saleId") {
-                Some(sale) => span.record("sale_id", sale),
-                None if alias => request
-                    .app_data::<actix_web::web::Data<crate::routes::AppState>>()
-                    .map_or(&span, |state| {
-                        span.record("sale_id", state.default_sale.as_str())
-                    }),
-                None => &span,
-            };
-        }
-        if let Some(code) = code {
-            span.record("code", code.as_str());
-        }
-        span.record("status", status.as_u16());
-        span.record("error", tracing::field::debug(error.as_response_error()));
-        let _entered = span.enter();
-        let error = error.as_response_error();
-        match level {
-            tracing::Level::ERROR => tracing::error!("request failed: {error:?}"),
-            tracing::Level::WARN => tracing::warn!("request failed: {error:?}"),
-            _ => tracing::debug!("request answered: {error:?}"),
-        }
-    }
-}
-
-/// How loud a failed request is logged: ERROR for 5xx, WARN for a request the client got wrong
-/// (bad input, a missing token, an unknown route), DEBUG for the answers a sale gives by design
-/// (sold out, already bought, not yet open, closed, too many attempts). Those are most of a
-/// drop's traffic (a flood after sell-out is all `SOLD_OUT`) and are counted per code in
-/// `/metrics`; a log line each would cost more than the answer and bury the real warnings.
-fn failure_level(status: StatusCode, code: Option<Code>) -> tracing::Level {
-    let by_design =
-        code.is_some_and(|code| Code::PURCHASE.contains(&code) && code != Code::SaleNotFound);
-    if status.is_server_error() {
-        tracing::Level::ERROR
-    } else if by_design {
-        tracing::Level::DEBUG
-    } else {
-        tracing::Level::WARN
-    }
-}
-
-fn log_enabled(level: tracing::Level) -> bool {
-    match level {
-        tracing::Level::ERROR => tracing::enabled!(tracing::Level::ERROR),
-        tracing::Level::WARN => tracing::enabled!(tracing::Level::WARN),
-        _ => tracing::enabled!(tracing::Level::DEBUG),
     }
 }
