@@ -17,7 +17,8 @@
 -- Every read and check comes first and the writes come last, and nothing after the first write
 -- can raise an error (Redis has no rollback). Running the same call twice is safe: the second
 -- run finds its own request token in the buyer record and answers PURCHASED again, taking
--- nothing (fred re-sends in-flight commands after a reconnect). Every command here is O(1).
+-- nothing (fred re-sends in-flight commands after a reconnect). Every command here is O(1), or
+-- bounded by one buyer bucket (about 100 entries).
 
 local start_ms, end_ms, total, _, sold, buckets = read_sale(KEYS[1])
 if not start_ms then
@@ -55,6 +56,22 @@ end
 -- Only attempts that cannot buy are counted: an attempt that buys makes the user a buyer, and
 -- buyers are answered above, so counting it could never matter and would cost two writes.
 local limit = tonumber(ARGV[3])
+if remaining <= 0 then
+  if limit > 0 then
+    -- A first refusal this window creates its counter with its expiry in one command (most of
+    -- a sold-out flood is first attempts); a later one counts on. The attempt past the limit
+    -- is answered RATE_LIMITED, as the check below answers it while stock remains.
+    if not redis.call('SET', KEYS[3], 1, 'PX', ARGV[4], 'NX') then
+      if redis.call('INCR', KEYS[3]) > limit then
+        redis.call('INCR', KEYS[5])
+        return {'RATE_LIMITED', 0, 0, 0, redis.call('PTTL', KEYS[3])}
+      end
+    end
+  end
+  redis.call('INCR', KEYS[5])
+  return {'SOLD_OUT', 0, 0, 0, 0}
+end
+
 if limit > 0 then
   local attempts = tonumber(redis.call('GET', KEYS[3])) or 0
   if attempts >= limit then
@@ -62,14 +79,6 @@ if limit > 0 then
     redis.call('INCR', KEYS[5])
     return {'RATE_LIMITED', remaining, 0, 0, wait}
   end
-end
-
-if remaining <= 0 then
-  if limit > 0 and redis.call('INCR', KEYS[3]) == 1 then
-    redis.call('PEXPIRE', KEYS[3], ARGV[4])
-  end
-  redis.call('INCR', KEYS[5])
-  return {'SOLD_OUT', 0, 0, 0, 0}
 end
 
 -- One counter takes the unit and numbers the order: order numbers count buyers, so they stay
