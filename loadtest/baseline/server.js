@@ -25,7 +25,7 @@ const LUA = (name) =>
 
 const KEYS = {
   config: `sale:{${SALE_ID}}:config`,
-  stock: `sale:{${SALE_ID}}:stock`,
+  // The prefix of the buyer buckets (lua/prelude.lua), as the service passes it.
   buyers: `sale:{${SALE_ID}}:buyers`,
   attempts: (user) => `sale:{${SALE_ID}}:rl:${user}`,
   orders: `sale:{${SALE_ID}}:orders`,
@@ -35,10 +35,10 @@ const KEYS = {
 function redisClient() {
   const Redis = require('ioredis');
   const redis = new Redis(REDIS_URL, { enableAutoPipelining: true, commandTimeout: 2000, maxRetriesPerRequest: 2 });
-  redis.defineCommand('purchase', { numberOfKeys: 6, lua: LUA('purchase.lua') });
-  redis.defineCommand('saleStatus', { numberOfKeys: 2, lua: LUA('status.lua') });
+  redis.defineCommand('purchase', { numberOfKeys: 5, lua: LUA('purchase.lua') });
+  redis.defineCommand('saleStatus', { numberOfKeys: 1, lua: LUA('status.lua') });
   redis.defineCommand('saleUser', { numberOfKeys: 2, lua: LUA('user.lua') });
-  redis.defineCommand('createSale', { numberOfKeys: 2, lua: LUA('create_sale.lua') });
+  redis.defineCommand('createSale', { numberOfKeys: 1, lua: LUA('create_sale.lua') });
   return redis;
 }
 
@@ -47,7 +47,7 @@ async function primary() {
     const redis = redisClient();
     const start = env.SALE_START ? Date.parse(env.SALE_START) : Date.now();
     const end = env.SALE_END ? Date.parse(env.SALE_END) : start + 3600_000;
-    await redis.createSale(KEYS.config, KEYS.stock, env.SALE_PRODUCT_NAME || 'Flash sale item', env.SALE_TOTAL_STOCK, start, end);
+    await redis.createSale(KEYS.config, env.SALE_PRODUCT_NAME || 'Flash sale item', env.SALE_TOTAL_STOCK, start, end);
     redis.disconnect();
   }
   for (let i = 0; i < WORKERS; i++) cluster.fork();
@@ -85,7 +85,7 @@ function worker() {
   let refreshing = null;
   async function status() {
     if (cached && Date.now() - cached.at < 100) return cached;
-    refreshing ??= redis.saleStatus(KEYS.config, KEYS.stock).then((reply) => {
+    refreshing ??= redis.saleStatus(KEYS.config).then((reply) => {
       cached = { reply, at: Date.now() };
       return cached;
     }).finally(() => { refreshing = null; });
@@ -121,7 +121,7 @@ function worker() {
       : crypto.createHash('sha1').update(key).digest('hex').slice(0, 16);
     let reply;
     try {
-      reply = await redis.purchase(KEYS.config, KEYS.stock, KEYS.buyers, KEYS.attempts(userId),
+      reply = await redis.purchase(KEYS.config, KEYS.buyers, KEYS.attempts(userId),
         KEYS.orders, KEYS.refused, userId, token, ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID,
         req.get('X-Request-Id') || crypto.randomUUID());
     } catch {

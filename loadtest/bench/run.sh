@@ -69,21 +69,15 @@ rss_kb() { # the process and its children (the Node peer is a cluster of process
   done
   echo "$total"
 }
-# Units sold: flashsale counts them in its config; the peer keeps the earlier layout (the
-# remaining stock in its own key, every buyer in one hash), so its buyers hash is counted.
-sold_of() { # kind sale
-  if [ "$1" = flashsale ]; then rcli hget "sale:{$2}:config" sold
-  else rcli hlen "sale:{$2}:buyers"; fi
-}
-# Bytes Redis spends on a sale's buyer records: flashsale's buckets, or the peer's one hash.
+# Units sold (both targets run the same scripts, so the same layout: lua/prelude.lua).
+sold_of() { rcli hget "sale:{$2}:config" sold; } # kind sale
+# Bytes Redis spends on a sale's buyer records: the sum over its buyer buckets.
 buyer_memory() { # kind sale
-  if [ "$1" = flashsale ]; then
-    rcli eval "local total = 0
-      for n = 0, tonumber(redis.call('HGET', KEYS[1], 'buyerBuckets')) - 1 do
-        total = total + (redis.call('MEMORY', 'USAGE', ARGV[1] .. ':' .. n, 'SAMPLES', '0') or 0)
-      end
-      return total" 1 "sale:{$2}:config" "sale:{$2}:buyers"
-  else rcli memory usage "sale:{$2}:buyers" samples 0; fi
+  rcli eval "local total = 0
+    for n = 0, tonumber(redis.call('HGET', KEYS[1], 'buyerBuckets')) - 1 do
+      total = total + (redis.call('MEMORY', 'USAGE', ARGV[1] .. ':' .. n, 'SAMPLES', '0') or 0)
+    end
+    return total" 1 "sale:{$2}:config" "sale:{$2}:buyers"
 }
 used_memory() { rcli info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 
