@@ -81,9 +81,9 @@ buyer_memory() { # kind sale
 }
 used_memory() { rcli info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 
-start_flashsale() { # sale stock
+start_flashsale() { # sale stock [VAR=value ...]
   env -i PATH="$PATH" HOST=127.0.0.1 PORT="$SERVICE_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
-    SALE_ID="$1" SALE_TOTAL_STOCK="$2" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+    SALE_ID="$1" SALE_TOTAL_STOCK="$2" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json "${@:3}" \
     target/release/flashsale >>"$WORK/flashsale.log" 2>&1 &
   TARGET_PID=$!; PIDS+=("$TARGET_PID")
   wait_ready "$SERVICE_PORT"
@@ -179,6 +179,8 @@ for C in $CONNECTIONS; do
   m() { echo "${V[$1]}" | median; }
   FS_RPS=$(m flashsale_RPS); EX_RPS=$(m express_RPS); CEIL_RPS=$(m ceil_rps)
   EX_MAX_FIRST=${EX_MAX_FIRST:-$EX_RPS}
+  FIRST_FS_CPU=${FIRST_FS_CPU:-$(m flashsale_CPU_US)}; FIRST_EX_CPU=${FIRST_EX_CPU:-$(m express_CPU_US)}
+  FIRST_FS_REDIS=${FIRST_FS_REDIS:-$(m flashsale_REDIS_US)}; FIRST_EX_REDIS=${FIRST_EX_REDIS:-$(m express_REDIS_US)}
   ROWS+=("| flashsale | $C | $(printf '%.0f' "$FS_RPS") | $(m flashsale_P50) | $(m flashsale_P99) | $(ratio "$FS_RPS" "$CEIL_RPS") | $(ratio "$FS_RPS" "$EX_RPS") | $(m flashsale_CPU_US) |")
   ROWS+=("| express + ioredis | $C | $(printf '%.0f' "$EX_RPS") | $(m express_P50) | $(m express_P99) | $(ratio "$EX_RPS" "$CEIL_RPS") | 1.00 | $(m express_CPU_US) |")
   ROWS+=("| redis-benchmark (ceiling) | $C | $(printf '%.0f' "$CEIL_RPS") | $(m ceil_p50) | $(m ceil_p99) | 1.00 | $(ratio "$CEIL_RPS" "$EX_RPS") | – |")
@@ -187,6 +189,42 @@ for C in $CONNECTIONS; do
   EXTRA+=("- $C connections: Redis memory per buyer $(m flashsale_MEM_PER_BUYER) bytes (MEMORY USAGE: buyer record $(m flashsale_RECORD_BYTES) bytes, order-stream entry $(m flashsale_ORDER_BYTES) bytes); RSS before → after a round: flashsale $(( $(m flashsale_RSS_BEFORE | cut -d. -f1) / 1024 )) → $(( $(m flashsale_RSS_AFTER | cut -d. -f1) / 1024 )) MiB, express (all workers) $(( $(m express_RSS_BEFORE | cut -d. -f1) / 1024 )) → $(( $(m express_RSS_AFTER | cut -d. -f1) / 1024 )) MiB")
   unset V
 done
+
+# ---- a request after sell-out, against a purchase (closed loop) ---------------------------------
+# The purchases' wrk load at the first connection count, at a sale whose one unit is gone: every
+# request is a new buyer answered SOLD_OUT. CPU per request of the target and of Redis, beside
+# the purchase figures above; flashsale also with the per-user attempt limit off, since counting
+# a refused attempt is that limit's write.
+SOLDOUT_C=${CONNECTIONS%% *}
+measure_soldout() { # label round
+  local port sale="soldout-$RUN-$1-$2" requests cpu0 rcpu0 cpu1 rcpu1
+  case "$1" in
+    express) start_baseline "$sale" 1; port=$BASELINE_PORT ;;
+    flashsale) start_flashsale "$sale" 1; port=$SERVICE_PORT ;;
+    flashsale-nolimit) start_flashsale "$sale" 1 USER_ATTEMPT_LIMIT=0; port=$SERVICE_PORT ;;
+  esac
+  wrk -t2 -c"$SOLDOUT_C" -d2s -s loadtest/bench/purchase.lua "http://127.0.0.1:$port" -- "w$sale" >/dev/null
+  cpu0=$(cpu_ticks "$TARGET_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
+  requests=$(wrk -t2 -c"$SOLDOUT_C" -d"${DURATION}s" -s loadtest/bench/purchase.lua "http://127.0.0.1:$port" -- "m$sale" | tail -1 | json_field requests)
+  cpu1=$(cpu_ticks "$TARGET_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
+  stop_target
+  SO_CPU=$(awk -v t=$(( (cpu1 - cpu0) * TICK_US )) -v n="$requests" 'BEGIN { printf "%.1f", t / n }')
+  SO_REDIS=$(awk -v t=$(( (rcpu1 - rcpu0) * TICK_US )) -v n="$requests" 'BEGIN { printf "%.1f", t / n }')
+}
+declare -A S=()
+for R in $(seq 1 "$ROUNDS"); do
+  for LABEL in flashsale flashsale-nolimit express; do
+    log "after sell-out, round $R/$ROUNDS, $SOLDOUT_C connections: $LABEL"
+    measure_soldout "$LABEL" "$R"
+    S[${LABEL}_cpu]+=" $SO_CPU"; S[${LABEL}_redis]+=" $SO_REDIS"
+  done
+done
+sm() { echo "${S[$1]}" | median; }
+SOLDOUT_ROWS=(
+  "| flashsale | $FIRST_FS_CPU | $(sm flashsale_cpu) | $FIRST_FS_REDIS | $(sm flashsale_redis) |"
+  "| flashsale, \`USER_ATTEMPT_LIMIT=0\` | – | $(sm flashsale-nolimit_cpu) | – | $(sm flashsale-nolimit_redis) |"
+  "| express + ioredis | $FIRST_EX_CPU | $(sm express_cpu) | $FIRST_EX_REDIS | $(sm express_redis) |"
+)
 
 # ---- latency at a fixed offered load (open loop) ---------------------------------------------
 # Both targets get the same schedule of new buyers at 50 % and 80 % of the Express peer's
@@ -270,6 +308,12 @@ EXTRA+=("- burst: $BURST_BUYERS distinct buyers at $BURST_STOCK units sold $SOLD
     echo "|---|---|---|---|---|---|---|"
     printf '%s\n' "${OPEN_ROWS[@]}"
   fi
+  echo
+  echo "A request after sell-out against a purchase: wrk at $SOLDOUT_C connections, every request a new buyer, at a sale whose one unit is gone (purchase figures from the table above), median of $ROUNDS rounds."
+  echo
+  echo "| target | CPU µs per purchase | CPU µs per request after sell-out | Redis CPU µs per purchase | Redis CPU µs per request after sell-out |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${SOLDOUT_ROWS[@]}"
   echo
   echo "Sold-out flood: $BURST_BUYERS distinct buyers for $BURST_STOCK units in one burst (scheduled within 2 s, 512 in flight), then $BURST_BUYERS more at the sold-out sale."
   echo
