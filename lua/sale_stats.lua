@@ -1,14 +1,20 @@
 -- sale_stats.lua: a sale's config and counters in one read (admin GET). Read-only.
 --
--- KEYS[1] config, KEYS[2] orders, KEYS[3] refused
+-- KEYS[1] config, KEYS[2] buyers (the prefix of its buckets), KEYS[3] orders, KEYS[4] refused
 -- Returns nil when the sale does not exist, else {productName, totalStock, startMs, endMs,
--- createdMs, remaining, buyers, orders, refused, redisNowMs}. Buyers are the units sold: a
--- purchase records its buyer and counts its unit in one script.
+-- createdMs, remaining, buyers, orders, refused, redisNowMs}. `buyers` counts the buyer records
+-- themselves (every bucket's HLEN), not the sold counter, so the admin API's `consistent`
+-- compares three independent things: the counter, the records and the order stream. That makes
+-- this script O(buckets), about a millisecond per 1,000 buckets (100,000 units): admin only.
 
-local start_ms, end_ms, total, name, sold = read_sale(KEYS[1])
+local start_ms, end_ms, total, name, sold, buckets = read_sale(KEYS[1])
 if not start_ms then
   return nil
 end
+local buyers = 0
+for n = 0, buckets - 1 do
+  buyers = buyers + redis.call('HLEN', KEYS[2] .. ':' .. n)
+end
 return {name, total, start_ms, end_ms, tonumber(redis.call('HGET', KEYS[1], 'createdMs')) or 0,
-  total - sold, sold, redis.call('XLEN', KEYS[2]), tonumber(redis.call('GET', KEYS[3])) or 0,
+  total - sold, buyers, redis.call('XLEN', KEYS[3]), tonumber(redis.call('GET', KEYS[4])) or 0,
   redis_now_ms()}

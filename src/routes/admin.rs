@@ -184,7 +184,8 @@ impl SaleView {
             start_time: rfc3339_ms(stats.start_ms),
             end_time: rfc3339_ms(stats.end_ms),
             created_time: rfc3339_ms(stats.created_ms),
-            sold: stats.buyers,
+            // The counter the purchase script keeps; `buyers` counts the records themselves.
+            sold: stats.total_stock - stats.remaining,
             remaining: stats.remaining,
             buyers: stats.buyers,
             orders: stats.orders,

@@ -189,7 +189,12 @@ impl Store {
                     .sale_stats
                     .call(client, || {
                         (
-                            MultipleKeys::from(vec![keys.config(), keys.orders(), keys.refused()]),
+                            MultipleKeys::from(vec![
+                                keys.config(),
+                                keys.buyers(),
+                                keys.orders(),
+                                keys.refused(),
+                            ]),
                             Vec::new(),
                         )
                     })

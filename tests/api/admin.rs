@@ -448,3 +448,43 @@ async fn metrics_count_purchases_rejections_and_requests() {
         assert!(text.contains(expected), "{expected} missing:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn stats_count_the_buyer_records_so_a_stray_record_is_inconsistent() {
+    // Arrange: three buyers, then one record written behind the service's back.
+    let redis = TestRedis::start().await;
+    let app = admin_app(&redis).await;
+    for user in ["ann", "bea", "cid"] {
+        assert_eq!(app.purchase(user).await.code(), "PURCHASED");
+    }
+    let before = app.admin(Method::GET, "/sales/default", None).await;
+    let _: () = redis
+        .client
+        .hset(
+            keys("default").buyer_bucket(0),
+            ("stray", "1:99:0123456789abcdef"),
+        )
+        .await
+        .unwrap();
+
+    // Act
+    let after = app.admin(Method::GET, "/sales/default", None).await;
+
+    // Assert: the counter says 3 sold, the records say 4.
+    assert_eq!(
+        (
+            &before.body["sold"],
+            &before.body["buyers"],
+            &before.body["consistent"]
+        ),
+        (&json!(3), &json!(3), &json!(true))
+    );
+    assert_eq!(
+        (
+            &after.body["sold"],
+            &after.body["buyers"],
+            &after.body["consistent"]
+        ),
+        (&json!(3), &json!(4), &json!(false))
+    );
+}
