@@ -90,9 +90,24 @@ pub fn assert_invariants(
         .map(|a| a.user.as_str())
         .collect();
     let in_redis: BTreeSet<&str> = buyers_in_redis.keys().map(String::as_str).collect();
+    let mismatched: Vec<String> = attempts
+        .iter()
+        .filter(|a| told_purchased.contains(a.user.as_str()) != in_redis.contains(a.user.as_str()))
+        .map(|a| {
+            format!(
+                "{}: first {} {}, settled {} {}, record {:?}",
+                a.user,
+                a.first.status,
+                a.first.body,
+                a.settled.status,
+                a.settled.body,
+                buyers_in_redis.get(&a.user)
+            )
+        })
+        .collect();
     assert_eq!(
         told_purchased, in_redis,
-        "the buyers told PURCHASED are exactly the buyers in Redis ({codes:?})"
+        "the buyers told PURCHASED are exactly the buyers in Redis ({codes:?}); {mismatched:#?}"
     );
     let orders: BTreeSet<i64> = attempts
         .iter()
