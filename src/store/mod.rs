@@ -109,11 +109,18 @@ const PASSING_STATES: [&str; 8] = [
     "NOREPLICAS",
 ];
 
-/// fred's own messages, under `ErrorKind::Unknown`, for a command it could not finish.
-const FRED_GAVE_UP: [&str; 3] = [
+/// fred's own messages, under `ErrorKind::Unknown`, for a command it could not finish: its
+/// connection was gone when it was to be written ("Failed to route command.", "Missing expected
+/// connection.") or before its reply came ("Missing response."), as when Redis kills the
+/// service's connections. The outcome is unknown or nothing was applied: "not now" (503), which
+/// the buyer's retry settles, never 500.
+const FRED_GAVE_UP: [&str; 6] = [
     "channel closed",
     "Too many failed write attempts",
     "Max attempts reached",
+    "Failed to route command",
+    "Missing expected connection",
+    "Missing response",
 ];
 
 impl From<fred::error::Error> for StoreError {
@@ -577,6 +584,17 @@ mod tests {
         for kind in [ErrorKind::Timeout, ErrorKind::IO, ErrorKind::Canceled] {
             let err = fred::error::Error::new(kind, "connection reset by peer");
             assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
+        }
+        for details in [
+            "Failed to route command.",
+            "Missing expected connection.",
+            "Missing response.",
+        ] {
+            let err = fred::error::Error::new(ErrorKind::Unknown, details);
+            assert!(
+                matches!(StoreError::from(err), StoreError::Unavailable(_)),
+                "{details}"
+            );
         }
         let bug = fred::error::Error::new(ErrorKind::Unknown, "ERR wrong number of arguments");
         assert!(matches!(StoreError::from(bug), StoreError::Unexpected(_)));

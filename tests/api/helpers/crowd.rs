@@ -83,6 +83,13 @@ pub fn assert_invariants(
             "{} never settled: {:?}",
             attempt.user, attempt.settled.body
         );
+        let settled = attempt.settled.status.as_u16();
+        assert!(
+            matches!(settled, 200 | 409 | 410),
+            "{}: settled answer {settled} {:?} ({codes:?})",
+            attempt.user,
+            attempt.settled.body
+        );
     }
     let told_purchased: BTreeSet<&str> = attempts
         .iter()
