@@ -70,14 +70,14 @@ rss_kb() { # the process and its children (the Node peer is a cluster of process
   echo "$total"
 }
 # Units sold (both targets run the same scripts, so the same layout: lua/prelude.lua).
-sold_of() { rcli hget "sale:{$2}:config" sold; } # kind sale
+sold_of() { rcli hget "sale:{$1}:config" sold; } # sale
 # Bytes Redis spends on a sale's buyer records: the sum over its buyer buckets.
-buyer_memory() { # kind sale
+buyer_memory() { # sale
   rcli eval "local total = 0
     for n = 0, tonumber(redis.call('HGET', KEYS[1], 'buyerBuckets')) - 1 do
       total = total + (redis.call('MEMORY', 'USAGE', ARGV[1] .. ':' .. n, 'SAMPLES', '0') or 0)
     end
-    return total" 1 "sale:{$2}:config" "sale:{$2}:buyers"
+    return total" 1 "sale:{$1}:config" "sale:{$1}:buyers"
 }
 used_memory() { rcli info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 
@@ -129,19 +129,19 @@ measure() { # kind(flashsale|express) connections label
   wrk -t2 -c"$2" -d2s -s loadtest/bench/purchase.lua "http://127.0.0.1:$port" -- "w$sale" >/dev/null
   RSS_BEFORE=$(rss_kb "$TARGET_PID")
   local mem0 buyers0 cpu0 rcpu0 out
-  mem0=$(used_memory); buyers0=$(sold_of "$1" "$sale")
+  mem0=$(used_memory); buyers0=$(sold_of "$sale")
   cpu0=$(cpu_ticks "$TARGET_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
   out=$(wrk -t2 -c"$2" -d"${DURATION}s" -s loadtest/bench/purchase.lua "http://127.0.0.1:$port" -- "m$sale" | tail -1)
   local cpu1 rcpu1 buyers
   cpu1=$(cpu_ticks "$TARGET_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
   RSS_AFTER=$(rss_kb "$TARGET_PID")
   sleep 1 # let Redis finish rehashing the buyers hash, so both tables are not counted
-  buyers=$(( $(sold_of "$1" "$sale") - buyers0 ))
+  buyers=$(( $(sold_of "$sale") - buyers0 ))
   MEM_PER_BUYER=$(awk -v a="$mem0" -v b="$(used_memory)" -v n="$buyers" 'BEGIN { printf "%.0f", (b - a) / n }')
   # The same split by key: the buyer records (one per buyer) and the order stream.
   local hlen xlen
-  hlen=$(sold_of "$1" "$sale"); xlen=$(rcli xlen "sale:{$sale}:orders")
-  RECORD_BYTES=$(awk -v m="$(buyer_memory "$1" "$sale")" -v n="$hlen" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
+  hlen=$(sold_of "$sale"); xlen=$(rcli xlen "sale:{$sale}:orders")
+  RECORD_BYTES=$(awk -v m="$(buyer_memory "$sale")" -v n="$hlen" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
   ORDER_BYTES=$(awk -v m="$(rcli memory usage "sale:{$sale}:orders" samples 0)" -v n="$xlen" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
   stop_target
   RPS=$(echo "$out" | json_field rps); P50=$(echo "$out" | json_field p50_ms); P99=$(echo "$out" | json_field p99_ms)
@@ -270,8 +270,8 @@ for KIND in flashsale express; do
   RATE=$((BURST_BUYERS / 2))
   # No warm-up: a drop opens on a cold crowd (both targets alike).
   first=$("$OPENLOOP" "http://127.0.0.1:$port" "$RATE" 2 "f1$sale" 512)
-  sold=$(sold_of "$KIND" "$sale")
-  [ "$KIND" = flashsale ] && FLOOD_RECORD_BYTES=$(awk -v m="$(buyer_memory flashsale "$sale")" -v n="$sold" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
+  sold=$(sold_of "$sale")
+  [ "$KIND" = flashsale ] && FLOOD_RECORD_BYTES=$(awk -v m="$(buyer_memory "$sale")" -v n="$sold" 'BEGIN { printf "%.0f", (n > 0) ? m / n : 0 }')
   cpu0=$(cpu_ticks "$TARGET_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
   second=$("$OPENLOOP" "http://127.0.0.1:$port" "$RATE" 2 "f2$sale" 512)
   cpu1=$(cpu_ticks "$TARGET_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
@@ -288,7 +288,7 @@ start_flashsale "$BURST_SALE" "$BURST_STOCK"
 if loadtest/goose/target/release/flashsale-load flash-burst --host "http://127.0.0.1:$SERVICE_PORT" \
   --buyers "$BURST_BUYERS" --users 256 >"$WORK/burst.log" 2>&1; then BURST_OK=yes; else BURST_OK=NO; fi
 stop_target
-SOLD=$(sold_of flashsale "$BURST_SALE")
+SOLD=$(sold_of "$BURST_SALE")
 LEFT=$(( $(rcli hget "sale:{$BURST_SALE}:config" totalStock) - SOLD ))
 EXTRA+=("- burst: $BURST_BUYERS distinct buyers at $BURST_STOCK units sold $SOLD (stock left $LEFT); goose invariant check: $BURST_OK")
 

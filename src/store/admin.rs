@@ -354,7 +354,8 @@ impl Store {
                         .await
                 })
                 .await?;
-            if moved == 1 && !upgraded.contains(&id) {
+            // A second run on the same sale (SALE_ID is usually indexed too) answers 0.
+            if moved == 1 {
                 upgraded.push(id);
             }
         }
