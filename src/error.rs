@@ -89,6 +89,8 @@ impl From<StoreError> for ApiError {
                 crate::metrics::redis_error("unexpected");
                 ApiError::Internal(err)
             }
+            // Logged and counted where it was found.
+            StoreError::BadData { .. } => ApiError::Internal(err),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod live;
 pub mod metrics;
 pub mod middleware;
 pub mod redis_health;
+pub mod request_id;
 pub mod routes;
 pub mod startup;
 pub mod status_cache;

@@ -135,3 +135,8 @@ pub fn webhook_backlog(undelivered: u64, oldest_age: Duration) {
     metrics::gauge!("flashsale_webhook_undelivered_orders").set(undelivered as f64);
     metrics::gauge!("flashsale_webhook_lag_seconds").set(oldest_age.as_secs_f64());
 }
+
+/// A record in Redis that this build does not write (README, Metrics): never read as zeros.
+pub fn bad_data(record: &'static str) {
+    metrics::counter!("flashsale_redis_bad_data_total", "record" => record).increment(1);
+}

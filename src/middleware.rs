@@ -1,11 +1,11 @@
 //! Middleware: the per-IP rate limit, CORS, and the envelope that makes every error JSON and
 //! echoes the request id.
 
-use crate::telemetry::RequestId;
 use crate::{
     config::{CorsOrigins, IpRateLimit},
     error::ApiError,
-    routes::AppState,
+    redis_health::RedisHealth,
+    request_id::RequestId,
 };
 use actix_cors::Cors;
 use actix_governor::{
@@ -228,8 +228,8 @@ fn measure<B>(response: &ServiceResponse<B>, method: &Method, started: std::time
     let status = response.status();
     crate::metrics::http_request(route, method, status.as_u16(), started.elapsed());
     if status.is_server_error() && route.ends_with("/purchase") {
-        if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
-            state.redis_health.purchase_failed();
+        if let Some(health) = response.request().app_data::<web::Data<RedisHealth>>() {
+            health.purchase_failed();
         }
     }
 }

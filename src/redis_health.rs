@@ -4,7 +4,7 @@
 //! (a policy can be changed at run time, and memory fills during a drop), and every purchase
 //! answered 5xx is noted as it happens; `/health` then says `degraded` with each reason.
 
-use crate::store::{MemoryInfo, Store};
+use crate::store::{MemoryInfo, Store, StoreError};
 use std::{
     sync::{
         atomic::{AtomicI64, Ordering},
@@ -75,18 +75,23 @@ impl RedisHealth {
     }
 
     /// Checks Redis every `every`, logging each reason when it appears and when it clears.
-    pub fn spawn_check(&self, store: Store, every: Duration) {
+    pub fn spawn_check(&self, store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
         let health = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             let mut last: Vec<String> = Vec::new();
             loop {
                 tick.tick().await;
-                // Unreachable Redis is `/health`'s "disconnected": nothing to add here.
-                let Ok(info) = store.memory_info().await else {
-                    continue;
+                let reasons = match store.memory_info().await {
+                    Ok(info) => reasons_of(&info),
+                    // A report without the fields (logged and counted by the store): the
+                    // eviction policy is unknown, which is a reason in itself.
+                    Err(StoreError::BadData { detail, .. }) => vec![format!(
+                        "Redis memory and eviction policy could not be read ({detail})"
+                    )],
+                    // Unreachable Redis is `/health`'s "disconnected": nothing to add here.
+                    Err(_) => continue,
                 };
-                let reasons = reasons_of(&info);
                 for reason in reasons.iter().filter(|reason| !last.contains(reason)) {
                     tracing::warn!(reason = %reason, "Redis health: degraded");
                 }
@@ -96,7 +101,7 @@ impl RedisHealth {
                 health.set(reasons.clone());
                 last = reasons;
             }
-        });
+        })
     }
 }
 

@@ -1,7 +1,7 @@
-//! A per-instance cache of each sale's status, at most 100 ms old (SPEC §3), so thousands of
+//! A per-instance cache of each sale's status, at most 100 ms old (README, The API), so thousands of
 //! polling clients cost Redis about ten calls a second per sale and instance.
 //!
-//! Bounded: at most [`MAX_SALES`] sales are remembered (least used forgotten first), so asking
+//! Bounded: at most [`crate::domain::MAX_SALES`] sales are remembered (least used forgotten first), so asking
 //! for a million random sale ids cannot grow memory without limit. One refresh at a time per
 //! sale: when an entry expires, the first caller reads Redis while the others wait for its
 //! answer instead of all reading Redis at once.
@@ -17,9 +17,6 @@ use std::{
 };
 
 pub const STATUS_MAX_AGE: Duration = Duration::from_millis(100);
-
-/// How many sales' statuses one instance keeps at most.
-pub const MAX_SALES: u64 = 10_000;
 
 /// A snapshot and the instant it was read; `None` when the sale did not exist.
 #[derive(Debug, Clone)]

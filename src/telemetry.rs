@@ -1,13 +1,12 @@
 //! Structured logging: JSON lines by default (`LOG_FORMAT=pretty` for people), level from
 //! `RUST_LOG` with an INFO default. fred's `log` records are bridged into tracing.
 
-use crate::config::LogFormat;
+use crate::{config::LogFormat, domain::DefaultSale, request_id::RequestId};
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     HttpMessage,
 };
-use std::{fmt, sync::Arc};
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
@@ -28,43 +27,6 @@ pub fn init(format: LogFormat) {
             .try_init(),
         LogFormat::Pretty => builder.pretty().try_init(),
     };
-}
-
-/// The id of one request: the caller's `X-Request-Id` when it is a sensible one (1–128
-/// characters from `A–Z a–z 0–9 - _ . :`, so a proxy's or a client's id links their logs to
-/// ours), else a new UUID. Echoed in the `x-request-id` response header.
-#[derive(Clone, Debug)]
-pub struct RequestId(Arc<str>);
-
-impl RequestId {
-    fn for_request(request: &ServiceRequest) -> Self {
-        let incoming = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|value| value.to_str().ok())
-            .filter(|id| Self::is_valid(id));
-        match incoming {
-            Some(id) => Self(Arc::from(id)),
-            None => Self(Arc::from(uuid::Uuid::new_v4().to_string())),
-        }
-    }
-
-    fn is_valid(id: &str) -> bool {
-        (1..=128).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// The root span of every request: its id, method and path; when it fails, its sale, code,
@@ -112,10 +74,8 @@ impl RootSpanBuilder for RequestSpan {
                 match request.match_info().get("saleId") {
                     Some(sale) => span.record("sale_id", sale),
                     None if alias => request
-                        .app_data::<actix_web::web::Data<crate::routes::AppState>>()
-                        .map_or(&span, |state| {
-                            span.record("sale_id", state.default_sale.as_str())
-                        }),
+                        .app_data::<actix_web::web::Data<DefaultSale>>()
+                        .map_or(&span, |default| span.record("sale_id", default.0.as_str())),
                     None => &span,
                 };
             }

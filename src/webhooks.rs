@@ -10,11 +10,8 @@
 
 use crate::{
     config::WebhookSettings,
-    domain::{rfc3339_ms, SaleId},
-    store::{
-        webhooks::{FailedAttempt, PendingOrder},
-        Store, StoreError,
-    },
+    domain::{rfc3339_ms, SaleId, MAX_SALES},
+    store::{webhooks::FailedAttempt, OrderEntry, PendingOrder, Store, StoreError},
 };
 use rand::Rng;
 use secrecy::ExposeSecret;
@@ -38,8 +35,6 @@ const IDLE_POLL_MIN: Duration = Duration::from_millis(50);
 const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
 /// The longest back-off between two attempts, whatever the base.
 const BACKOFF_MAX: Duration = Duration::from_secs(600);
-/// The most sales one loop serves (the status cache's bound too).
-const MAX_SALES: u64 = 10_000;
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`: the value of `Flashsale-Signature`.
 pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
@@ -76,27 +71,15 @@ pub struct OrderEvent {
 }
 
 impl OrderEvent {
-    fn new(sale: &SaleId, order: &PendingOrder) -> Self {
-        let text = |name: &str| order.fields.get(name).cloned().unwrap_or_default();
-        let number = |name: &str| {
-            order
-                .fields
-                .get(name)
-                .and_then(|value| value.parse().ok())
-                .unwrap_or_default()
-        };
+    fn new(order: &OrderEntry) -> Self {
         Self {
-            event_id: order.event_id().to_owned(),
+            event_id: order.event_id.clone(),
             kind: "order.created",
-            sale_id: order
-                .fields
-                .get("saleId")
-                .cloned()
-                .unwrap_or_else(|| sale.to_string()),
-            user_id: text("userId"),
-            order_number: number("orderNumber"),
-            purchase_time: rfc3339_ms(number("purchaseTime")),
-            request_id: text("requestId"),
+            sale_id: order.sale_id.clone(),
+            user_id: order.user_id.clone(),
+            order_number: order.order_number,
+            purchase_time: rfc3339_ms(order.purchase_ms),
+            request_id: order.request_id.clone(),
         }
     }
 }
@@ -309,7 +292,7 @@ async fn deliver(
     order: PendingOrder,
     _slot: OwnedSemaphorePermit,
 ) {
-    let event = OrderEvent::new(&sale, &order);
+    let event = OrderEvent::new(&order.order);
     let body = match serde_json::to_vec(&event) {
         Ok(body) => body,
         Err(err) => {
@@ -421,12 +404,12 @@ fn backoff(settings: &WebhookSettings, failures: u32) -> Duration {
 
 /// Sets the backlog gauges: undelivered orders over every sale and the oldest one's age.
 async fn measure_backlog(store: &Store, sales: &[SaleState]) {
-    let (mut undelivered, mut oldest_ms) = (0, 0);
+    let (mut undelivered, mut oldest_age) = (0, Duration::ZERO);
     for state in sales {
         match store.webhook_backlog(&state.sale).await {
-            Ok((count, age_ms)) => {
-                undelivered += count;
-                oldest_ms = oldest_ms.max(age_ms);
+            Ok(backlog) => {
+                undelivered += backlog.undelivered;
+                oldest_age = oldest_age.max(backlog.oldest_age);
             }
             Err(err) => {
                 tracing::debug!(sale_id = %state.sale, error = %err, "webhooks: cannot measure the backlog");
@@ -434,7 +417,7 @@ async fn measure_backlog(store: &Store, sales: &[SaleState]) {
             }
         }
     }
-    crate::metrics::webhook_backlog(undelivered, Duration::from_millis(oldest_ms));
+    crate::metrics::webhook_backlog(undelivered, oldest_age);
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use flashsale::{
     domain::{RequestToken, SaleId, UserId},
-    routes::purchase::PurchaseRequest,
+    routes::PurchaseRequest,
 };
 use proptest::prelude::*;
 

@@ -104,9 +104,10 @@ impl Verifier {
     }
 
     /// Starts the background refresh of a JWKS (nothing for a static key).
-    pub fn spawn_refresh(&self) {
-        if let Keys::Jwks(cache) = &self.inner.keys {
-            tokio::spawn(cache.clone().refresh_forever());
+    pub fn spawn_refresh(&self) -> Option<tokio::task::JoinHandle<()>> {
+        match &self.inner.keys {
+            Keys::Jwks(cache) => Some(tokio::spawn(cache.clone().refresh_forever())),
+            _ => None,
         }
     }
 

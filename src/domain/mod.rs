@@ -8,9 +8,13 @@ mod user_id;
 
 pub use outcome::{Code, Purchase, PurchaseOutcome, PurchaseReply};
 pub use request_token::RequestToken;
-pub use sale::{SaleSnapshot, SaleStatus, UserRecord};
-pub use sale_id::SaleId;
+pub use sale::{ProductName, SaleSnapshot, SaleStatus, SaleWindow, UserRecord, MAX_TOTAL_STOCK};
+pub use sale_id::{DefaultSale, SaleId};
 pub use user_id::{UserId, UserIdCase};
+
+/// The most sales one instance serves at once: the status cache's bound, and the webhook
+/// loop's.
+pub const MAX_SALES: u64 = 10_000;
 
 /// Formats Unix milliseconds (Redis clock) as RFC 3339 UTC with millisecond precision.
 pub fn rfc3339_ms(unix_ms: i64) -> String {

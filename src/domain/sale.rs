@@ -54,3 +54,86 @@ impl SaleSnapshot {
 pub struct UserRecord {
     pub purchase: Option<Purchase>,
 }
+
+/// The most units a sale may hold; far above any real drop, low enough that counters never wrap.
+pub const MAX_TOTAL_STOCK: u64 = 1_000_000_000;
+
+/// A product's name as shown to buyers: 1 to 200 characters once trimmed, none of them control
+/// characters. One rule for `SALE_PRODUCT_NAME` and the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductName(String);
+
+impl ProductName {
+    /// The rule, as the callers put it after the field's name.
+    pub const RULE: &'static str = "must be 1 to 200 characters, none of them control characters";
+
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let name = raw.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(Self::RULE);
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// When a sale takes purchases: from `start` (inclusive) to `end` (exclusive); the end is always
+/// after the start. One rule for `SALE_START`/`SALE_END` and the admin API's `PUT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleWindow {
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+}
+
+impl SaleWindow {
+    /// `None` when the end is not after the start.
+    pub fn new(
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Self> {
+        (end > start).then_some(Self { start, end })
+    }
+
+    pub fn start(&self) -> chrono::DateTime<chrono::Utc> {
+        self.start
+    }
+
+    pub fn end(&self) -> chrono::DateTime<chrono::Utc> {
+        self.end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_product_name_is_trimmed_and_bounded() {
+        assert_eq!(
+            ProductName::parse("  Sneaker ").unwrap().as_str(),
+            "Sneaker"
+        );
+        assert_eq!(
+            ProductName::parse(&"é".repeat(200))
+                .unwrap()
+                .as_str()
+                .chars()
+                .count(),
+            200
+        );
+        for bad in ["", "   ", "a\nb", "tab\there", &"x".repeat(201)] {
+            assert_eq!(ProductName::parse(bad), Err(ProductName::RULE), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_window_ends_after_it_starts() {
+        let now = chrono::Utc::now();
+        assert!(SaleWindow::new(now, now + chrono::Duration::milliseconds(1)).is_some());
+        assert!(SaleWindow::new(now, now).is_none());
+        assert!(SaleWindow::new(now, now - chrono::Duration::hours(1)).is_none());
+    }
+}

@@ -29,11 +29,10 @@ impl SaleId {
     }
 }
 
-impl Default for SaleId {
-    fn default() -> Self {
-        Self("default".to_owned())
-    }
-}
+/// The sale the `/api/sale/*` alias serves (`SALE_ID`), in the app data on its own, so the
+/// extractor and the request log can read it without the handlers' state.
+#[derive(Debug, Clone)]
+pub struct DefaultSale(pub SaleId);
 
 impl fmt::Display for SaleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,9 +1,13 @@
 //! `GET …/events`: the sale's status as Server-Sent Events, from this instance's watcher.
 
-use super::{status::StatusBody, AppState};
+use super::{
+    openapi::{codes, codes_and},
+    status::StatusBody,
+    AppState,
+};
 use crate::{
-    domain::SaleId,
-    error::{ApiError, Result},
+    domain::{Code, SaleId},
+    error::{Answer, ApiError, Result},
     live::{same_view, LiveStatus},
 };
 use actix_web::{http::header, web, HttpResponse};
@@ -16,6 +20,15 @@ pub const HEARTBEAT_AFTER: Duration = Duration::from_secs(15);
 /// How long a browser waits before reconnecting a dropped stream.
 const RETRY_MS: u64 = 2_000;
 
+#[utoipa::path(get, path = "/api/sales/{saleId}/events", tag = "sales", operation_id = "sale_events",
+    params(("saleId" = String, Path, description = "1–64 of A–Z a–z 0–9 _ -", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "Server-Sent Events: `status` events", content_type = "text/event-stream", body = String),
+        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
+        (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
+        (status = 429, description = codes(&[Code::RateLimited]), body = Answer),
+        (status = 503, description = codes_and(&[Code::ServiceUnavailable], "every stream slot is taken, or Redis is away"), body = Answer),
+    ))]
 pub async fn events(state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {
     let slot = state.live.slot().ok_or(ApiError::StreamsFull)?;
     // The first event comes from the cache now, so a missing sale is a plain 404.

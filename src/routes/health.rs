@@ -1,12 +1,12 @@
 //! Health and operations: `/health` (a summary), `/health/live` (the process serves),
 //! `/health/ready` (Redis answers and the scripts are loaded) and `/metrics` (Prometheus).
 
-use super::AppState;
+use super::{extract::MetricsReader, openapi::codes_and, AppState};
 use crate::{
-    config::AdminToken,
-    error::{ApiError, Result},
+    domain::Code,
+    error::{Answer, ApiError, Result},
 };
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use serde_json::json;
@@ -23,6 +23,8 @@ pub struct HealthBody {
     version: &'static str,
 }
 
+#[utoipa::path(get, path = "/health", tag = "operations", operation_id = "health",
+    responses((status = 200, description = "ok or degraded", body = HealthBody)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let connected = state.store.ping().await;
     let reasons = state.redis_health.reasons();
@@ -43,34 +45,34 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
+#[utoipa::path(get, path = "/health/live", tag = "operations", operation_id = "live",
+    responses((status = 200, description = "The process serves", body = serde_json::Value)))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/health/ready", tag = "operations", operation_id = "ready",
+    responses(
+        (status = 200, description = "Redis answers and the scripts are loaded", body = serde_json::Value),
+        (status = 503, description = codes_and(&[Code::ServiceUnavailable], "not ready"), body = Answer),
+    ))]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
     state.store.ready().await.map_err(ApiError::Unavailable)?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
 }
 
 /// `GET /metrics`: the Prometheus text format; with `METRICS_TOKEN` set, only for its bearer.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = codes_and(&[Code::Unauthorized], "METRICS_TOKEN set and not given"), body = Answer),
+    ))]
 pub async fn metrics(
-    request: HttpRequest,
+    _: MetricsReader,
     handle: Option<web::Data<PrometheusHandle>>,
-    token: Option<web::Data<MetricsToken>>,
-) -> Result<HttpResponse> {
-    if let Some(token) = token {
-        let given = super::bearer_token(&request).unwrap_or_default();
-        if !constant_time_eq::constant_time_eq(token.0.expose().as_bytes(), given.as_bytes()) {
-            return Err(ApiError::Unauthorized {
-                invalid_token: !given.is_empty(),
-            });
-        }
-    }
+) -> HttpResponse {
     let body = handle.map(|handle| handle.render()).unwrap_or_default();
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body))
+        .body(body)
 }
-
-/// `METRICS_TOKEN`, as app data.
-pub struct MetricsToken(pub AdminToken);

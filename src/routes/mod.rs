@@ -1,4 +1,5 @@
-//! HTTP only: one file per resource, the state handlers share, and the route table.
+//! HTTP only: one file per resource, the extractors, the state handlers share, and the route
+//! table.
 //!
 //! The sale routes are mounted twice: under `/api/sales/{saleId}` for any sale, and under
 //! `/api/sale` as the alias for `SALE_ID`. Every `GET` route also answers `HEAD`; every other
@@ -6,143 +7,65 @@
 
 pub mod admin;
 mod events;
+pub mod extract;
 mod health;
 pub mod openapi;
 mod page;
-pub mod purchase;
+mod purchase;
+mod state;
 mod status;
 mod user;
 
-use crate::{
-    auth::Verifier,
-    domain::{SaleId, UserId, UserIdCase},
-    error::ApiError,
-    live::Live,
-    status_cache::StatusCache,
-    store::{Store, UserAttemptLimit},
-};
-use actix_web::{
-    dev::Payload, guard, http::header::HeaderValue, web, FromRequest, HttpRequest, HttpResponse,
-    Resource, Route,
-};
-use std::{
-    future::{ready, Ready},
-    time::Instant,
-};
+use crate::{config::AdminToken, error::ApiError, middleware::IpGovernorConfig};
+use actix_governor::Governor;
+use actix_web::{guard, http::header::HeaderValue, web, HttpResponse, Resource, Route};
 
-pub use health::MetricsToken;
-pub use purchase::{PurchaseRequest, MAX_BODY_BYTES};
+pub use extract::MetricsToken;
+pub use purchase::PurchaseRequest;
+pub use state::AppState;
 
-/// What every handler can reach: its worker's store, and this instance's cache and limits.
-pub struct AppState {
-    pub store: Store,
-    pub status_cache: StatusCache,
-    pub user_attempts: UserAttemptLimit,
-    /// The sale `/api/sale/*` serves (`SALE_ID`).
-    pub default_sale: SaleId,
-    /// JWT verification; `None` when off.
-    pub verifier: Option<Verifier>,
-    pub user_id_case: UserIdCase,
-    /// The live-status hub: watchers and event-stream slots.
-    pub live: Live,
-    /// Why this instance is degraded, for `/health`.
-    pub redis_health: crate::redis_health::RedisHealth,
-    pub started: Instant,
+/// What decides the shape of the route table.
+pub struct Mounts<'a> {
+    /// `ADMIN_TOKEN`: the admin API exists only when it is set (else its routes are plain 404s).
+    pub admin_token: Option<&'a web::Data<AdminToken>>,
+    /// The per-IP limit, on the sale routes only: health probes must always get through.
+    pub ip_limit: Option<&'a IpGovernorConfig>,
 }
 
-impl AppState {
-    /// The buyer of a request. With verification off, the user the request names (body or
-    /// path), which it must name. With it on, the user the bearer token names; a user the
-    /// request names as well must be the same one (403 otherwise, revealing nothing).
-    pub async fn buyer(
-        &self,
-        request: &HttpRequest,
-        named: Option<UserId>,
-    ) -> Result<UserId, ApiError> {
-        let named = named.map(|user| self.user_id_case.apply(user));
-        let Some(verifier) = &self.verifier else {
-            return named.ok_or_else(|| ApiError::invalid("Invalid body: missing field `userId`."));
-        };
-        let token = bearer_token(request).ok_or(ApiError::Unauthorized {
-            invalid_token: false,
-        })?;
-        // Boxed: a JWKS fetch makes this future large, and it is not every deployment's path.
-        let holder = match Box::pin(verifier.verify(token)).await {
-            Ok(user) => self.user_id_case.apply(user),
-            Err(err) => {
-                // The reason helps whoever runs the shop's sign-in; the token itself never
-                // reaches the log.
-                tracing::info!(reason = %err, "bearer token refused");
-                return Err(ApiError::Unauthorized {
-                    invalid_token: true,
-                });
-            }
-        };
-        match named {
-            Some(named) if named != holder => Err(ApiError::Forbidden),
-            _ => Ok(holder),
-        }
+/// Every route of the service.
+pub fn table(cfg: &mut web::ServiceConfig, mounts: Mounts<'_>) {
+    if let Some(token) = mounts.admin_token {
+        cfg.service(
+            web::scope("/api/admin")
+                .app_data(token.clone())
+                .configure(admin::routes),
+        );
     }
+    // The alias goes first: its prefix is static, so its requests never run the regex that
+    // matches `{saleId}` (README, Benchmarks).
+    let alias = web::scope(ALIAS_PREFIX).configure(sale_routes);
+    let sales = web::scope(SALE_PREFIX).configure(sale_routes);
+    match mounts.ip_limit {
+        Some(config) => cfg
+            .service(alias.wrap(Governor::new(config)))
+            .service(sales.wrap(Governor::new(config))),
+        None => cfg.service(alias).service(sales),
+    };
+    cfg.configure(health_routes)
+        .configure(page_routes)
+        .default_service(web::to(not_found));
 }
 
-/// A path segment, percent-decoded (`jane%2Bsale@example.com` is `jane+sale@example.com`; actix
-/// leaves reserved characters encoded).
-pub fn path_segment(request: &HttpRequest, name: &str) -> Result<String, ApiError> {
-    let raw = request.match_info().get(name).unwrap_or_default();
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .map(|decoded| decoded.into_owned())
-        .map_err(|_| ApiError::invalid(format!("{name} is not valid UTF-8.")))
-}
-
-/// The request's id (as the span and the `x-request-id` header carry it).
-pub fn request_id(request: &HttpRequest) -> String {
-    use actix_web::HttpMessage;
-    request
-        .extensions()
-        .get::<crate::telemetry::RequestId>()
-        .map(|id| id.as_str().to_owned())
-        .unwrap_or_default()
-}
-
-/// The token of an `Authorization: Bearer <token>` header.
-fn bearer_token(request: &HttpRequest) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// The sale of a request: the `{saleId}` path segment, checked before any key is built, or
-/// `SALE_ID` on the `/api/sale` alias. Recorded on the request span.
-impl FromRequest for SaleId {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let sale = match req.match_info().get("saleId") {
-            Some(_) => path_segment(req, "saleId").and_then(|id| {
-                SaleId::parse(&id).map_err(|e| ApiError::invalid(format!("saleId {e}")))
-            }),
-            None => req
-                .app_data::<web::Data<AppState>>()
-                .map(|state| state.default_sale.clone())
-                .ok_or_else(|| ApiError::invalid("no sale on this route")),
-        };
-        ready(sale)
-    }
-}
+/// Where the sale routes are mounted for any sale, and as the `SALE_ID` alias.
+pub const SALE_PREFIX: &str = "/api/sales/{saleId}";
+pub const ALIAS_PREFIX: &str = "/api/sale";
 
 /// The routes of one sale, mounted under both prefixes; the per-IP rate limit wraps them.
 pub fn sale_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/status", READ).route(read().to(status::status)))
         .service(
             resource("/purchase", "POST")
-                .app_data(purchase::json_config())
+                .app_data(extract::json_config())
                 .route(web::post().to(purchase::purchase)),
         )
         .service(resource("/user/{userId}", READ).route(read().to(user::user)))
@@ -150,14 +73,14 @@ pub fn sale_routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The demo page and its two assets.
-pub fn page_routes(cfg: &mut web::ServiceConfig) {
+fn page_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/", READ).route(read().to(page::index)))
         .service(resource("/app.js", READ).route(read().to(page::script)))
         .service(resource("/style.css", READ).route(read().to(page::style)));
 }
 
 /// Health routes: never rate limited, so platform probes always get through.
-pub fn health_routes(cfg: &mut web::ServiceConfig) {
+fn health_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/health", READ).route(read().to(health::health)))
         .service(resource("/health/live", READ).route(read().to(health::live)))
         .service(resource("/health/ready", READ).route(read().to(health::ready)))
@@ -182,6 +105,6 @@ fn resource(path: &str, allow: &'static str) -> Resource {
     }))
 }
 
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
+async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::RouteNotFound)
 }

@@ -17,6 +17,8 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+#[utoipa::path(get, path = "/", tag = "operations", operation_id = "page",
+    responses((status = 200, description = "The demo page", content_type = "text/html", body = String)))]
 pub async fn index() -> HttpResponse {
     asset(
         "text/html; charset=utf-8",
@@ -24,6 +26,8 @@ pub async fn index() -> HttpResponse {
     )
 }
 
+#[utoipa::path(get, path = "/app.js", tag = "operations", operation_id = "page_script",
+    responses((status = 200, description = "The demo page's script", content_type = "text/javascript", body = String)))]
 pub async fn script() -> HttpResponse {
     asset(
         "text/javascript; charset=utf-8",
@@ -31,6 +35,8 @@ pub async fn script() -> HttpResponse {
     )
 }
 
+#[utoipa::path(get, path = "/style.css", tag = "operations", operation_id = "page_style",
+    responses((status = 200, description = "The demo page's style", content_type = "text/css", body = String)))]
 pub async fn style() -> HttpResponse {
     asset(
         "text/css; charset=utf-8",

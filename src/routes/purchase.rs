@@ -1,21 +1,16 @@
-//! `POST …/purchase`: validate, run `lua/purchase.lua` once, answer (SPEC §3).
+//! `POST …/purchase`: validate, run `lua/purchase.lua` once, answer (README, The API).
 
-use super::{request_id, AppState};
+use super::{
+    extract::{request_id, IdempotencyKey},
+    openapi::{codes, codes_and},
+    AppState,
+};
 use crate::{
-    domain::{RequestToken, SaleId, UserId},
-    error::{Answer, ApiError, Result},
+    domain::{Code, SaleId, UserId},
+    error::{Answer, Result},
 };
-use actix_web::{
-    error::{JsonPayloadError, PayloadError},
-    web, HttpRequest, HttpResponse,
-};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use std::io::ErrorKind;
-
-/// Bodies over this are refused with 413 before they are parsed.
-pub const MAX_BODY_BYTES: usize = 4 * 1024;
-
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The purchase body. `userId` is required unless a bearer token names the buyer.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -26,54 +21,34 @@ pub struct PurchaseRequest {
     pub user_id: Option<UserId>,
 }
 
-/// Body limit and JSON errors mapped to the SPEC's codes (400, 413, 415).
-pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_BODY_BYTES)
-        .error_handler(|err, _req| json_error(err).into())
-}
-
-/// The JSON error of a body that could not be read, in the SPEC's codes.
-pub fn json_error(err: JsonPayloadError) -> ApiError {
-    match err {
-        JsonPayloadError::Overflow { limit }
-        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            ApiError::PayloadTooLarge { limit }
-        }
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(err) if err.is_data() => {
-            ApiError::invalid(format!("Invalid body: {}.", without_position(&err)))
-        }
-        JsonPayloadError::Deserialize(_) => ApiError::invalid("The body is not valid JSON."),
-        JsonPayloadError::Payload(PayloadError::Io(err)) if err.kind() == ErrorKind::TimedOut => {
-            ApiError::RequestTimeout
-        }
-        _ => ApiError::invalid("The body could not be read."),
-    }
-}
-
-/// serde_json's message without its " at line 1 column 16" suffix: a person reads it.
-fn without_position(err: &serde_json::Error) -> String {
-    let message = err.to_string();
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message,
-    }
-}
-
+#[utoipa::path(post, path = "/api/sales/{saleId}/purchase", tag = "sales", operation_id = "sale_purchase",
+    params(
+        ("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII; a retry with the same key gets the same answer", pattern = r"^[!-~]{1,255}$"),
+    ),
+    request_body = PurchaseRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = codes(&[Code::Purchased]), body = Answer),
+        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
+        (status = 401, description = codes_and(&[Code::Unauthorized], "token verification on"), body = Answer),
+        (status = 403, description = codes_and(&[Code::SaleNotStarted, Code::Forbidden], "not started, or a token for another user"), body = Answer),
+        (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
+        (status = 409, description = codes(&[Code::AlreadyPurchased]), body = Answer),
+        (status = 410, description = codes(&[Code::SoldOut, Code::SaleEnded]), body = Answer),
+        (status = 413, description = codes(&[Code::PayloadTooLarge]), body = Answer),
+        (status = 415, description = codes(&[Code::UnsupportedMediaType]), body = Answer),
+        (status = 429, description = codes(&[Code::RateLimited]), body = Answer, headers(("Retry-After" = u64))),
+        (status = 503, description = codes_and(&[Code::ServiceUnavailable], "retry with the same Idempotency-Key"), body = Answer, headers(("Retry-After" = u64))),
+    ))]
 pub async fn purchase(
     state: web::Data<AppState>,
     sale: SaleId,
     request: HttpRequest,
+    IdempotencyKey(token): IdempotencyKey,
     body: web::Json<PurchaseRequest>,
 ) -> Result<HttpResponse> {
     let buyer = state.buyer(&request, body.into_inner().user_id).await?;
-    let token = match request.headers().get(IDEMPOTENCY_KEY) {
-        Some(key) => {
-            RequestToken::from_idempotency_key(key.as_bytes()).map_err(ApiError::invalid)?
-        }
-        None => RequestToken::generate(),
-    };
     let outcome = state
         .store
         .purchase(
@@ -85,26 +60,11 @@ pub async fn purchase(
         )
         .await?;
     crate::metrics::purchase(sale.as_str(), outcome.code.as_str());
-    if outcome.code == crate::domain::Code::RateLimited {
+    if outcome.code == Code::RateLimited {
         crate::metrics::rate_limited("user");
     }
     Ok(
         Answer::purchase(outcome.code, Some(outcome.remaining), outcome.purchase)
             .respond(outcome.retry_after),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_carry_no_parser_positions() {
-        let err = serde_json::from_str::<PurchaseRequest>(r#"{"userId":""}"#).unwrap_err();
-        let message = json_error(JsonPayloadError::Deserialize(err)).to_string();
-        assert_eq!(message, "Invalid body: userId must not be empty.");
-        let err = serde_json::from_str::<PurchaseRequest>("{").unwrap_err();
-        let message = json_error(JsonPayloadError::Deserialize(err)).to_string();
-        assert!(!message.contains("line"), "{message}");
-    }
 }

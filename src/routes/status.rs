@@ -1,9 +1,9 @@
 //! `GET …/status`: the sale as a storefront shows it, served from the status cache.
 
-use super::AppState;
+use super::{openapi::codes, AppState};
 use crate::{
-    domain::{rfc3339_ms, SaleId, SaleSnapshot},
-    error::{ApiError, Result},
+    domain::{rfc3339_ms, Code, SaleId, SaleSnapshot},
+    error::{Answer, ApiError, Result},
 };
 use actix_web::{http::header, web, HttpResponse};
 use serde::Serialize;
@@ -39,6 +39,16 @@ impl<'a> StatusBody<'a> {
     }
 }
 
+#[utoipa::path(get, path = "/api/sales/{saleId}/status", tag = "sales", operation_id = "sale_status",
+    params(("saleId" = String, Path, description = "1–64 of A–Z a–z 0–9 _ -", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "The sale now", body = StatusBody,
+            headers(("Cache-Control" = String), ("X-Request-Id" = String))),
+        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
+        (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
+        (status = 429, description = codes(&[Code::RateLimited]), body = Answer, headers(("Retry-After" = u64))),
+        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer, headers(("Retry-After" = u64))),
+    ))]
 pub async fn status(state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {
     let cached = state.status_cache.get(&state.store, &sale).await?;
     let (Some(snapshot), Some(now_ms)) = (&cached.snapshot, cached.redis_now_ms()) else {

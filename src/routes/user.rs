@@ -1,9 +1,9 @@
 //! `GET …/user/{userId}`: whether a user holds a unit, and since when.
 
-use super::AppState;
+use super::{extract::path_segment, openapi::codes, AppState};
 use crate::{
-    domain::{rfc3339_ms, SaleId, UserId},
-    error::{ApiError, Result},
+    domain::{rfc3339_ms, Code, SaleId, UserId},
+    error::{Answer, ApiError, Result},
 };
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -17,12 +17,27 @@ pub struct UserBody {
     order_number: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/sales/{saleId}/user/{userId}", tag = "sales", operation_id = "sale_user",
+    params(
+        ("saleId" = String, Path, description = "1–64 of A–Z a–z 0–9 _ -", pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("userId" = String, Path, pattern = r"^[A-Za-z0-9._@+:-]{1,128}$"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's unit, if any", body = UserBody),
+        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
+        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
+        (status = 403, description = codes(&[Code::Forbidden]), body = Answer),
+        (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
+        (status = 429, description = codes(&[Code::RateLimited]), body = Answer),
+        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
+    ))]
 pub async fn user(
     state: web::Data<AppState>,
     sale: SaleId,
     request: HttpRequest,
 ) -> Result<HttpResponse> {
-    let user = super::path_segment(&request, "userId")?;
+    let user = path_segment(&request, "userId")?;
     let user = UserId::parse(user).map_err(ApiError::invalid)?;
     let user = state.buyer(&request, Some(user)).await?;
     let record = state

@@ -1,7 +1,7 @@
 //! Key names of one sale (SPEC §2). Every key carries the sale id as its hash tag, so all of a
 //! sale's keys live in one Redis Cluster slot and one script may touch them all.
 
-use crate::domain::{SaleId, UserId};
+use crate::domain::SaleId;
 use fred::types::{Key, MultipleKeys};
 
 /// The key names of one sale, built from its (validated) id.
@@ -80,16 +80,6 @@ impl SaleKeys {
         self.key("orders:attempts")
     }
 
-    /// The keys of the webhook scripts: orders, retry, attempts, dead.
-    pub fn for_webhooks(&self) -> MultipleKeys {
-        MultipleKeys::from(vec![
-            self.orders(),
-            self.orders_retry(),
-            self.orders_attempts(),
-            self.orders_dead(),
-        ])
-    }
-
     /// `sale:{ID}:rl:*` — the pattern of every attempt counter of the sale.
     pub fn attempts_pattern(&self) -> String {
         format!("{}rl:*", self.prefix)
@@ -110,26 +100,11 @@ impl SaleKeys {
     }
 
     /// `sale:{ID}:rl:<userId>` — the user's attempt counter, in the sale's slot.
-    pub fn attempts(&self, user: &UserId) -> Key {
-        let mut suffix = String::with_capacity(3 + user.as_str().len());
+    pub fn attempts(&self, user: &str) -> Key {
+        let mut suffix = String::with_capacity(3 + user.len());
         suffix.push_str("rl:");
-        suffix.push_str(user.as_str());
+        suffix.push_str(user);
         self.key(&suffix)
-    }
-
-    pub fn config_and_buyers(&self) -> MultipleKeys {
-        MultipleKeys::from(vec![self.config(), self.buyers()])
-    }
-
-    /// The keys of `lua/purchase.lua`, in its order.
-    pub fn for_purchase(&self, user: &UserId) -> MultipleKeys {
-        MultipleKeys::from(vec![
-            self.config(),
-            self.buyers(),
-            self.attempts(user),
-            self.orders(),
-            self.refused(),
-        ])
     }
 }
 
@@ -140,24 +115,25 @@ mod tests {
     #[test]
     fn every_key_carries_the_sale_hash_tag() {
         let keys = SaleKeys::new(&SaleId::parse("spring").unwrap());
-        let user = UserId::parse("a@b.c".into()).unwrap();
+        let user = "a@b.c";
         assert_eq!(keys.config().as_str(), Some("sale:{spring}:config"));
         assert_eq!(keys.buyers().as_str(), Some("sale:{spring}:buyers"));
         assert_eq!(
             keys.buyer_bucket(7).as_str(),
             Some("sale:{spring}:buyers:7")
         );
-        assert_eq!(
-            keys.attempts(&user).as_str(),
-            Some("sale:{spring}:rl:a@b.c")
-        );
-        let slots: Vec<u16> = keys
-            .for_purchase(&user)
-            .inner()
+        assert_eq!(keys.attempts(user).as_str(), Some("sale:{spring}:rl:a@b.c"));
+        let mut every = keys.all_fixed().inner();
+        every.extend([
+            keys.attempts(user),
+            keys.buyer_bucket(3),
+            keys.legacy_stock(),
+        ]);
+        let slots: Vec<u16> = every
             .iter()
             .map(|key| fred::util::redis_keyslot(key.as_bytes()))
             .collect();
-        assert_eq!(slots.len(), 5);
+        assert_eq!(slots.len(), 11);
         assert!(slots.iter().all(|slot| *slot == slots[0]), "{slots:?}");
     }
 }

@@ -3,71 +3,17 @@
 //! the last), re-drive dead orders, page the dead-letter stream, and measure the backlog.
 //! Each is one script over the sale's streams, so each step is atomic.
 
-use super::{keys::SaleKeys, Store, StoreError};
+use super::{
+    keys::SaleKeys,
+    records::{DeadOrder, PendingOrder},
+    scripts::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake},
+    Store, StoreError,
+};
 use crate::domain::SaleId;
-use fred::prelude::*;
-use std::collections::HashMap;
+use std::time::Duration;
 
 /// The consumer group every instance's delivery loop joins, on every sale's order streams.
 pub const WEBHOOK_GROUP: &str = "flashsale-webhooks";
-
-/// Which stream an entry came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// `sale:{ID}:orders`: the order as the purchase script recorded it.
-    Orders,
-    /// `sale:{ID}:orders:retry`: a dead order sent back by the admin re-drive.
-    Retry,
-}
-
-impl Source {
-    fn number(self) -> i64 {
-        match self {
-            Source::Orders => 1,
-            Source::Retry => 2,
-        }
-    }
-}
-
-/// One order to deliver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingOrder {
-    pub source: Source,
-    /// The entry id in its stream.
-    pub id: String,
-    /// Failed attempts recorded so far (by this or an earlier consumer).
-    pub attempts: u32,
-    pub fields: HashMap<String, String>,
-}
-
-impl PendingOrder {
-    /// The id receivers dedupe on: the order's id in `sale:{ID}:orders`, kept through re-drives.
-    pub fn event_id(&self) -> &str {
-        self.fields
-            .get("eventId")
-            .map_or(self.id.as_str(), String::as_str)
-    }
-
-    /// The entry's field in `sale:{ID}:orders:attempts` (ids of the two streams may coincide).
-    fn attempts_field(&self) -> String {
-        format!("{}:{}", self.source.number(), self.id)
-    }
-
-    fn stream_key(&self, keys: &SaleKeys) -> fred::types::Key {
-        match self.source {
-            Source::Orders => keys.orders(),
-            Source::Retry => keys.orders_retry(),
-        }
-    }
-
-    fn is_retry(&self) -> &'static str {
-        if self.source == Source::Retry {
-            "1"
-        } else {
-            "0"
-        }
-    }
-}
 
 /// What recording a failed attempt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,20 +26,21 @@ pub enum FailedAttempt {
     Lost,
 }
 
-/// A dead order, as the admin API lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadOrder {
-    /// The entry id in the dead-letter stream: the cursor of the next page.
-    pub id: String,
-    pub fields: HashMap<String, String>,
-}
-
 /// One batch taken by the delivery loop.
 #[derive(Debug, Default)]
 pub struct Taken {
     /// Where the next claim scan of the order stream starts.
     pub claim_cursor: String,
     pub orders: Vec<PendingOrder>,
+}
+
+/// How far one sale's delivery is behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Orders not yet delivered (pending or not read yet).
+    pub undelivered: u64,
+    /// The age of the oldest of them.
+    pub oldest_age: Duration,
 }
 
 impl Store {
@@ -107,39 +54,14 @@ impl Store {
         claim_idle_ms: u64,
         claim_cursor: &str,
     ) -> Result<Taken, StoreError> {
-        let keys = SaleKeys::new(sale);
-        let reply: Vec<Value> = self
-            .bounded(async {
-                self.scripts
-                    .webhook_take
-                    .call(self.client().await, || {
-                        (
-                            vec![keys.orders(), keys.orders_retry(), keys.orders_attempts()].into(),
-                            vec![
-                                Value::from(WEBHOOK_GROUP),
-                                Value::from(consumer),
-                                Value::from(count as i64),
-                                Value::from(claim_idle_ms as i64),
-                                Value::from(claim_cursor),
-                            ],
-                        )
-                    })
-                    .await
-            })
-            .await?;
-        let mut reply = reply.into_iter();
-        let claim_cursor = reply
-            .next()
-            .and_then(|cursor| cursor.as_string())
-            .unwrap_or_else(|| "0-0".to_owned());
-        let orders = reply
-            .map(parse_taken)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(StoreError::Unexpected)?;
-        Ok(Taken {
+        self.eval(WebhookTake {
+            keys: SaleKeys::new(sale),
+            consumer,
+            count,
+            claim_idle_ms,
             claim_cursor,
-            orders,
         })
+        .await
     }
 
     /// The receiver took the order: acknowledge it.
@@ -148,26 +70,11 @@ impl Store {
         sale: &SaleId,
         order: &PendingOrder,
     ) -> Result<(), StoreError> {
-        let keys = SaleKeys::new(sale);
-        let _: i64 = self
-            .bounded(async {
-                self.scripts
-                    .webhook_done
-                    .call(self.client().await, || {
-                        (
-                            vec![order.stream_key(&keys), keys.orders_attempts()].into(),
-                            vec![
-                                Value::from(WEBHOOK_GROUP),
-                                Value::from(order.id.as_str()),
-                                Value::from(order.attempts_field()),
-                                Value::from(order.is_retry()),
-                            ],
-                        )
-                    })
-                    .await
-            })
-            .await?;
-        Ok(())
+        self.eval(WebhookDone {
+            keys: SaleKeys::new(sale),
+            order,
+        })
+        .await
     }
 
     /// An attempt failed with `error`: count it; after `max_attempts` dead-letter the order.
@@ -179,58 +86,21 @@ impl Store {
         max_attempts: u32,
         error: &str,
     ) -> Result<FailedAttempt, StoreError> {
-        let keys = SaleKeys::new(sale);
-        let reply: Value = self
-            .bounded(async {
-                self.scripts
-                    .webhook_failed
-                    .call(self.client().await, || {
-                        (
-                            vec![
-                                order.stream_key(&keys),
-                                keys.orders_attempts(),
-                                keys.orders_dead(),
-                            ]
-                            .into(),
-                            vec![
-                                Value::from(WEBHOOK_GROUP),
-                                Value::from(consumer),
-                                Value::from(order.id.as_str()),
-                                Value::from(order.attempts_field()),
-                                Value::from(i64::from(max_attempts)),
-                                Value::from(error),
-                                Value::from(order.is_retry()),
-                            ],
-                        )
-                    })
-                    .await
-            })
-            .await?;
-        match (reply.as_str().as_deref(), reply.as_i64()) {
-            (Some("DEAD"), _) => Ok(FailedAttempt::Dead),
-            (Some("LOST"), _) => Ok(FailedAttempt::Lost),
-            (_, Some(attempts)) => Ok(FailedAttempt::Counted(
-                u32::try_from(attempts).unwrap_or(u32::MAX),
-            )),
-            _ => Err(StoreError::Unexpected(format!(
-                "webhook_failed.lua answered {reply:?}"
-            ))),
-        }
+        self.eval(WebhookFailed {
+            keys: SaleKeys::new(sale),
+            consumer,
+            order,
+            max_attempts,
+            error,
+        })
+        .await
     }
 
     /// Sends up to `count` dead orders back for delivery. Returns (re-driven, still dead).
     pub async fn redrive_dead(&self, sale: &SaleId, count: u64) -> Result<(u64, u64), StoreError> {
-        let keys = SaleKeys::new(sale);
-        self.bounded(async {
-            self.scripts
-                .webhook_redrive
-                .call(self.client().await, || {
-                    (
-                        vec![keys.orders_dead(), keys.orders_retry()].into(),
-                        vec![Value::from(WEBHOOK_GROUP), Value::from(count as i64)],
-                    )
-                })
-                .await
+        self.eval(WebhookRedrive {
+            keys: SaleKeys::new(sale),
+            count,
         })
         .await
     }
@@ -245,56 +115,17 @@ impl Store {
         let entries = self
             .stream_page(SaleKeys::new(sale).orders_dead(), after, limit)
             .await?;
-        Ok(entries
+        entries
             .into_iter()
-            .map(|(id, fields)| DeadOrder { id, fields })
-            .collect())
+            .map(|(id, fields)| DeadOrder::parse(id, fields))
+            .collect()
     }
 
-    /// (undelivered orders, age in ms of the oldest one) of `sale`.
-    pub async fn webhook_backlog(&self, sale: &SaleId) -> Result<(u64, u64), StoreError> {
-        let keys = SaleKeys::new(sale);
-        self.bounded(async {
-            self.scripts
-                .webhook_backlog
-                .call(self.client().await, || {
-                    (
-                        vec![keys.orders(), keys.orders_retry()].into(),
-                        vec![Value::from(WEBHOOK_GROUP)],
-                    )
-                })
-                .await
+    /// How far `sale`'s delivery is behind.
+    pub async fn webhook_backlog(&self, sale: &SaleId) -> Result<Backlog, StoreError> {
+        self.eval(WebhookBacklog {
+            keys: SaleKeys::new(sale),
         })
         .await
     }
-}
-
-/// `{stream, id, attempts, field, value, ...}` from `webhook_take.lua`.
-fn parse_taken(entry: Value) -> Result<PendingOrder, String> {
-    let parts = entry.into_array();
-    let [stream, id, attempts, fields @ ..] = parts.as_slice() else {
-        return Err(format!("webhook_take.lua answered an entry {parts:?}"));
-    };
-    let source = match stream.as_i64() {
-        Some(1) => Source::Orders,
-        Some(2) => Source::Retry,
-        other => return Err(format!("webhook_take.lua answered stream {other:?}")),
-    };
-    let id = id
-        .as_string()
-        .ok_or_else(|| format!("webhook_take.lua answered id {id:?}"))?;
-    let attempts = attempts
-        .as_i64()
-        .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or_default();
-    let fields = fields
-        .chunks_exact(2)
-        .filter_map(|pair| Some((pair[0].as_string()?, pair[1].as_string()?)))
-        .collect();
-    Ok(PendingOrder {
-        source,
-        id,
-        attempts,
-        fields,
-    })
 }

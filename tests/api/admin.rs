@@ -118,13 +118,7 @@ async fn put_creates_repeats_and_replaces_only_with_force_when_there_are_buyers(
     assert_eq!(app.purchase_in("spring", "early").await.code(), "PURCHASED");
     let _: () = redis
         .client
-        .set(
-            keys("spring").attempts(&flashsale::domain::UserId::parse("x".into()).unwrap()),
-            3,
-            None,
-            None,
-            false,
-        )
+        .set(keys("spring").attempts("x"), 3, None, None, false)
         .await
         .unwrap();
     let digest = redis.digest().await;

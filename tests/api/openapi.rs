@@ -9,7 +9,7 @@ fn served_routes() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
     for (file, prefixes) in [
         ("src/routes/mod.rs", vec![""]),
-        ("src/routes/admin.rs", vec!["/api/admin"]),
+        ("src/routes/admin/mod.rs", vec!["/api/admin"]),
     ] {
         let source = std::fs::read_to_string(file).unwrap();
         let sale_routes = source

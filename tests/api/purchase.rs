@@ -136,8 +136,15 @@ async fn the_purchase_script_run_twice_with_one_token_takes_one_unit() {
     let redis = TestRedis::start().await;
     let _app = spawn_app(&redis).await;
     let script = fred::types::scripts::Script::from_lua(flashsale::store::scripts::PURCHASE_SOURCE);
-    let user = flashsale::domain::UserId::parse("gus".into()).unwrap();
-    let keys = crate::helpers::keys("default").for_purchase(&user);
+    // KEYS in lua/purchase.lua's order.
+    let sale = crate::helpers::keys("default");
+    let keys: Vec<fred::types::Key> = vec![
+        sale.config(),
+        sale.buyers(),
+        sale.attempts("gus"),
+        sale.orders(),
+        sale.refused(),
+    ];
     let args = vec![
         "gus",
         "0123456789abcdef",
@@ -190,10 +197,9 @@ async fn a_user_who_keeps_trying_after_sell_out_is_rate_limited_with_retry_after
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     // Counted per user: another user is not limited.
     assert_eq!(app.purchase("ivy").await.code(), "SOLD_OUT");
-    let hank = flashsale::domain::UserId::parse("hank".into()).unwrap();
     let ttl: i64 = redis
         .client
-        .pttl(crate::helpers::keys("default").attempts(&hank))
+        .pttl(crate::helpers::keys("default").attempts("hank"))
         .await
         .unwrap();
     assert!(ttl > 0 && ttl <= 60_000, "the counter expires: {ttl}");

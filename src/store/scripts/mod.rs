@@ -1,11 +1,24 @@
-//! The Lua scripts, embedded in the binary, loaded at start-up and called by SHA.
+//! The Lua scripts, embedded in the binary, loaded at start-up and called by SHA, and one small
+//! type per script call ([`ScriptCall`]) that owns the script's KEYS and ARGV order and parses
+//! its reply, as mini-redis has one type per command.
 //!
 //! Each script is `lua/prelude.lua` (the helpers every script shares) followed by its own file,
 //! joined at build time. `NOSCRIPT` (Redis restarted, failed over, or `SCRIPT FLUSH`) is handled
 //! by loading the script again and retrying once.
 
-use super::StoreError;
+mod admin;
+mod sale;
+mod webhook;
+
+pub(super) use admin::{
+    CreateSale, DeleteSale, PatchSale, PutSale, Restock, SaleStatsRead, UpgradeSale,
+};
+pub(super) use sale::{Purchase, Status, User};
+pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
+
+use super::error::StoreError;
 use fred::{
+    bytes_utils::Str,
     prelude::*,
     types::{scripts::Script, MultipleKeys},
 };
@@ -14,9 +27,9 @@ use fred::{
 macro_rules! script_source {
     ($file:literal) => {
         concat!(
-            include_str!("../../lua/prelude.lua"),
+            include_str!("../../../lua/prelude.lua"),
             "\n",
-            include_str!(concat!("../../lua/", $file))
+            include_str!(concat!("../../../lua/", $file))
         )
     };
 }
@@ -24,9 +37,21 @@ macro_rules! script_source {
 /// The purchase script as Redis runs it (tests call it directly to replay a re-sent call).
 pub const PURCHASE_SOURCE: &str = script_source!("purchase.lua");
 
+/// One call of one script: its KEYS and ARGV in the script's order, and its reply as a type.
+/// Nothing outside the store sees the arguments or the reply.
+pub(super) trait ScriptCall {
+    type Output;
+    /// The script this call runs.
+    fn script(scripts: &Scripts) -> &LuaScript;
+    /// KEYS and ARGV, built once (and again only after a `NOSCRIPT` reload).
+    fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>);
+    /// The reply; anything the script never answers is [`StoreError::Unexpected`].
+    fn parse(reply: Value) -> Result<Self::Output, StoreError>;
+}
+
 /// One embedded script.
 #[derive(Clone)]
-pub struct LuaScript {
+pub(super) struct LuaScript {
     name: &'static str,
     script: Script,
 }
@@ -39,12 +64,16 @@ impl LuaScript {
         }
     }
 
-    pub fn sha1(&self) -> &str {
+    pub(super) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(super) fn sha1(&self) -> &str {
         self.script.sha1()
     }
 
     /// `SCRIPT LOAD` (on every primary in cluster mode).
-    pub async fn load(&self, client: &Client) -> Result<(), StoreError> {
+    pub(super) async fn load(&self, client: &Client) -> Result<(), StoreError> {
         self.script.load(client).await?;
         Ok(())
     }
@@ -53,15 +82,14 @@ impl LuaScript {
     /// the hot path builds them once and only the rare retry builds them again.
     ///
     /// fred's command futures are large (about 7 KB each): held inline, they made a purchase's
-    /// future 16 KB, copied whole each time actix or tokio moved it (memmove was 7 % of the
-    /// service's CPU in a profile). Boxed, each costs one allocation and the callers stay small.
-    pub async fn call<R, F>(&self, client: &Client, args: F) -> Result<R, StoreError>
+    /// future 16 KB, copied whole each time actix or tokio moved it (README, Benchmarks). Boxed,
+    /// each costs one allocation and the callers stay small.
+    pub(super) async fn call<F>(&self, client: &Client, args: F) -> Result<Value, StoreError>
     where
-        R: FromValue,
         F: Fn() -> (MultipleKeys, Vec<Value>),
     {
         let (keys, values) = args();
-        let first: Result<R, _> =
+        let first: Result<Value, _> =
             Box::pin(client.evalsha(self.script.sha1().clone(), keys, values)).await;
         match first {
             Err(err) if err.details().starts_with("NOSCRIPT") => {
@@ -72,9 +100,8 @@ impl LuaScript {
     }
 
     /// The rare path of [`Self::call`]: Redis lost its scripts (restart, failover, flush).
-    async fn reload_and_call<R, F>(&self, client: &Client, args: F) -> Result<R, StoreError>
+    async fn reload_and_call<F>(&self, client: &Client, args: F) -> Result<Value, StoreError>
     where
-        R: FromValue,
         F: Fn() -> (MultipleKeys, Vec<Value>),
     {
         tracing::warn!(
@@ -92,32 +119,26 @@ impl LuaScript {
 
 /// Every script of the service.
 #[derive(Clone)]
-pub struct Scripts {
-    pub purchase: LuaScript,
-    pub status: LuaScript,
-    pub user: LuaScript,
-    pub create_sale: LuaScript,
-    pub put_sale: LuaScript,
-    pub patch_sale: LuaScript,
-    pub restock: LuaScript,
-    pub sale_stats: LuaScript,
-    pub delete_sale: LuaScript,
-    pub upgrade_sale: LuaScript,
-    pub webhook_take: LuaScript,
-    pub webhook_done: LuaScript,
-    pub webhook_failed: LuaScript,
-    pub webhook_redrive: LuaScript,
-    pub webhook_backlog: LuaScript,
-}
-
-impl Default for Scripts {
-    fn default() -> Self {
-        Self::new()
-    }
+pub(super) struct Scripts {
+    purchase: LuaScript,
+    status: LuaScript,
+    user: LuaScript,
+    create_sale: LuaScript,
+    put_sale: LuaScript,
+    patch_sale: LuaScript,
+    restock: LuaScript,
+    sale_stats: LuaScript,
+    delete_sale: LuaScript,
+    upgrade_sale: LuaScript,
+    webhook_take: LuaScript,
+    webhook_done: LuaScript,
+    webhook_failed: LuaScript,
+    webhook_redrive: LuaScript,
+    webhook_backlog: LuaScript,
 }
 
 impl Scripts {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             purchase: LuaScript::new("purchase", PURCHASE_SOURCE),
             status: LuaScript::new("status", script_source!("status.lua")),
@@ -164,15 +185,15 @@ impl Scripts {
     }
 
     /// `SCRIPT LOAD` of every script; in cluster mode fred sends it to every primary.
-    pub async fn load_all(&self, client: &Client) -> Result<(), StoreError> {
+    pub(super) async fn load_all(&self, client: &Client) -> Result<(), StoreError> {
         for script in self.all() {
-            script.script.load(client).await?;
+            script.load(client).await?;
         }
         Ok(())
     }
 
     /// Loads the scripts again if Redis has lost any of them.
-    pub async fn ensure_loaded(&self, client: &Client) -> Result<(), StoreError> {
+    pub(super) async fn ensure_loaded(&self, client: &Client) -> Result<(), StoreError> {
         let hashes: Vec<String> = self
             .all()
             .iter()
@@ -184,4 +205,61 @@ impl Scripts {
         }
         self.load_all(client).await
     }
+}
+
+/// A script's array reply, read item by item; a missing or mistyped item is
+/// [`StoreError::Unexpected`] naming the script.
+pub(super) struct Reply {
+    script: &'static str,
+    items: std::vec::IntoIter<Value>,
+}
+
+impl Reply {
+    pub(super) fn new(script: &'static str, reply: Value) -> Self {
+        Self {
+            script,
+            items: reply.into_array().into_iter(),
+        }
+    }
+
+    pub(super) fn unexpected(script: &'static str, reply: impl std::fmt::Debug) -> StoreError {
+        StoreError::Unexpected(format!("{script}.lua answered {reply:?}"))
+    }
+
+    fn next(&mut self, kind: &str) -> Result<Value, StoreError> {
+        self.items.next().ok_or_else(|| {
+            StoreError::Unexpected(format!("{}.lua answered no {kind}", self.script))
+        })
+    }
+
+    pub(super) fn int(&mut self) -> Result<i64, StoreError> {
+        let value = self.next("number")?;
+        value
+            .as_i64()
+            .ok_or_else(|| Self::unexpected(self.script, value))
+    }
+
+    pub(super) fn text(&mut self) -> Result<Str, StoreError> {
+        match self.next("text")? {
+            Value::String(text) => Ok(text),
+            Value::Bytes(bytes) => {
+                Str::from_inner(bytes).map_err(|err| Self::unexpected(self.script, err))
+            }
+            other => Err(Self::unexpected(self.script, other)),
+        }
+    }
+
+    /// What is left of the reply.
+    pub(super) fn rest(self) -> std::vec::IntoIter<Value> {
+        self.items
+    }
+}
+
+/// "1" or "0", as the scripts take a flag.
+fn flag(on: bool) -> Value {
+    Value::from(if on { "1" } else { "0" })
+}
+
+fn int(value: impl TryInto<i64>) -> Value {
+    Value::Integer(value.try_into().unwrap_or(i64::MAX))
 }

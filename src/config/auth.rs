@@ -1,0 +1,126 @@
+//! `AUTH_*`, `USER_ID_CASE` and the tokens of ours (`ADMIN_TOKEN`, `METRICS_TOKEN`): who a
+//! buyer is, and who may operate the service.
+
+use super::{within, ConfigError, Vars};
+use crate::{
+    auth::{AuthSettings, KeySource},
+    domain::UserIdCase,
+};
+use secrecy::{ExposeSecret, SecretString};
+use std::{fmt, time::Duration};
+
+/// A bearer token of ours (`ADMIN_TOKEN`, `METRICS_TOKEN`): never shown by `Debug`, never logged.
+#[derive(Clone)]
+pub struct AdminToken(SecretString);
+
+impl AdminToken {
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
+}
+
+pub(super) fn user_id_case(vars: &Vars) -> Result<UserIdCase, ConfigError> {
+    match vars.user_id_case.trim() {
+        "sensitive" => Ok(UserIdCase::Sensitive),
+        "insensitive" => Ok(UserIdCase::Insensitive),
+        other => Err(ConfigError::var(
+            "USER_ID_CASE",
+            format!("must be sensitive or insensitive, got {other:?}"),
+        )),
+    }
+}
+
+pub(super) fn metrics_token(vars: &Vars) -> Option<AdminToken> {
+    vars.metrics_token.clone().map(AdminToken)
+}
+
+/// `AUTH_*`: exactly one key source, or none (verification off).
+pub(super) fn read(vars: &Vars) -> Result<Option<AuthSettings>, ConfigError> {
+    let mut sources = Vec::new();
+    if let Some(secret) = &vars.auth_jwt_secret {
+        // HS256 with a short secret can be brute-forced offline from one token.
+        if secret.expose_secret().len() < 32 {
+            return Err(ConfigError::var(
+                "AUTH_JWT_SECRET",
+                "must be at least 32 characters",
+            ));
+        }
+        sources.push(("AUTH_JWT_SECRET", KeySource::Secret(secret.clone())));
+    }
+    if let Some(pem) = &vars.auth_jwt_public_key {
+        // A PEM in an environment variable often arrives with literal "\n"s.
+        let pem = pem.replace("\\n", "\n");
+        crate::auth::check_public_key(&pem)
+            .map_err(|e| ConfigError::var("AUTH_JWT_PUBLIC_KEY", e))?;
+        sources.push(("AUTH_JWT_PUBLIC_KEY", KeySource::PublicKey(pem)));
+    }
+    if let Some(url) = &vars.auth_jwks_url {
+        let url = url.trim();
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|prefix| url.starts_with(prefix));
+        if !url.starts_with("https://") && !loopback {
+            return Err(ConfigError::var(
+                "AUTH_JWKS_URL",
+                "must be an https:// URL (http:// only for loopback, for tests)",
+            ));
+        }
+        sources.push(("AUTH_JWKS_URL", KeySource::Jwks(url.to_owned())));
+    }
+    let keys = match sources.len() {
+        0 => {
+            for (name, set) in [
+                ("AUTH_JWT_ISSUER", vars.auth_jwt_issuer.is_some()),
+                ("AUTH_JWT_AUDIENCE", vars.auth_jwt_audience.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::var(
+                        name,
+                        "is set but no key is (AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL)",
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        1 => sources.remove(0).1,
+        _ => {
+            return Err(ConfigError::var(
+                sources[1].0,
+                format!("set together with {}; choose one key source", sources[0].0),
+            ))
+        }
+    };
+    let user_claim = vars.auth_user_claim.trim().to_owned();
+    if user_claim.is_empty() {
+        return Err(ConfigError::var("AUTH_USER_CLAIM", "must name a claim"));
+    }
+    Ok(Some(AuthSettings {
+        keys,
+        issuer: vars.auth_jwt_issuer.clone(),
+        audience: vars.auth_jwt_audience.clone(),
+        user_claim,
+        jwks_refresh: Duration::from_secs(within(
+            "AUTH_JWKS_REFRESH_SECS",
+            vars.auth_jwks_refresh_secs,
+            1..=86_400,
+        )?),
+    }))
+}
+
+pub(super) fn admin_token(token: Option<SecretString>) -> Result<Option<AdminToken>, ConfigError> {
+    match token {
+        None => Ok(None),
+        // A short token is guessable; the admin API would be the weakest point of the service.
+        Some(token) if token.expose_secret().len() < 16 => Err(ConfigError::var(
+            "ADMIN_TOKEN",
+            "must be at least 16 characters",
+        )),
+        Some(token) => Ok(Some(AdminToken(token))),
+    }
+}

@@ -1,0 +1,507 @@
+//! Configuration: the environment variables (README, Configuration), declared once in [`Vars`]
+//! with their defaults, read with envy, then checked per subsystem into small validated types:
+//! Redis ([`redis`](self)), the sale, HTTP, identity and tokens, webhooks.
+//!
+//! Every failure is one line that names the variable and what is wrong with it.
+
+mod auth;
+mod http;
+mod redis;
+mod sale;
+mod webhook;
+
+pub use self::auth::AdminToken;
+pub use self::webhook::WebhookSettings;
+
+use crate::{
+    auth::AuthSettings,
+    domain::{SaleId, UserIdCase},
+    store::{RedisSettings, ReplicaWait, SaleSeed, UserAttemptLimit},
+};
+use actix_web::http::header::HeaderName;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::{fmt, net::IpAddr, num::NonZeroU32, ops::RangeInclusive, time::Duration};
+
+/// Every environment variable the service reads : the fields of [`Vars`], upper-cased,
+/// plus `RUST_LOG`. Deployment files are checked against this list, so a typo there fails a
+/// test instead of a drop.
+pub fn variables() -> Vec<String> {
+    serde_aux::serde_introspection::serde_introspect::<Vars>()
+        .iter()
+        .map(|field| field.to_uppercase())
+        .chain(["RUST_LOG".to_owned()])
+        .collect()
+}
+
+/// One line naming the variable and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn var(name: &str, problem: impl fmt::Display) -> Self {
+        Self(format!("{name}: {problem}"))
+    }
+
+    /// envy ends its message with "provided by NAME"; put the name first, as everywhere else.
+    fn from_envy(err: envy::Error) -> Self {
+        let message = err.to_string();
+        match message.rsplit_once(" provided by ") {
+            Some((problem, name)) => Self::var(name.trim(), problem.trim()),
+            None => Self(message),
+        }
+    }
+}
+
+/// The variables as envy reads them, with their defaults ([`Vars::default`]).
+#[derive(Deserialize)]
+#[serde(default)]
+struct Vars {
+    host: String,
+    port: u16,
+    redis_url: Option<String>,
+    redis_pool_size: usize,
+    redis_timeout_ms: u64,
+    redis_health_check_ms: u64,
+    redis_startup_timeout_ms: u64,
+    client_timeout_ms: u64,
+    purchase_wait_replicas: u32,
+    purchase_wait_timeout_ms: u64,
+    max_connections: usize,
+    sale_id: String,
+    sale_product_name: Option<String>,
+    sale_total_stock: Option<u64>,
+    sale_start: Option<String>,
+    sale_end: Option<String>,
+    admin_token: Option<SecretString>,
+    rate_limit_per_second: u32,
+    rate_limit_burst: u32,
+    user_attempt_limit: u32,
+    user_attempt_window_ms: u64,
+    client_ip_header: Option<String>,
+    cors_allowed_origins: Option<String>,
+    /// Unset: `json`, or `pretty` in local mode (no `REDIS_URL`), where a person reads it.
+    log_format: Option<String>,
+    auth_jwt_secret: Option<SecretString>,
+    auth_jwt_public_key: Option<String>,
+    auth_jwks_url: Option<String>,
+    auth_jwt_issuer: Option<String>,
+    auth_jwt_audience: Option<String>,
+    auth_user_claim: String,
+    auth_jwks_refresh_secs: u64,
+    user_id_case: String,
+    sse_max_streams: usize,
+    metrics_token: Option<SecretString>,
+    order_webhook_url: Option<String>,
+    order_webhook_secret: Option<SecretString>,
+    order_webhook_timeout_ms: u64,
+    order_webhook_max_attempts: u32,
+    order_webhook_claim_idle_ms: u64,
+    order_webhook_backoff_ms: u64,
+    order_webhook_concurrency: usize,
+}
+
+/// The defaults (README, Configuration), in one place.
+impl Default for Vars {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".to_owned(),
+            port: 8080,
+            redis_url: None,
+            redis_pool_size: 4,
+            redis_timeout_ms: 2000,
+            redis_health_check_ms: 5_000,
+            redis_startup_timeout_ms: 30_000,
+            client_timeout_ms: 5_000,
+            purchase_wait_replicas: 0,
+            purchase_wait_timeout_ms: 0,
+            max_connections: 10_000,
+            sale_id: "default".to_owned(),
+            sale_product_name: None,
+            sale_total_stock: None,
+            sale_start: None,
+            sale_end: None,
+            admin_token: None,
+            rate_limit_per_second: 50,
+            rate_limit_burst: 100,
+            user_attempt_limit: 10,
+            user_attempt_window_ms: 10_000,
+            client_ip_header: None,
+            cors_allowed_origins: None,
+            log_format: None,
+            auth_jwt_secret: None,
+            auth_jwt_public_key: None,
+            auth_jwks_url: None,
+            auth_jwt_issuer: None,
+            auth_jwt_audience: None,
+            auth_user_claim: "sub".to_owned(),
+            auth_jwks_refresh_secs: 300,
+            user_id_case: "sensitive".to_owned(),
+            sse_max_streams: 10_000,
+            metrics_token: None,
+            order_webhook_url: None,
+            order_webhook_secret: None,
+            order_webhook_timeout_ms: 5_000,
+            order_webhook_max_attempts: 10,
+            order_webhook_claim_idle_ms: 60_000,
+            order_webhook_backoff_ms: 1_000,
+            order_webhook_concurrency: 16,
+        }
+    }
+}
+
+/// The validated configuration of one instance.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub redis: RedisSettings,
+    pub sale_id: SaleId,
+    /// The sale to create at start-up if it does not exist yet (`SALE_TOTAL_STOCK` set).
+    pub sale_seed: Option<SaleSeed>,
+    /// Whether `SALE_START` / `SALE_END` were given (else they default to now and now + 1 h,
+    /// which differ from a stored sale on every restart and say nothing).
+    pub sale_window_given: bool,
+    pub admin_token: Option<AdminToken>,
+    /// `None` when `RATE_LIMIT_PER_SECOND` is 0.
+    pub ip_rate_limit: Option<IpRateLimit>,
+    pub user_attempts: UserAttemptLimit,
+    pub client_ip_header: Option<HeaderName>,
+    pub cors: CorsOrigins,
+    pub log_format: LogFormat,
+    /// JWT verification (`AUTH_*`); `None` = off, the buyer is the body's `userId`.
+    pub auth: Option<AuthSettings>,
+    pub user_id_case: UserIdCase,
+    /// `SSE_MAX_STREAMS`: concurrent event streams per instance.
+    pub sse_max_streams: usize,
+    /// `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
+    pub metrics_token: Option<AdminToken>,
+    /// `PURCHASE_WAIT_*`: answer `PURCHASED` only once replicas have the write; `None` = off.
+    pub replica_wait: Option<ReplicaWait>,
+    /// `CLIENT_TIMEOUT_MS`: a client's time to send a request's headers, and then its body.
+    pub client_timeout: Duration,
+    /// `MAX_CONNECTIONS`: open connections per instance; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// `ORDER_WEBHOOK_*`: deliver every order to a URL; `None` = off.
+    pub webhook: Option<WebhookSettings>,
+    /// HTTP worker threads; `None` = one per available core (at most one per Redis
+    /// connection). Not an environment variable: tests set it to keep many instances cheap.
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRateLimit {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No cross-origin access (no CORS headers at all).
+    None,
+    Any,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// `value` if it lies in `range`, else an error naming the variable.
+fn within<T>(name: &str, value: T, range: RangeInclusive<T>) -> Result<T, ConfigError>
+where
+    T: PartialOrd + fmt::Display,
+{
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::var(
+            name,
+            format!("must be {} to {} (got {value})", range.start(), range.end()),
+        ))
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables (tests pass their own instead of touching the process's).
+    pub fn from_vars<I>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        // An empty variable (`REDIS_URL=` in a compose file) means unset, as it does for most tools.
+        let vars = vars
+            .into_iter()
+            .filter(|(_, value)| !value.trim().is_empty());
+        let vars: Vars = envy::from_iter(vars).map_err(ConfigError::from_envy)?;
+        Self::validate(vars, Utc::now())
+    }
+
+    /// Each subsystem reads and checks its own variables.
+    fn validate(vars: Vars, now: DateTime<Utc>) -> Result<Self, ConfigError> {
+        let redis = redis::read(&vars)?;
+        Ok(Settings {
+            host: http::host(&vars.host)?,
+            port: vars.port,
+            log_format: http::log_format(&vars, redis.url.is_none())?,
+            ip_rate_limit: http::ip_rate_limit(&vars)?,
+            client_ip_header: http::client_ip_header(&vars)?,
+            cors: http::cors_origins(vars.cors_allowed_origins.as_deref())?,
+            client_timeout: Duration::from_millis(within(
+                "CLIENT_TIMEOUT_MS",
+                vars.client_timeout_ms,
+                100..=600_000,
+            )?),
+            max_connections: within("MAX_CONNECTIONS", vars.max_connections, 1..=1_000_000)?,
+            sse_max_streams: within("SSE_MAX_STREAMS", vars.sse_max_streams, 1..=1_000_000)?,
+            replica_wait: redis::replica_wait(&vars)?,
+            redis,
+            sale_id: sale::sale_id(&vars)?,
+            sale_seed: sale::seed(&vars, now)?,
+            sale_window_given: vars.sale_start.is_some() || vars.sale_end.is_some(),
+            user_attempts: sale::user_attempts(&vars)?,
+            admin_token: auth::admin_token(vars.admin_token.clone())?,
+            metrics_token: auth::metrics_token(&vars),
+            auth: auth::read(&vars)?,
+            user_id_case: auth::user_id_case(&vars)?,
+            webhook: webhook::read(&vars)?,
+            workers: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration as ChronoDuration;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn the_variable_list_is_the_struct_read() {
+        let names = variables();
+        for name in [
+            "HOST",
+            "REDIS_URL",
+            "SALE_TOTAL_STOCK",
+            "LOG_FORMAT",
+            "RUST_LOG",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
+        }
+        assert_eq!(names.len(), 42, "{names:?}");
+    }
+
+    #[test]
+    fn webhooks_need_a_url_a_long_secret_and_a_claim_longer_than_two_timeouts() {
+        let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
+        let url = ("ORDER_WEBHOOK_URL", "https://shop.example.com/hooks/orders");
+        let secret = ("ORDER_WEBHOOK_SECRET", "whsec-0123456789abcdef");
+        let on = settings(&[redis, url, secret]).unwrap().webhook.unwrap();
+        assert_eq!(on.url.as_str(), "https://shop.example.com/hooks/orders");
+        assert_eq!(
+            (on.timeout, on.max_attempts, on.claim_idle, on.concurrency),
+            (Duration::from_secs(5), 10, Duration::from_secs(60), 16)
+        );
+        assert!(
+            !format!("{on:?}").contains("whsec"),
+            "the secret is never shown"
+        );
+        assert!(settings(&[redis]).unwrap().webhook.is_none());
+
+        for (vars, message) in [
+            (vec![url], "ORDER_WEBHOOK_SECRET: must be set"),
+            (
+                vec![secret],
+                "ORDER_WEBHOOK_SECRET: is set but ORDER_WEBHOOK_URL is not",
+            ),
+            (
+                vec![("ORDER_WEBHOOK_URL", "ftp://x"), secret],
+                "ORDER_WEBHOOK_URL: not an http",
+            ),
+            (
+                vec![url, ("ORDER_WEBHOOK_SECRET", "short")],
+                "ORDER_WEBHOOK_SECRET: must be at least 16",
+            ),
+            (
+                vec![
+                    url,
+                    secret,
+                    ("ORDER_WEBHOOK_TIMEOUT_MS", "5000"),
+                    ("ORDER_WEBHOOK_CLAIM_IDLE_MS", "9000"),
+                ],
+                "ORDER_WEBHOOK_CLAIM_IDLE_MS: must be 10000 to",
+            ),
+            (
+                vec![url, secret, ("ORDER_WEBHOOK_MAX_ATTEMPTS", "0")],
+                "ORDER_WEBHOOK_MAX_ATTEMPTS: must be 1 to 100",
+            ),
+        ] {
+            let mut vars = vars;
+            vars.push(redis);
+            let err = settings(&vars).unwrap_err().to_string();
+            assert!(err.starts_with(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let s = settings(&[("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap();
+        assert_eq!(s.port, 8080);
+        assert_eq!(s.host.to_string(), "0.0.0.0");
+        assert_eq!(s.redis.pool_size.get(), 4);
+        assert_eq!(s.redis.timeout, Duration::from_millis(2000));
+        assert_eq!(s.sale_id.as_str(), "default");
+        assert!(s.sale_seed.is_none());
+        let limit = s.ip_rate_limit.unwrap();
+        assert_eq!((limit.per_second.get(), limit.burst.get()), (50, 100));
+        assert_eq!(
+            s.user_attempts,
+            UserAttemptLimit {
+                limit: 10,
+                window_ms: 10_000
+            }
+        );
+        assert_eq!(s.cors, CorsOrigins::None);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert!(s.client_ip_header.is_none());
+    }
+
+    #[test]
+    fn local_mode_logs_for_people_unless_told_otherwise() {
+        assert!(settings(&[]).unwrap().redis.url.is_none());
+        assert_eq!(settings(&[]).unwrap().log_format, LogFormat::Pretty);
+        assert_eq!(
+            settings(&[("LOG_FORMAT", "json")]).unwrap().log_format,
+            LogFormat::Json
+        );
+    }
+
+    #[test]
+    fn every_invalid_value_names_its_variable() {
+        for (name, value) in [
+            ("PORT", "eighty"),
+            ("PORT", "70000"),
+            ("HOST", "not a host"),
+            ("REDIS_URL", "http://localhost"),
+            ("REDIS_URL", "redis://127.0.0.1:abc"),
+            ("REDIS_POOL_SIZE", "0"),
+            ("REDIS_TIMEOUT_MS", "5"),
+            ("SALE_ID", "bad{id}"),
+            ("SALE_TOTAL_STOCK", "-1"),
+            ("SALE_TOTAL_STOCK", "1000000001"),
+            ("RATE_LIMIT_PER_SECOND", "x"),
+            ("USER_ATTEMPT_LIMIT", "1.5"),
+            ("CLIENT_IP_HEADER", "bad header"),
+            ("CORS_ALLOWED_ORIGINS", "shop.example.com"),
+            ("LOG_FORMAT", "xml"),
+            ("ADMIN_TOKEN", "short"),
+            ("AUTH_JWT_SECRET", "short"),
+            ("AUTH_JWT_PUBLIC_KEY", "not a key"),
+            ("AUTH_JWKS_URL", "http://idp.example.com/jwks.json"),
+            ("AUTH_JWT_ISSUER", "https://idp.example.com/"),
+            ("USER_ID_CASE", "upper"),
+        ] {
+            let err = settings(&[(name, value)]).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{name}: ")),
+                "{name}={value}: {err}"
+            );
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn localhost_is_a_host() {
+        let s = settings(&[("HOST", "localhost")]).unwrap();
+        assert!(s.host.is_loopback(), "{}", s.host);
+    }
+
+    #[test]
+    fn sale_seed_defaults_to_one_hour_from_now() {
+        let now = Utc::now();
+        let vars = Vars {
+            sale_total_stock: Some(5),
+            ..Vars::default()
+        };
+        let seed = Settings::validate(vars, now).unwrap().sale_seed.unwrap();
+        assert_eq!(seed.total_stock, 5);
+        assert_eq!(seed.window.start(), now);
+        assert_eq!(seed.window.end(), now + ChronoDuration::hours(1));
+    }
+
+    #[test]
+    fn sale_end_must_follow_start() {
+        let err = settings(&[
+            ("SALE_TOTAL_STOCK", "5"),
+            ("SALE_START", "2030-01-01T10:00:00Z"),
+            ("SALE_END", "2030-01-01T09:00:00Z"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().starts_with("SALE_END"));
+    }
+
+    #[test]
+    fn sale_fields_without_stock_are_refused() {
+        let err = settings(&[("SALE_START", "2030-01-01T10:00:00Z")]).unwrap_err();
+        assert!(err.to_string().starts_with("SALE_START"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let s = settings(&[
+            ("REDIS_URL", "redis://:hunter2@localhost:6379"),
+            ("ADMIN_TOKEN", "0123456789abcdef"),
+        ])
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("0123456789abcdef"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn zero_turns_the_limits_off() {
+        let s = settings(&[("RATE_LIMIT_PER_SECOND", "0"), ("USER_ATTEMPT_LIMIT", "0")]).unwrap();
+        assert!(s.ip_rate_limit.is_none());
+        assert_eq!(s.user_attempts.limit, 0);
+    }
+
+    #[test]
+    fn cors_origins_parse() {
+        assert_eq!(
+            settings(&[("CORS_ALLOWED_ORIGINS", "*")]).unwrap().cors,
+            CorsOrigins::Any
+        );
+        assert_eq!(
+            settings(&[(
+                "CORS_ALLOWED_ORIGINS",
+                "https://a.example, http://localhost:3000"
+            )])
+            .unwrap()
+            .cors,
+            CorsOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let s = settings(&[("REDIS_URL", ""), ("PORT", " ")]).unwrap();
+        assert!(s.redis.url.is_none());
+        assert_eq!(s.port, 8080);
+    }
+}

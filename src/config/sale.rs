@@ -1,0 +1,74 @@
+//! `SALE_*` and `USER_ATTEMPT_*`: the sale `/api/sale` serves, the sale to create at
+//! start-up, and the per-user attempt limit.
+
+use super::{within, ConfigError, Vars};
+use crate::{
+    domain::{ProductName, SaleId, SaleWindow, MAX_TOTAL_STOCK},
+    store::{SaleSeed, UserAttemptLimit},
+};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+
+pub(super) fn sale_id(vars: &Vars) -> Result<SaleId, ConfigError> {
+    SaleId::parse(vars.sale_id.trim()).map_err(|e| ConfigError::var("SALE_ID", e))
+}
+
+pub(super) fn user_attempts(vars: &Vars) -> Result<UserAttemptLimit, ConfigError> {
+    Ok(UserAttemptLimit {
+        limit: vars.user_attempt_limit,
+        window_ms: if vars.user_attempt_limit > 0 {
+            within(
+                "USER_ATTEMPT_WINDOW_MS",
+                vars.user_attempt_window_ms,
+                1..=86_400_000,
+            )?
+        } else {
+            vars.user_attempt_window_ms
+        },
+    })
+}
+
+pub(super) fn seed(vars: &Vars, now: DateTime<Utc>) -> Result<Option<SaleSeed>, ConfigError> {
+    let Some(total_stock) = vars.sale_total_stock else {
+        for (name, value) in [
+            ("SALE_PRODUCT_NAME", &vars.sale_product_name),
+            ("SALE_START", &vars.sale_start),
+            ("SALE_END", &vars.sale_end),
+        ] {
+            if value.is_some() {
+                return Err(ConfigError::var(
+                    name,
+                    "is set but SALE_TOTAL_STOCK is not (it creates the sale)",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let total_stock = within("SALE_TOTAL_STOCK", total_stock, 0..=MAX_TOTAL_STOCK)?;
+    let product_name = ProductName::parse(
+        vars.sale_product_name
+            .as_deref()
+            .unwrap_or("Flash sale item"),
+    )
+    .map_err(|rule| ConfigError::var("SALE_PRODUCT_NAME", rule))?;
+    let start = match &vars.sale_start {
+        None => now,
+        Some(text) => parse_time("SALE_START", text)?,
+    };
+    let end = match &vars.sale_end {
+        None => start + ChronoDuration::hours(1),
+        Some(text) => parse_time("SALE_END", text)?,
+    };
+    let window = SaleWindow::new(start, end)
+        .ok_or_else(|| ConfigError::var("SALE_END", "must be after SALE_START"))?;
+    Ok(Some(SaleSeed {
+        product_name,
+        total_stock,
+        window,
+    }))
+}
+
+fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ConfigError> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|err| ConfigError::var(name, format!("not an RFC 3339 time ({err}): {text:?}")))
+}

@@ -1,0 +1,332 @@
+//! `/api/admin/sales[/{saleId}[/restock]]`: list, create or replace, change, read, restock and
+//! delete sales.
+
+use super::{page_limit, stats_or_404};
+use crate::{
+    domain::{rfc3339_ms, Code, ProductName, SaleId, SaleSnapshot, SaleWindow, MAX_TOTAL_STOCK},
+    error::{Answer, ApiError, Result},
+    routes::{
+        extract::{Admin, IdempotencyKey},
+        openapi::codes,
+        AppState,
+    },
+    store::{
+        admin::{PatchOutcome, PutOutcome, SalePatch, SaleStats},
+        SaleSeed,
+    },
+};
+use actix_web::{http::StatusCode, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The furthest a sales listing may start.
+pub const MAX_OFFSET: u64 = 1_000_000_000;
+
+/// `PUT` body: the whole sale.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SaleBody {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
+    product_name: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    total_stock: i64,
+    start_time: DateTime<Utc>,
+    end_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ForceQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `PATCH` body: any of name and window.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchBody {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
+    product_name: Option<String>,
+    start_time: Option<DateTime<Utc>>,
+    /// Now or earlier closes the sale, on Redis's clock; its start never changes.
+    end_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestockBody {
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    units: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// A sale as an operator sees it: config, counters, and whether the numbers add up.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SaleView {
+    sale_id: String,
+    product_name: String,
+    status: &'static str,
+    total_stock: i64,
+    start_time: String,
+    end_time: String,
+    created_time: String,
+    sold: i64,
+    remaining: i64,
+    buyers: i64,
+    orders: i64,
+    attempts_refused: i64,
+    /// remaining + buyers = total (README, Guarantees), and one order per buyer.
+    consistent: bool,
+}
+
+impl SaleView {
+    fn new(sale: &SaleId, stats: SaleStats) -> Self {
+        let snapshot = SaleSnapshot {
+            product_name: stats.product_name.clone(),
+            total_stock: stats.total_stock,
+            remaining_stock: stats.remaining,
+            start_ms: stats.start_ms,
+            end_ms: stats.end_ms,
+            redis_now_ms: stats.redis_now_ms,
+        };
+        Self {
+            sale_id: sale.to_string(),
+            status: snapshot.status_at(stats.redis_now_ms).as_str(),
+            product_name: stats.product_name,
+            total_stock: stats.total_stock,
+            start_time: rfc3339_ms(stats.start_ms),
+            end_time: rfc3339_ms(stats.end_ms),
+            created_time: rfc3339_ms(stats.created_ms),
+            // The counter the purchase script keeps; `buyers` counts the records themselves.
+            sold: stats.total_stock - stats.remaining,
+            remaining: stats.remaining,
+            buyers: stats.buyers,
+            orders: stats.orders,
+            attempts_refused: stats.refused,
+            consistent: stats.remaining + stats.buyers == stats.total_stock
+                && stats.orders == stats.buyers,
+        }
+    }
+}
+
+/// A page of the sales that exist.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SaleList {
+    /// Sale ids, oldest first.
+    sales: Vec<String>,
+    /// The `offset` of the next page; `null` after the last.
+    next_offset: Option<u64>,
+}
+
+/// The totals after a restock.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestockAnswer {
+    sale_id: String,
+    total_stock: i64,
+    remaining_stock: i64,
+}
+
+fn product_name(name: &str) -> Result<ProductName> {
+    ProductName::parse(name).map_err(|rule| ApiError::invalid(format!("productName {rule}.")))
+}
+
+fn units(value: i64, field: &str) -> Result<u64> {
+    u64::try_from(value)
+        .ok()
+        .filter(|units| (1..=MAX_TOTAL_STOCK).contains(units))
+        .ok_or_else(|| ApiError::invalid(format!("{field} must be 1 to {MAX_TOTAL_STOCK}.")))
+}
+
+const NOT_AFTER_START: &str = "endTime must be after startTime.";
+
+#[utoipa::path(put, path = "/api/admin/sales/{saleId}", tag = "admin", operation_id = "admin_put", security(("bearer" = [])),
+    params(
+        ("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("force" = Option<bool>, Query, description = "replace a sale that has buyers"),
+    ),
+    request_body = SaleBody,
+    responses(
+        (status = 200, description = "Identical, or replaced", body = SaleView),
+        (status = 201, description = "Created", body = SaleView),
+        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
+        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
+        (status = 409, description = codes(&[Code::SaleHasBuyers]), body = Answer),
+        (status = 413, description = codes(&[Code::PayloadTooLarge]), body = Answer),
+        (status = 415, description = codes(&[Code::UnsupportedMediaType]), body = Answer),
+        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
+    ))]
+pub async fn put(
+    _: Admin,
+    state: web::Data<AppState>,
+    sale: SaleId,
+    query: web::Query<ForceQuery>,
+    body: web::Json<SaleBody>,
+) -> Result<HttpResponse> {
+    let body = body.into_inner();
+    let seed = SaleSeed {
+        product_name: product_name(&body.product_name)?,
+        total_stock: units(body.total_stock, "totalStock")?,
+        window: SaleWindow::new(body.start_time, body.end_time)
+            .ok_or_else(|| ApiError::invalid(NOT_AFTER_START))?,
+    };
+    let status = match state.store.put_sale(&sale, &seed, query.force).await? {
+        PutOutcome::HasBuyers => return Err(ApiError::SaleHasBuyers),
+        PutOutcome::Created => StatusCode::CREATED,
+        PutOutcome::Same | PutOutcome::Replaced => StatusCode::OK,
+    };
+    let view = SaleView::new(&sale, stats_or_404(&state, &sale).await?);
+    Ok(HttpResponse::build(status).json(view))
+}
+
+/// Changes the name or the window. An `endTime` of now or earlier closes the sale: its end
+/// becomes Redis's now and its start stays as it is, so closing a sale that has not started is
+/// `400` like any other end not after the start (delete it, or move its start first).
+#[utoipa::path(patch, path = "/api/admin/sales/{saleId}", tag = "admin", operation_id = "admin_patch", security(("bearer" = [])),
+    params(("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "Changed", body = SaleView),
+        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
+        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
+        (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
+        (status = 413, description = codes(&[Code::PayloadTooLarge]), body = Answer),
+        (status = 415, description = codes(&[Code::UnsupportedMediaType]), body = Answer),
+        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
+    ))]
+pub async fn patch(
+    _: Admin,
+    state: web::Data<AppState>,
+    sale: SaleId,
+    body: web::Json<PatchBody>,
+) -> Result<HttpResponse> {
+    let body = body.into_inner();
+    let name = body.product_name.as_deref().map(product_name).transpose()?;
+    let close_now = body.end_time.is_some_and(|end| end <= Utc::now());
+    let patch = SalePatch {
+        product_name: name.as_ref().map(ProductName::as_str),
+        start_ms: body.start_time.map(|t| t.timestamp_millis()),
+        end_ms: body.end_time.map(|t| t.timestamp_millis()),
+        close_now,
+    };
+    match state.store.patch_sale(&sale, patch).await? {
+        PatchOutcome::NotFound => Err(ApiError::SaleNotFound),
+        PatchOutcome::BadWindow if close_now => Err(ApiError::invalid(
+            "endTime must be after startTime: a sale that has not started cannot be closed \
+             (DELETE it, or move its startTime first).",
+        )),
+        PatchOutcome::BadWindow => Err(ApiError::invalid(NOT_AFTER_START)),
+        PatchOutcome::Done => {
+            Ok(HttpResponse::Ok().json(SaleView::new(&sale, stats_or_404(&state, &sale).await?)))
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/admin/sales/{saleId}/restock", tag = "admin", operation_id = "admin_restock", security(("bearer" = [])),
+    params(
+        ("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$"),
+    ),
+    request_body = RestockBody,
+    responses(
+        (status = 200, description = "The totals after the restock", body = RestockAnswer),
+        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
+        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
+        (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
+        (status = 413, description = codes(&[Code::PayloadTooLarge]), body = Answer),
+        (status = 415, description = codes(&[Code::UnsupportedMediaType]), body = Answer),
+        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
+    ))]
+pub async fn restock(
+    _: Admin,
+    state: web::Data<AppState>,
+    sale: SaleId,
+    IdempotencyKey(token): IdempotencyKey,
+    body: web::Json<RestockBody>,
+) -> Result<HttpResponse> {
+    let units = units(body.units, "units")?;
+    let restocked = state
+        .store
+        .restock(&sale, units, token.as_str())
+        .await?
+        .ok_or(ApiError::SaleNotFound)?;
+    Ok(HttpResponse::Ok().json(RestockAnswer {
+        sale_id: sale.to_string(),
+        total_stock: restocked.total_stock,
+        remaining_stock: restocked.remaining_stock,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/admin/sales/{saleId}", tag = "admin", operation_id = "admin_get", security(("bearer" = [])),
+    params(("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "Config and counters", body = SaleView),
+        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
+        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
+        (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
+        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
+    ))]
+pub async fn get(_: Admin, state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {
+    let view = SaleView::new(&sale, stats_or_404(&state, &sale).await?);
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(delete, path = "/api/admin/sales/{saleId}", tag = "admin", operation_id = "admin_delete", security(("bearer" = [])),
+    params(("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 204, description = "Every key of the sale removed"),
+        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
+        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
+        (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
+        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
+    ))]
+pub async fn delete(_: Admin, state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {
+    if state.store.delete_sale(&sale).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::SaleNotFound)
+    }
+}
+
+#[utoipa::path(get, path = "/api/admin/sales", tag = "admin", operation_id = "admin_list", security(("bearer" = [])),
+    params(
+        ("offset" = Option<u64>, Query, maximum = 1_000_000_000),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "The sales that exist, oldest first", body = SaleList),
+        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
+        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
+        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
+    ))]
+pub async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse> {
+    let offset = query.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::invalid(format!(
+            "offset must be at most {MAX_OFFSET}."
+        )));
+    }
+    let limit = page_limit(query.limit, 100)?;
+    let sales = state.store.list_sales(offset, limit).await?;
+    let next_offset = (sales.len() as u64 == limit).then_some(offset + limit);
+    Ok(HttpResponse::Ok().json(SaleList { sales, next_offset }))
+}

@@ -1,0 +1,228 @@
+//! Start-up: connect Redis (or start the embedded one), bring its data to this build's layout,
+//! create the configured sale if it is missing, start the background tasks, bind the listener,
+//! and give every HTTP worker its own Redis connections on its own thread.
+//!
+//! [`Application`] here; the Redis steps in `redis`, the HTTP server in `server`, the signals
+//! in `signals`.
+
+mod redis;
+mod server;
+mod signals;
+
+pub use server::SHUTDOWN_GRACE;
+
+use crate::{
+    auth::{AuthError, Verifier},
+    config::Settings,
+    live::Live,
+    middleware,
+    redis_health::RedisHealth,
+    store::{
+        local_server::{LocalRedisServer, LocalServerError},
+        RedisUrl, SaleSeed, Store, StoreError,
+    },
+};
+use chrono::Utc;
+use signals::ShutdownSignals;
+use std::{
+    io,
+    net::{SocketAddr, TcpListener},
+    num::NonZeroUsize,
+    time::Duration,
+};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    LocalRedis(#[from] LocalServerError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("cannot reach Redis at {url} (tried for {waited_secs} s): {source}")]
+    RedisUnreachable {
+        url: String,
+        waited_secs: u64,
+        source: StoreError,
+    },
+    #[error("cannot use Redis at {url}: {source}")]
+    Redis { url: String, source: StoreError },
+    #[error("cannot start order webhooks: {0}")]
+    Webhooks(String),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: io::Error,
+    },
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    live: Live,
+    /// Background tasks that run for the whole life of the service, stopped after it.
+    background: Vec<JoinHandle<()>>,
+    signals: ShutdownSignals,
+    local_redis: Option<LocalRedisServer>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // First of all, so a signal at any point of start-up or later stops the service cleanly.
+        let signals = ShutdownSignals::listen();
+        let (url, local_redis) = redis_url(&settings).await?;
+        let redis_error = |source| StartupError::Redis {
+            url: url.to_string(),
+            source,
+        };
+
+        // The control connection: start-up's commands, then the background checks. The HTTP
+        // workers open their own connections (REDIS_POOL_SIZE) on their own threads.
+        let control = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN);
+        redis::wait_for_redis(&control, &url, settings.redis.startup_timeout).await?;
+        redis::migrate(&control, &settings.sale_id)
+            .await
+            .map_err(redis_error)?;
+        let seed = match (&settings.sale_seed, &local_redis) {
+            (Some(seed), _) => Some(seed.clone()),
+            (None, Some(_)) => SaleSeed::demo(Utc::now()),
+            (None, None) => None,
+        };
+        if let Some(seed) = seed {
+            redis::seed_sale(
+                &control,
+                &settings.sale_id,
+                &seed,
+                settings.sale_window_given,
+            )
+            .await
+            .map_err(redis_error)?;
+        }
+
+        let redis_health = RedisHealth::default();
+        let mut background = vec![redis_health.spawn_check(control, settings.redis.health_check)];
+        if let Some(webhook) = &settings.webhook {
+            // The loop gets connections of its own: deliveries never wait behind purchases.
+            let store = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN);
+            store.connect();
+            background.push(
+                crate::webhooks::spawn(store, webhook.clone())
+                    .map_err(|err| StartupError::Webhooks(err.to_string()))?,
+            );
+        }
+        let verifier = match &settings.auth {
+            Some(auth) => {
+                let verifier = Verifier::new(auth).await?;
+                background.extend(verifier.spawn_refresh());
+                Some(verifier)
+            }
+            None => None,
+        };
+        let ip_limit = settings
+            .ip_rate_limit
+            .and_then(|limit| middleware::ip_rate_limit(limit, settings.client_ip_header.clone()));
+        if let Some(config) = &ip_limit {
+            background.push(forget_idle_clients(config));
+        }
+
+        let address = SocketAddr::new(settings.host, settings.port);
+        let listen_error = |source| StartupError::Listen { address, source };
+        let listener = TcpListener::bind(address).map_err(listen_error)?;
+        let port = listener.local_addr().map_err(listen_error)?.port();
+        let live = Live::new(settings.sse_max_streams);
+        let shared = server::Shared {
+            verifier,
+            live: live.clone(),
+            redis_health,
+            ip_limit,
+        };
+        let server =
+            server::serve(listener, url.clone(), shared, &settings).map_err(listen_error)?;
+        tracing::info!(host = %settings.host, port, redis = %url, sale_id = %settings.sale_id, "flashsale listening");
+        Ok(Self {
+            port,
+            server,
+            live,
+            background,
+            signals,
+            local_redis,
+        })
+    }
+
+    /// Whether this instance runs its own embedded `redis-server` (no `REDIS_URL`).
+    pub fn is_local_mode(&self) -> bool {
+        self.local_redis.is_some()
+    }
+
+    /// The bound port (useful with `PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server gracefully when asked (tests use it; signals do the same in production).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM, SIGINT or [`actix_web::dev::ServerHandle::stop`], then stops the
+    /// background tasks and the embedded `redis-server`, if any (the workers' Redis connections
+    /// close with their threads).
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        // actix waits for open responses on shutdown; event streams never end by themselves,
+        // so they are told to end when the signal comes.
+        let live = self.live.clone();
+        let handle = self.server.handle();
+        let signals = self.signals;
+        tokio::spawn(async move {
+            signals.recv().await;
+            live.close_all();
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        self.live.close_all();
+        // Webhook deliveries in flight stop here; their orders stay pending and another
+        // instance (or this one, restarted) claims them after ORDER_WEBHOOK_CLAIM_IDLE_MS.
+        for task in self.background {
+            task.abort();
+        }
+        if let Some(local) = self.local_redis {
+            local.stop().await;
+            tracing::info!("embedded redis-server stopped");
+        }
+        result
+    }
+}
+
+/// `REDIS_URL`, or the URL of an embedded `redis-server` started for local mode.
+async fn redis_url(
+    settings: &Settings,
+) -> Result<(RedisUrl, Option<LocalRedisServer>), StartupError> {
+    if let Some(url) = &settings.redis.url {
+        return Ok((url.clone(), None));
+    }
+    let server = LocalRedisServer::start().await?;
+    tracing::warn!(
+        redis_port = server.port(),
+        redis_pid = server.pid(),
+        "LOCAL MODE: REDIS_URL is unset, so flashsale started its own redis-server \
+         (loopback only, persistence off, stopped on exit). Set REDIS_URL in production."
+    );
+    let url = RedisUrl::parse(&server.url()).map_err(|reason| LocalServerError::NotReady {
+        port: server.port(),
+        reason,
+    })?;
+    Ok((url, Some(server)))
+}
+
+/// The per-IP state grows with every address seen; forget the idle ones now and then.
+fn forget_idle_clients(config: &middleware::IpGovernorConfig) -> JoinHandle<()> {
+    let limiter = config.limiter().clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    })
+}

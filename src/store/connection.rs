@@ -1,0 +1,62 @@
+//! One Redis connection as a flash sale needs it (timeouts, redirections, reconnection), and
+//! the supervisor that keeps its connection task running.
+
+use fred::{prelude::*, types::config::Config};
+use std::time::Duration;
+
+/// One connection with the settings that matter for a flash sale.
+pub(super) fn client(config: Config, timeout: Duration) -> Client {
+    let perf = PerformanceConfig {
+        // fred's default is no timeout at all: a frozen Redis would hang every handler.
+        default_command_timeout: timeout,
+        ..PerformanceConfig::default()
+    };
+    let mut connection = ConnectionConfig {
+        connection_timeout: timeout,
+        internal_command_timeout: timeout,
+        // In-flight commands are re-sent after a reconnect; purchase.lua is safe to run twice
+        // (request tokens), which is what makes this default safe to keep.
+        max_command_attempts: 3,
+        // MOVED/ASK redirections are followed a few times while a slot migrates, then the
+        // command fails (503 to the client) instead of looping until the timeout.
+        max_redirections: 5,
+        ..ConnectionConfig::default()
+    };
+    // A connection that stops answering is torn down and reconnected, instead of every later
+    // command on it timing out.
+    connection.unresponsive.max_timeout = Some(timeout.max(Duration::from_millis(500)));
+    connection.unresponsive.interval = (timeout / 4).max(Duration::from_millis(50));
+    // Retry forever, 50 ms doubling up to 2 s: a flash sale cannot wait 30 s for Redis.
+    let policy = ReconnectPolicy::new_exponential(0, 50, 2_000, 2);
+    Client::new(config, Some(perf), Some(connection), Some(policy))
+}
+
+/// Runs a client's connection task, starting it again whenever it ends with an error; it
+/// returns when the client was closed on purpose (`QUIT`).
+///
+/// fred's connection task ends for good when its router meets an error it does not retry
+/// (seen while Redis Cluster moves a slot: "Max attempts reached"), and every later command on
+/// that client would then time out until a restart.
+pub(super) async fn supervise(client: Client) {
+    const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let started = std::time::Instant::now();
+        match client.connect().await {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) => tracing::warn!(
+                error = %err,
+                "Redis connection task stopped; starting it again"
+            ),
+            Err(err) => tracing::warn!(
+                error = %err,
+                "Redis connection task failed; starting it again"
+            ),
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = FIRST_BACKOFF;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}

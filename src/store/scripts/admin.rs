@@ -1,0 +1,252 @@
+//! The operator's scripts: create, put, patch, restock, read, delete and upgrade a sale.
+
+use super::{flag, int, LuaScript, Reply, ScriptCall, Scripts};
+use crate::store::{
+    admin::{PatchOutcome, PutOutcome, Restocked, SaleStats},
+    error::StoreError,
+    keys::SaleKeys,
+    SaleSeed,
+};
+use fred::{prelude::*, types::MultipleKeys};
+
+/// The arguments a sale's seed gives a script: productName, totalStock, startMs, endMs.
+fn seed_args(seed: &SaleSeed) -> Vec<Value> {
+    vec![
+        Value::from(seed.product_name.as_str()),
+        int(seed.total_stock),
+        int(seed.window.start().timestamp_millis()),
+        int(seed.window.end().timestamp_millis()),
+    ]
+}
+
+/// A script's one-word answer.
+fn word(script: &'static str, reply: Value) -> Result<String, StoreError> {
+    reply
+        .as_string()
+        .ok_or_else(|| Reply::unexpected(script, reply))
+}
+
+fn number(script: &'static str, reply: Value) -> Result<i64, StoreError> {
+    reply
+        .as_i64()
+        .ok_or_else(|| Reply::unexpected(script, reply))
+}
+
+/// `lua/create_sale.lua`: creates the sale only if it is missing; whether it did.
+pub struct CreateSale<'a> {
+    pub keys: SaleKeys,
+    pub seed: &'a SaleSeed,
+}
+
+impl ScriptCall for CreateSale<'_> {
+    type Output = bool;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.create_sale
+    }
+
+    fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
+        (self.keys.config().into(), seed_args(self.seed))
+    }
+
+    fn parse(reply: Value) -> Result<bool, StoreError> {
+        Ok(number("create_sale", reply)? == 1)
+    }
+}
+
+/// `lua/put_sale.lua`: creates or replaces a sale (`force` replaces one that has buyers).
+pub struct PutSale<'a> {
+    pub keys: SaleKeys,
+    pub seed: &'a SaleSeed,
+    pub force: bool,
+}
+
+impl ScriptCall for PutSale<'_> {
+    type Output = PutOutcome;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.put_sale
+    }
+
+    fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
+        let mut args = seed_args(self.seed);
+        args.push(flag(self.force));
+        args.push(Value::from(self.keys.attempts_pattern()));
+        (self.keys.all_fixed(), args)
+    }
+
+    fn parse(reply: Value) -> Result<PutOutcome, StoreError> {
+        match word("put_sale", reply)?.as_str() {
+            "CREATED" => Ok(PutOutcome::Created),
+            "SAME" => Ok(PutOutcome::Same),
+            "HAS_BUYERS" => Ok(PutOutcome::HasBuyers),
+            "REPLACED" => Ok(PutOutcome::Replaced),
+            other => Err(Reply::unexpected("put_sale", other)),
+        }
+    }
+}
+
+/// `lua/patch_sale.lua`: a new name or window; `close_now` ends the sale at Redis's clock.
+pub struct PatchSale<'a> {
+    pub keys: SaleKeys,
+    pub product_name: Option<&'a str>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub close_now: bool,
+}
+
+impl ScriptCall for PatchSale<'_> {
+    type Output = PatchOutcome;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.patch_sale
+    }
+
+    fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
+        let millis = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
+        (
+            self.keys.config().into(),
+            vec![
+                Value::from(self.product_name.unwrap_or_default()),
+                Value::from(millis(self.start_ms)),
+                Value::from(millis(self.end_ms)),
+                flag(self.close_now),
+            ],
+        )
+    }
+
+    fn parse(reply: Value) -> Result<PatchOutcome, StoreError> {
+        match word("patch_sale", reply)?.as_str() {
+            "NOT_FOUND" => Ok(PatchOutcome::NotFound),
+            "BAD_WINDOW" => Ok(PatchOutcome::BadWindow),
+            "OK" => Ok(PatchOutcome::Done),
+            other => Err(Reply::unexpected("patch_sale", other)),
+        }
+    }
+}
+
+/// `lua/restock.lua`: adds units once per request token; `None` when the sale does not exist.
+pub struct Restock<'a> {
+    pub keys: SaleKeys,
+    pub units: u64,
+    pub token: &'a str,
+}
+
+impl ScriptCall for Restock<'_> {
+    type Output = Option<Restocked>;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.restock
+    }
+
+    fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
+        (
+            vec![self.keys.config(), self.keys.restocks()].into(),
+            vec![int(self.units), Value::from(self.token)],
+        )
+    }
+
+    /// `{'NOT_FOUND'}` or `{'OK', totalStock, remainingStock}`.
+    fn parse(reply: Value) -> Result<Option<Restocked>, StoreError> {
+        let mut reply = Reply::new("restock", reply);
+        match &*reply.text()? {
+            "NOT_FOUND" => Ok(None),
+            "OK" => Ok(Some(Restocked {
+                total_stock: reply.int()?,
+                remaining_stock: reply.int()?,
+            })),
+            other => Err(Reply::unexpected("restock", other)),
+        }
+    }
+}
+
+/// `lua/sale_stats.lua`: config and counters in one read; `None` when the sale does not exist.
+pub struct SaleStatsRead {
+    pub keys: SaleKeys,
+}
+
+impl ScriptCall for SaleStatsRead {
+    type Output = Option<SaleStats>;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.sale_stats
+    }
+
+    fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
+        let keys = &self.keys;
+        (
+            vec![keys.config(), keys.buyers(), keys.orders(), keys.refused()].into(),
+            Vec::new(),
+        )
+    }
+
+    /// nil, or `{productName, totalStock, startMs, endMs, createdMs, remaining, buyers, orders,
+    /// refused, redisNowMs}`.
+    fn parse(reply: Value) -> Result<Option<SaleStats>, StoreError> {
+        if reply.is_null() {
+            return Ok(None);
+        }
+        let mut reply = Reply::new("sale_stats", reply);
+        Ok(Some(SaleStats {
+            product_name: reply.text()?.to_string(),
+            total_stock: reply.int()?,
+            start_ms: reply.int()?,
+            end_ms: reply.int()?,
+            created_ms: reply.int()?,
+            remaining: reply.int()?,
+            buyers: reply.int()?,
+            orders: reply.int()?,
+            refused: reply.int()?,
+            redis_now_ms: reply.int()?,
+        }))
+    }
+}
+
+/// `lua/delete_sale.lua`: removes every key of the sale; whether it existed.
+pub struct DeleteSale {
+    pub keys: SaleKeys,
+}
+
+impl ScriptCall for DeleteSale {
+    type Output = bool;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.delete_sale
+    }
+
+    fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
+        (
+            self.keys.all_fixed(),
+            vec![Value::from(self.keys.attempts_pattern())],
+        )
+    }
+
+    fn parse(reply: Value) -> Result<bool, StoreError> {
+        Ok(number("delete_sale", reply)? == 1)
+    }
+}
+
+/// `lua/upgrade_sale.lua`: moves a sale of the earlier layout; whether it moved it.
+pub struct UpgradeSale {
+    pub keys: SaleKeys,
+}
+
+impl ScriptCall for UpgradeSale {
+    type Output = bool;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.upgrade_sale
+    }
+
+    fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
+        let keys = &self.keys;
+        (
+            vec![keys.config(), keys.buyers(), keys.legacy_stock()].into(),
+            Vec::new(),
+        )
+    }
+
+    fn parse(reply: Value) -> Result<bool, StoreError> {
+        Ok(number("upgrade_sale", reply)? == 1)
+    }
+}
