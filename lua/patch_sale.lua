@@ -3,7 +3,8 @@
 -- KEYS[1] config; ARGV[1] productName or '', ARGV[2] startMs or '', ARGV[3] endMs or '',
 -- ARGV[4] 1 when an endMs of "now" should close the sale at Redis's clock
 -- Returns 'NOT_FOUND', 'BAD_WINDOW' (end not after start; nothing written) or 'OK'.
--- Closing records the close on Redis's clock and never moves the start: closing a sale that has
+-- Closing records the close on Redis's clock (the end becomes Redis's now, whatever past time
+-- was asked) and never moves the start: closing a sale that has
 -- not started yet is a BAD_WINDOW like any other end not after the start.
 
 local start_ms, end_ms = read_sale(KEYS[1])
@@ -13,7 +14,7 @@ end
 local new_start = tonumber(ARGV[2]) or start_ms
 local new_end = tonumber(ARGV[3]) or end_ms
 if ARGV[4] == '1' then
-  new_end = math.min(new_end, redis_now_ms())
+  new_end = redis_now_ms()
 end
 if new_end <= new_start then
   return 'BAD_WINDOW'

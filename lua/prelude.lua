@@ -1,7 +1,7 @@
 -- prelude.lua: joined in front of every script at build time (src/store/scripts.rs), so each
 -- rule below has one definition that all scripts share.
 
--- Redis's clock in Unix milliseconds: the one clock of the service (SPEC invariant 7).
+-- Redis's clock in Unix milliseconds: the one clock of the service (README, How a purchase stays atomic, step 3).
 local function redis_now_ms()
   local now = redis.call('TIME')
   return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)

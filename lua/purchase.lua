@@ -28,7 +28,7 @@ local remaining = total - sold
 local bucket = buyer_bucket(KEYS[2], buckets, ARGV[1])
 
 -- A buyer is answered before the window and the attempt limit, so a retry of the request that
--- bought is never told it failed, even after the sale has closed (SPEC invariant 6).
+-- bought is never told it failed, even after the sale has closed (README, How a purchase stays atomic: retry safety).
 local record = redis.call('HGET', bucket, ARGV[1])
 if record then
   local bought_ms, order, token = parse_buyer(record)
@@ -41,7 +41,7 @@ if record then
   return {code, remaining, bought_ms, order, 0}
 end
 
--- The sale window is judged by Redis's clock, never an instance's (SPEC invariant 7). The
+-- The sale window is judged by Redis's clock, never an instance's (README, How a purchase stays atomic, step 3). The
 -- window decides before the stock, as SaleSnapshot::status_at does (a test ties the two).
 local now_ms = redis_now_ms()
 if now_ms < start_ms then

@@ -1,7 +1,7 @@
 //! The one error path: [`ApiError`] → status, headers and JSON body, in one place, and
 //! [`Answer`], the one JSON body every answer of the API is written with.
 //!
-//! Error bodies are `{"success":false,"code","message"}` (SPEC §3); purchase answers add
+//! Error bodies are `{"success":false,"code","message"}` (README, Errors); purchase answers add
 //! `remainingStock` and, when the user holds a unit, `purchaseTime` and `orderNumber`. Internal
 //! details go to the log (tracing-actix-web records the error's `Debug`, which prints the cause
 //! chain), never to clients.
@@ -63,7 +63,7 @@ pub enum ApiError {
     #[error("{}", Code::RateLimited.message())]
     RateLimited { retry_after: Duration },
     /// 503 `SERVICE_UNAVAILABLE`, with `Retry-After`: Redis is unreachable, timed out or said
-    /// "not now", so the outcome is unknown to the server; a retry is safe (SPEC invariant 6).
+    /// "not now", so the outcome is unknown to the server; a retry is safe (README, How a purchase stays atomic: retry safety).
     #[error("{}", Code::ServiceUnavailable.message())]
     Unavailable(#[source] StoreError),
     /// 503 `SERVICE_UNAVAILABLE`, with `Retry-After`: every event-stream slot of this instance
@@ -203,7 +203,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let answer = match self {
-            // Both kinds of 429 have the purchase answer's shape (SPEC §3).
+            // Both kinds of 429 have the purchase answer's shape (README, Errors).
             ApiError::RateLimited { .. } => Answer::purchase(Code::RateLimited, None, None),
             _ => Answer {
                 success: false,

@@ -1,5 +1,4 @@
 //! The `flashsale` binary: read the configuration, start logging, serve until a signal.
-#![forbid(unsafe_code)]
 
 use flashsale::{config::Settings, startup::Application, telemetry};
 use std::process::ExitCode;

@@ -128,7 +128,7 @@ pub fn cors(origins: &CorsOrigins) -> Option<Cors> {
 
 /// Outermost but one (inside tracing-actix-web, which opens the request span): turns any error
 /// that is not JSON yet — an error a middleware such as CORS returns, a guard's rejection — into
-/// the SPEC's JSON error through [`ApiError`], echoes the request id in `x-request-id`, and counts
+/// the API's JSON error (README, Errors) through [`ApiError`], echoes the request id in `x-request-id`, and counts
 /// and times the answer by its route pattern (bounded), method and status. One layer for all
 /// three: each `wrap_fn` boxes and moves the request's future once more.
 pub fn envelope<S, B>(
@@ -221,7 +221,7 @@ fn with_deadline(payload: Payload, limit: Duration) -> Payload {
 }
 
 /// Counts and times an answer by its route pattern (bounded), method and status; a purchase
-/// answered 5xx also tells `/health` (SPEC: degraded while purchases fail).
+/// answered 5xx also tells `/health` (README, Health: degraded while purchases fail).
 fn measure<B>(response: &ServiceResponse<B>, method: &Method, started: std::time::Instant) {
     let route = response.request().match_pattern();
     let route = route.as_deref().unwrap_or("unmatched");
@@ -244,7 +244,7 @@ fn is_error_without_json<B>(response: &HttpResponse<B>) -> bool {
     (status.is_client_error() || status.is_server_error()) && !json
 }
 
-/// The SPEC's JSON error for a response some other layer produced, keeping its status, its
+/// The API's JSON error for a response some other layer produced, keeping its status, its
 /// `Allow` header and its `Retry-After`.
 fn json_error_response<B>(original: &HttpResponse<B>) -> HttpResponse {
     let allow = original.headers().get(header::ALLOW).cloned();

@@ -1,4 +1,4 @@
-//! The vocabulary of answers: every `code` a client can read (SPEC §3) with its HTTP status and
+//! The vocabulary of answers: every `code` a client can read (README, Errors) with its HTTP status and
 //! message, and the purchase script's answer parsed into a typed [`PurchaseOutcome`].
 //!
 //! A code is spelled once in Rust (here) and once in Lua (`lua/purchase.lua`); a new outcome is

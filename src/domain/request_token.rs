@@ -1,4 +1,4 @@
-//! `RequestToken`: identifies one purchase request across its retries (SPEC invariant 6).
+//! `RequestToken`: identifies one purchase request across its retries (README, How a purchase stays atomic: retry safety).
 //!
 //! The token is stored with the buyer record. When the same request runs again — fred re-sends
 //! an in-flight EVALSHA after a reconnect, or a client retries with its `Idempotency-Key` — the

@@ -10,7 +10,7 @@ pub struct SaleSnapshot {
     pub remaining_stock: i64,
     pub start_ms: i64,
     pub end_ms: i64,
-    /// Redis `TIME` when the snapshot was read (SPEC invariant 7: one clock).
+    /// Redis `TIME` when the snapshot was read (README, How a purchase stays atomic: one clock).
     pub redis_now_ms: i64,
 }
 

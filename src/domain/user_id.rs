@@ -1,4 +1,4 @@
-//! `UserId`: 1–128 characters from `A–Z a–z 0–9 . _ - @ + :` (SPEC §3), so emails fit.
+//! `UserId`: 1–128 characters from `A–Z a–z 0–9 . _ - @ + :` (README, API), so emails fit.
 
 use serde::Deserialize;
 use std::fmt;

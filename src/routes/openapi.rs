@@ -21,7 +21,6 @@ use utoipa::{
     openapi::{
         path::{Parameter, ParameterIn},
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-        RefOr,
     },
     Modify, OpenApi,
 };
@@ -128,7 +127,7 @@ fn operations(
 }
 
 /// The document for this instance: with token verification off, `userId` is required.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", operation_id = "document_path",
     responses((status = 200, description = "This document", body = serde_json::Value)))]
 pub async fn document(state: web::Data<AppState>) -> HttpResponse {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
@@ -139,6 +138,3 @@ pub async fn document(state: web::Data<AppState>) -> HttpResponse {
     }
     HttpResponse::Ok().json(doc)
 }
-
-#[allow(dead_code)]
-fn _unused(_: RefOr<()>) {}

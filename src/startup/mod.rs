@@ -80,9 +80,6 @@ impl Application {
         // workers open their own connections (REDIS_POOL_SIZE) on their own threads.
         let control = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN);
         redis::wait_for_redis(&control, &url, settings.redis.startup_timeout).await?;
-        redis::migrate(&control, &settings.sale_id)
-            .await
-            .map_err(redis_error)?;
         let seed = match (&settings.sale_seed, &local_redis) {
             (Some(seed), _) => Some(seed.clone()),
             (None, Some(_)) => SaleSeed::demo(Utc::now()),
@@ -98,6 +95,11 @@ impl Application {
             .await
             .map_err(redis_error)?;
         }
+        // After the seed, so a first start records the layout with its first sale, and a
+        // restart finds Redis as it left it.
+        redis::migrate(&control, &settings.sale_id)
+            .await
+            .map_err(redis_error)?;
 
         let redis_health = RedisHealth::default();
         let mut background = vec![redis_health.spawn_check(control, settings.redis.health_check)];

@@ -1,4 +1,4 @@
-//! Key names of one sale (SPEC §2). Every key carries the sale id as its hash tag, so all of a
+//! Key names of one sale (README, How a purchase stays atomic: the key table). Every key carries the sale id as its hash tag, so all of a
 //! sale's keys live in one Redis Cluster slot and one script may touch them all.
 
 use crate::domain::SaleId;

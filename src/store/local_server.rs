@@ -1,4 +1,4 @@
-//! A private `redis-server` child on a loopback port: the embedded default of SPEC §4, and the
+//! A private `redis-server` child on a loopback port: the embedded default (README, Local mode), and the
 //! Redis that the test suite starts for each test.
 
 use std::{

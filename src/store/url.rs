@@ -67,7 +67,7 @@ impl fmt::Debug for RedisUrl {
     }
 }
 
-/// fred reads extra cluster nodes from `?node=` query parameters; SPEC §4 lists them
+/// fred reads extra cluster nodes from `?node=` query parameters; README, Configuration, lists them
 /// comma-separated (`redis-cluster://a:7000,b:7001`), so the list is rewritten into that form.
 fn fred_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -482,3 +482,83 @@ async fn stats_count_the_buyer_records_so_a_stray_record_is_inconsistent() {
         (&json!(3), &json!(4), &json!(false))
     );
 }
+
+#[tokio::test]
+async fn closing_ends_the_sale_at_redis_now_and_never_moves_its_start() {
+    // Arrange: one sale that started a minute ago, one that starts tomorrow.
+    let redis = TestRedis::start().await;
+    let app = admin_app(&redis).await;
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let upcoming = json!({
+        "productName": "Later", "totalStock": 5,
+        "startTime": tomorrow.to_rfc3339(),
+        "endTime": (tomorrow + chrono::Duration::hours(1)).to_rfc3339(),
+    });
+    app.admin(Method::PUT, "/sales/later", Some(upcoming)).await;
+    let started = redis.config("default").await;
+    let later = redis.config("later").await;
+    let before_ms = redis.now_ms().await;
+
+    // Act: both closed with an end long past.
+    let past = Some(json!({"endTime": "2020-01-01T00:00:00Z"}));
+    let closed = app
+        .admin(Method::PATCH, "/sales/default", past.clone())
+        .await;
+    let refused = app.admin(Method::PATCH, "/sales/later", past).await;
+
+    // Assert: the running sale ends now (not in 2020), its start as it was; the one that has
+    // not started is refused with nothing written.
+    assert_eq!(closed.status, 200, "{:?}", closed.body);
+    let after = redis.config("default").await;
+    assert_eq!(
+        after["startMs"], started["startMs"],
+        "the start never moves"
+    );
+    let end_ms: i64 = after["endMs"].parse().unwrap();
+    assert!(
+        (before_ms..=redis.now_ms().await).contains(&end_ms),
+        "closed at Redis's now: {end_ms}"
+    );
+    refused.assert_error(400, "INVALID_REQUEST");
+    assert!(refused.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("has not started"));
+    assert_eq!(redis.config("later").await, later, "nothing written");
+}
+
+#[tokio::test]
+async fn an_order_entry_this_build_never_wrote_is_an_error_logged_and_counted_not_a_row_of_zeros() {
+    // Arrange: one real buyer, then an entry with a non-numeric order number written by hand.
+    let redis = TestRedis::start().await;
+    let app = admin_app(&redis).await;
+    app.purchase("real").await;
+    let _: String = redis
+        .client
+        .xadd(
+            keys("default").orders(),
+            false,
+            None,
+            "*",
+            vec![
+                ("saleId", "default"),
+                ("userId", "forged"),
+                ("orderNumber", "two"),
+                ("purchaseTime", "0"),
+                ("requestId", "x"),
+            ],
+        )
+        .await
+        .unwrap();
+
+    // Act
+    let page = app.admin(Method::GET, "/sales/default/buyers", None).await;
+
+    // Assert
+    page.assert_error(500, "INTERNAL_ERROR");
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains(r#"flashsale_redis_bad_data_total{record="order"} 1"#),
+        "{metrics}"
+    );
+}

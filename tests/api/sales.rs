@@ -1,6 +1,6 @@
 //! Many sales at once: `/api/sales/{saleId}/…` for any sale, `/api/sale/…` for `SALE_ID`.
 
-use crate::helpers::{spawn_app_with, TestRedis};
+use crate::helpers::{spawn_app, spawn_app_with, TestRedis};
 use flashsale::{domain::SaleId, status_cache::StatusCache};
 use fred::prelude::*;
 use std::time::Duration;
@@ -106,7 +106,7 @@ async fn the_status_cache_stays_bounded_under_random_sale_ids() {
     }
 
     // Assert
-    let len = cache.len().await;
+    let len = cache.entry_count().await;
     assert!(len <= 100, "{len} entries");
 }
 
@@ -238,4 +238,49 @@ async fn buyers_are_kept_in_small_buckets_that_redis_stores_as_listpacks() {
         assert!((40..=128).contains(&size), "bucket {n} holds {size}");
         assert_eq!(encoding, "listpack", "bucket {n}");
     }
+}
+
+#[tokio::test]
+async fn a_redis_at_this_layout_is_not_scanned_again_at_start_up() {
+    // Arrange: a first start records the layout with its sale.
+    let redis = TestRedis::start().await;
+    let first = spawn_app(&redis).await;
+    first.stop().await;
+    let layout: Option<i64> = redis.client.get("flashsale:layout").await.unwrap();
+    assert_eq!(layout, Some(2));
+    // A sale in the earlier layout appears afterwards (as only an earlier build could write).
+    let keys = crate::helpers::keys("late");
+    let now_ms = redis.now_ms().await;
+    let _: () = redis
+        .client
+        .hset(
+            keys.config(),
+            [
+                ("productName", "Late".to_owned()),
+                ("totalStock", "3".to_owned()),
+                ("startMs", (now_ms - 60_000).to_string()),
+                ("endMs", (now_ms + 3_600_000).to_string()),
+                ("createdMs", now_ms.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
+    let _: () = redis
+        .client
+        .set(keys.legacy_stock(), 3, None, None, false)
+        .await
+        .unwrap();
+    let _: () = redis
+        .client
+        .zadd("flashsale:sales", None, None, false, false, (1.0, "late"))
+        .await
+        .unwrap();
+
+    // Act
+    let _again = spawn_app(&redis).await;
+
+    // Assert: the layout version says there is nothing to move, so nothing is.
+    let left: i64 = redis.client.exists(keys.legacy_stock()).await.unwrap();
+    assert_eq!(left, 1, "the scan did not run");
+    assert!(!redis.config("late").await.contains_key("buyerBuckets"));
 }

@@ -1,0 +1,226 @@
+//! The configuration read from variables: defaults, every invalid value, each subsystem's rules.
+
+use super::*;
+use chrono::Duration as ChronoDuration;
+
+fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    Settings::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+#[test]
+fn the_variable_list_is_the_struct_read() {
+    let names = variables();
+    for name in [
+        "HOST",
+        "REDIS_URL",
+        "SALE_TOTAL_STOCK",
+        "LOG_FORMAT",
+        "RUST_LOG",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
+    }
+    assert_eq!(names.len(), 42, "{names:?}");
+}
+
+#[test]
+fn webhooks_need_a_url_a_long_secret_and_a_claim_longer_than_two_timeouts() {
+    let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
+    let url = ("ORDER_WEBHOOK_URL", "https://shop.example.com/hooks/orders");
+    let secret = ("ORDER_WEBHOOK_SECRET", "whsec-0123456789abcdef");
+    let on = settings(&[redis, url, secret]).unwrap().webhook.unwrap();
+    assert_eq!(on.url.as_str(), "https://shop.example.com/hooks/orders");
+    assert_eq!(
+        (on.timeout, on.max_attempts, on.claim_idle, on.concurrency),
+        (Duration::from_secs(5), 10, Duration::from_secs(60), 16)
+    );
+    assert!(
+        !format!("{on:?}").contains("whsec"),
+        "the secret is never shown"
+    );
+    assert!(settings(&[redis]).unwrap().webhook.is_none());
+
+    for (vars, message) in [
+        (vec![url], "ORDER_WEBHOOK_SECRET: must be set"),
+        (
+            vec![secret],
+            "ORDER_WEBHOOK_SECRET: is set but ORDER_WEBHOOK_URL is not",
+        ),
+        (
+            vec![("ORDER_WEBHOOK_URL", "ftp://x"), secret],
+            "ORDER_WEBHOOK_URL: not an http",
+        ),
+        (
+            vec![url, ("ORDER_WEBHOOK_SECRET", "short")],
+            "ORDER_WEBHOOK_SECRET: must be at least 16",
+        ),
+        (
+            vec![
+                url,
+                secret,
+                ("ORDER_WEBHOOK_TIMEOUT_MS", "5000"),
+                ("ORDER_WEBHOOK_CLAIM_IDLE_MS", "9000"),
+            ],
+            "ORDER_WEBHOOK_CLAIM_IDLE_MS: must be 10000 to",
+        ),
+        (
+            vec![url, secret, ("ORDER_WEBHOOK_MAX_ATTEMPTS", "0")],
+            "ORDER_WEBHOOK_MAX_ATTEMPTS: must be 1 to 100",
+        ),
+    ] {
+        let mut vars = vars;
+        vars.push(redis);
+        let err = settings(&vars).unwrap_err().to_string();
+        assert!(err.starts_with(message), "{err}");
+    }
+}
+
+#[test]
+fn defaults_match_the_spec() {
+    let s = settings(&[("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap();
+    assert_eq!(s.port, 8080);
+    assert_eq!(s.host.to_string(), "0.0.0.0");
+    assert_eq!(s.redis.pool_size.get(), 4);
+    assert_eq!(s.redis.timeout, Duration::from_millis(2000));
+    assert_eq!(s.sale_id.as_str(), "default");
+    assert!(s.sale_seed.is_none());
+    let limit = s.ip_rate_limit.unwrap();
+    assert_eq!((limit.per_second.get(), limit.burst.get()), (50, 100));
+    assert_eq!(
+        s.user_attempts,
+        UserAttemptLimit {
+            limit: 10,
+            window_ms: 10_000
+        }
+    );
+    assert_eq!(s.cors, CorsOrigins::None);
+    assert_eq!(s.log_format, LogFormat::Json);
+    assert!(s.client_ip_header.is_none());
+}
+
+#[test]
+fn local_mode_logs_for_people_unless_told_otherwise() {
+    assert!(settings(&[]).unwrap().redis.url.is_none());
+    assert_eq!(settings(&[]).unwrap().log_format, LogFormat::Pretty);
+    assert_eq!(
+        settings(&[("LOG_FORMAT", "json")]).unwrap().log_format,
+        LogFormat::Json
+    );
+}
+
+#[test]
+fn every_invalid_value_names_its_variable() {
+    for (name, value) in [
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("HOST", "not a host"),
+        ("REDIS_URL", "http://localhost"),
+        ("REDIS_URL", "redis://127.0.0.1:abc"),
+        ("REDIS_POOL_SIZE", "0"),
+        ("REDIS_TIMEOUT_MS", "5"),
+        ("SALE_ID", "bad{id}"),
+        ("SALE_TOTAL_STOCK", "-1"),
+        ("SALE_TOTAL_STOCK", "1000000001"),
+        ("RATE_LIMIT_PER_SECOND", "x"),
+        ("USER_ATTEMPT_LIMIT", "1.5"),
+        ("CLIENT_IP_HEADER", "bad header"),
+        ("CORS_ALLOWED_ORIGINS", "shop.example.com"),
+        ("LOG_FORMAT", "xml"),
+        ("ADMIN_TOKEN", "short"),
+        ("AUTH_JWT_SECRET", "short"),
+        ("AUTH_JWT_PUBLIC_KEY", "not a key"),
+        ("AUTH_JWKS_URL", "http://idp.example.com/jwks.json"),
+        ("AUTH_JWT_ISSUER", "https://idp.example.com/"),
+        ("USER_ID_CASE", "upper"),
+    ] {
+        let err = settings(&[(name, value)]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{name}: ")),
+            "{name}={value}: {err}"
+        );
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+}
+
+#[test]
+fn localhost_is_a_host() {
+    let s = settings(&[("HOST", "localhost")]).unwrap();
+    assert!(s.host.is_loopback(), "{}", s.host);
+}
+
+#[test]
+fn sale_seed_defaults_to_one_hour_from_now() {
+    let now = Utc::now();
+    let vars = Vars {
+        sale_total_stock: Some(5),
+        ..Vars::default()
+    };
+    let seed = Settings::validate(vars, now).unwrap().sale_seed.unwrap();
+    assert_eq!(seed.total_stock, 5);
+    assert_eq!(seed.window.start(), now);
+    assert_eq!(seed.window.end(), now + ChronoDuration::hours(1));
+}
+
+#[test]
+fn sale_end_must_follow_start() {
+    let err = settings(&[
+        ("SALE_TOTAL_STOCK", "5"),
+        ("SALE_START", "2030-01-01T10:00:00Z"),
+        ("SALE_END", "2030-01-01T09:00:00Z"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().starts_with("SALE_END"));
+}
+
+#[test]
+fn sale_fields_without_stock_are_refused() {
+    let err = settings(&[("SALE_START", "2030-01-01T10:00:00Z")]).unwrap_err();
+    assert!(err.to_string().starts_with("SALE_START"));
+}
+
+#[test]
+fn secrets_never_show_in_debug() {
+    let s = settings(&[
+        ("REDIS_URL", "redis://:hunter2@localhost:6379"),
+        ("ADMIN_TOKEN", "0123456789abcdef"),
+    ])
+    .unwrap();
+    let debug = format!("{s:?}");
+    assert!(
+        !debug.contains("hunter2") && !debug.contains("0123456789abcdef"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn zero_turns_the_limits_off() {
+    let s = settings(&[("RATE_LIMIT_PER_SECOND", "0"), ("USER_ATTEMPT_LIMIT", "0")]).unwrap();
+    assert!(s.ip_rate_limit.is_none());
+    assert_eq!(s.user_attempts.limit, 0);
+}
+
+#[test]
+fn cors_origins_parse() {
+    assert_eq!(
+        settings(&[("CORS_ALLOWED_ORIGINS", "*")]).unwrap().cors,
+        CorsOrigins::Any
+    );
+    assert_eq!(
+        settings(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://a.example, http://localhost:3000"
+        )])
+        .unwrap()
+        .cors,
+        CorsOrigins::List(vec![
+            "https://a.example".into(),
+            "http://localhost:3000".into()
+        ])
+    );
+}
+
+#[test]
+fn empty_variables_count_as_unset() {
+    let s = settings(&[("REDIS_URL", ""), ("PORT", " ")]).unwrap();
+    assert!(s.redis.url.is_none());
+    assert_eq!(s.port, 8080);
+}
