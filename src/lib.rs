@@ -4,23 +4,29 @@
 //! [`store::Store::purchase`]) that runs atomically inside Redis, so any number of instances
 //! share one source of truth and the stock is never oversold.
 //!
-//! Layout, in the order a request walks through it:
-//! - [`telemetry`]: structured logs (JSON by default) and the request span with its id.
+//! Layout, in the order a request walks through it; every import points down this list
+//! (a module uses only those below it, and only handlers touch `routes::AppState`):
+//! - [`startup`]: `Application::build` wires it all (each worker's state, the route table, the
+//!   background tasks).
+//! - [`telemetry`] and [`request_id`]: structured logs (JSON by default), the request span and
+//!   its id.
 //! - [`middleware`]: per-IP rate limit, CORS, and the envelope that makes every error JSON.
-//! - [`routes`]: HTTP only, one file per resource; handlers call typed [`store::Store`]
-//!   functions with the [`domain::SaleId`] of the request.
-//! - [`domain`]: validated types (`SaleId`, `UserId`, `RequestToken`) and the answer
-//!   vocabulary (`Code`, `PurchaseOutcome`): one name per concept from the Lua reply to the JSON.
-//! - [`auth`]: optional JWT verification (a secret, a public key or a JWKS): who the buyer is.
-//! - [`store`]: the only module that talks to Redis: connections, key names, scripts, the
-//!   embedded `redis-server`.
-//! - [`redis_health`]: why `/health` says degraded (memory, eviction policy, failing purchases).
-//! - [`status_cache`]: the per-sale, bounded, 100 ms status cache.
-//! - [`live`]: one watcher per watched sale, fanning its status out to event streams.
+//! - [`routes`]: HTTP only: the route table, the extractors (sale, `Idempotency-Key`, bearer
+//!   roles), one file per resource, and the OpenAPI document from the handlers' annotations.
 //! - [`webhooks`]: the delivery loop that POSTs every order, signed, to `ORDER_WEBHOOK_URL`.
+//! - [`live`], [`status_cache`], [`redis_health`]: event streams (one watcher per sale), the
+//!   ≤ 100 ms status cache, and why `/health` says degraded.
+//! - [`config`]: the environment read once and checked per subsystem, into the settings the
+//!   modules above take.
+//! - [`auth`]: optional JWT verification (a secret, a public key or a JWKS): who the buyer is.
 //! - [`error`]: the one error type and the one JSON body, mapped to HTTP in one place.
+//! - [`store`]: the only module that talks to Redis: the pool, one type per script call,
+//!   typed records (nothing above it sees a Redis value), key names, the layout migration, the
+//!   embedded `redis-server`.
+//! - [`domain`]: validated types (`SaleId`, `UserId`, `RequestToken`, `ProductName`,
+//!   `SaleWindow`) and the answer vocabulary (`Code`, `PurchaseOutcome`): one name per concept
+//!   from the Lua reply to the JSON.
 //! - [`metrics`]: Prometheus counters, one function per thing counted.
-//! - [`config`] and [`startup`]: the environment read once; `Application::build` wires it all.
 #![forbid(unsafe_code)]
 
 pub mod auth;

@@ -1,6 +1,6 @@
-//! Configuration: the environment variables (README, Configuration), declared once in [`Vars`]
+//! Configuration: the environment variables (README, Configuration), declared once in `Vars`
 //! with their defaults, read with envy, then checked per subsystem into small validated types:
-//! Redis ([`redis`](self)), the sale, HTTP, identity and tokens, webhooks.
+//! Redis, the sale, HTTP, identity and tokens, webhooks.
 //!
 //! Every failure is one line that names the variable and what is wrong with it.
 
@@ -24,7 +24,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use std::{fmt, net::IpAddr, num::NonZeroU32, ops::RangeInclusive, time::Duration};
 
-/// Every environment variable the service reads : the fields of [`Vars`], upper-cased,
+/// Every environment variable the service reads: the fields of `Vars`, upper-cased,
 /// plus `RUST_LOG`. Deployment files are checked against this list, so a typo there fails a
 /// test instead of a drop.
 pub fn variables() -> Vec<String> {

@@ -24,9 +24,7 @@ const RETRY_MS: u64 = 2_000;
     params(("saleId" = String, Path, description = "1–64 of A–Z a–z 0–9 _ -", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "Server-Sent Events: `status` events", content_type = "text/event-stream", body = String),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 429, description = codes(&[Code::RateLimited]), body = Answer),
         (status = 503, description = codes_and(&[Code::ServiceUnavailable], "every stream slot is taken, or Redis is away"), body = Answer),
     ))]
 pub async fn events(state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {

@@ -30,15 +30,11 @@ pub struct PurchaseRequest {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = codes(&[Code::Purchased]), body = Answer),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
         (status = 401, description = codes_and(&[Code::Unauthorized], "token verification on"), body = Answer),
         (status = 403, description = codes_and(&[Code::SaleNotStarted, Code::Forbidden], "not started, or a token for another user"), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
         (status = 409, description = codes(&[Code::AlreadyPurchased]), body = Answer),
         (status = 410, description = codes(&[Code::SoldOut, Code::SaleEnded]), body = Answer),
-        (status = 413, description = codes(&[Code::PayloadTooLarge]), body = Answer),
-        (status = 415, description = codes(&[Code::UnsupportedMediaType]), body = Answer),
-        (status = 429, description = codes(&[Code::RateLimited]), body = Answer, headers(("Retry-After" = u64))),
         (status = 503, description = codes_and(&[Code::ServiceUnavailable], "retry with the same Idempotency-Key"), body = Answer, headers(("Retry-After" = u64))),
     ))]
 pub async fn purchase(

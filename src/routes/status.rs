@@ -44,10 +44,7 @@ impl<'a> StatusBody<'a> {
     responses(
         (status = 200, description = "The sale now", body = StatusBody,
             headers(("Cache-Control" = String), ("X-Request-Id" = String))),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 429, description = codes(&[Code::RateLimited]), body = Answer, headers(("Retry-After" = u64))),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer, headers(("Retry-After" = u64))),
     ))]
 pub async fn status(state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {
     let cached = state.status_cache.get(&state.store, &sale).await?;

@@ -1,6 +1,10 @@
 //! `GET …/user/{userId}`: whether a user holds a unit, and since when.
 
-use super::{extract::path_segment, openapi::codes, AppState};
+use super::{
+    extract::path_segment,
+    openapi::{codes, codes_and},
+    AppState,
+};
 use crate::{
     domain::{rfc3339_ms, Code, SaleId, UserId},
     error::{Answer, ApiError, Result},
@@ -25,12 +29,9 @@ pub struct UserBody {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The user's unit, if any", body = UserBody),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
-        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
+        (status = 401, description = codes_and(&[Code::Unauthorized], "token verification on"), body = Answer),
         (status = 403, description = codes(&[Code::Forbidden]), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 429, description = codes(&[Code::RateLimited]), body = Answer),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
     ))]
 pub async fn user(
     state: web::Data<AppState>,

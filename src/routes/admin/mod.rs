@@ -1,5 +1,5 @@
 //! `/api/admin`: set up, change, restock, watch, export and delete sales. Mounted only when
-//! `ADMIN_TOKEN` is set; every route takes the [`Admin`] extractor first, so a request without
+//! `ADMIN_TOKEN` is set; every route takes the `Admin` extractor first, so a request without
 //! the token is refused before its body is read.
 //!
 //! One file per resource: [`sales`] (a sale's config and stock), [`orders`] (its buyers and the

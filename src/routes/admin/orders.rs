@@ -87,10 +87,7 @@ pub struct BuyerPage {
     ),
     responses(
         (status = 200, description = "A page of buyers, or every buyer as CSV with Accept: text/csv", body = BuyerPage),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
-        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
     ))]
 pub async fn buyers(
     _: Admin,
@@ -247,10 +244,7 @@ pub struct Redriven {
     ),
     responses(
         (status = 200, description = "Orders whose webhook failed every attempt", body = DeadOrderPage),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
-        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
     ))]
 pub async fn dead_orders(
     _: Admin,
@@ -281,10 +275,7 @@ pub async fn dead_orders(
     ),
     responses(
         (status = 200, description = "Dead orders queued for delivery again", body = Redriven),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
-        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
     ))]
 pub async fn redrive(
     _: Admin,

@@ -164,12 +164,7 @@ const NOT_AFTER_START: &str = "endTime must be after startTime.";
     responses(
         (status = 200, description = "Identical, or replaced", body = SaleView),
         (status = 201, description = "Created", body = SaleView),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
-        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
         (status = 409, description = codes(&[Code::SaleHasBuyers]), body = Answer),
-        (status = 413, description = codes(&[Code::PayloadTooLarge]), body = Answer),
-        (status = 415, description = codes(&[Code::UnsupportedMediaType]), body = Answer),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
     ))]
 pub async fn put(
     _: Admin,
@@ -202,12 +197,7 @@ pub async fn put(
     request_body = PatchBody,
     responses(
         (status = 200, description = "Changed", body = SaleView),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
-        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 413, description = codes(&[Code::PayloadTooLarge]), body = Answer),
-        (status = 415, description = codes(&[Code::UnsupportedMediaType]), body = Answer),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
     ))]
 pub async fn patch(
     _: Admin,
@@ -245,12 +235,7 @@ pub async fn patch(
     request_body = RestockBody,
     responses(
         (status = 200, description = "The totals after the restock", body = RestockAnswer),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
-        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 413, description = codes(&[Code::PayloadTooLarge]), body = Answer),
-        (status = 415, description = codes(&[Code::UnsupportedMediaType]), body = Answer),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
     ))]
 pub async fn restock(
     _: Admin,
@@ -276,10 +261,7 @@ pub async fn restock(
     params(("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "Config and counters", body = SaleView),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
-        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
     ))]
 pub async fn get(_: Admin, state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {
     let view = SaleView::new(&sale, stats_or_404(&state, &sale).await?);
@@ -290,10 +272,7 @@ pub async fn get(_: Admin, state: web::Data<AppState>, sale: SaleId) -> Result<H
     params(("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 204, description = "Every key of the sale removed"),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
-        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
     ))]
 pub async fn delete(_: Admin, state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {
     if state.store.delete_sale(&sale).await? {
@@ -310,9 +289,6 @@ pub async fn delete(_: Admin, state: web::Data<AppState>, sale: SaleId) -> Resul
     ),
     responses(
         (status = 200, description = "The sales that exist, oldest first", body = SaleList),
-        (status = 400, description = codes(&[Code::InvalidRequest]), body = Answer),
-        (status = 401, description = codes(&[Code::Unauthorized]), body = Answer),
-        (status = 503, description = codes(&[Code::ServiceUnavailable]), body = Answer),
     ))]
 pub async fn list(
     _: Admin,

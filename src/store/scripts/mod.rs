@@ -1,5 +1,5 @@
 //! The Lua scripts, embedded in the binary, loaded at start-up and called by SHA, and one small
-//! type per script call ([`ScriptCall`]) that owns the script's KEYS and ARGV order and parses
+//! type per script call (`ScriptCall`) that owns the script's KEYS and ARGV order and parses
 //! its reply, as mini-redis has one type per command.
 //!
 //! Each script is `lua/prelude.lua` (the helpers every script shares) followed by its own file,
