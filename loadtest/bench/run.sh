@@ -35,8 +35,9 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# shellcheck source=loadtest/bench/lib.sh
+. loadtest/bench/lib.sh
 
-log() { printf '== %s\n' "$*" >&2; }
 
 # ---- tools ---------------------------------------------------------------------------------
 scripts/install-deps.sh
@@ -53,15 +54,6 @@ cargo build --release --quiet --bin flashsale
 (cd loadtest/goose && cargo build --release --quiet --bins)
 
 # ---- helpers -------------------------------------------------------------------------------
-rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
-json_field() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; }
-wait_ready() {
-  for _ in $(seq 1 200); do
-    curl -fs "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "service on :$1 did not become ready" >&2; return 1
-}
 rss_kb() { # the process and its children (the Node peer is a cluster of processes)
   local total=0 pid
   for pid in "$1" $(pgrep -P "$1" || true); do
@@ -101,24 +93,12 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
   --maxmemory-policy noeviction --loglevel warning >"$WORK/redis.log" 2>&1 &
 REDIS_PID=$!; PIDS+=("$REDIS_PID")
 for _ in $(seq 1 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.05; done
-# Scripts run as the service sends them: the shared prelude, a newline, then the script.
-lua_script() { printf '%s\n%s' "$(cat lua/prelude.lua)" "$(cat "lua/$1")"; }
 PURCHASE_SHA=$(rcli script load "$(lua_script purchase.lua)")
 NOW_MS=$(($(date +%s) * 1000))
 # Enough for any round here (~30,000 purchases/s for 12 s), and no more: flashsale sizes its
 # buyer buckets to the stock (about 100 buyers each once sold out).
 BIG_STOCK=${BIG_STOCK:-2000000}
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-cpu_ticks() { # utime + stime of a process and its children, in clock ticks
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # One measurement of a target: sets RPS P50 P99 CPU_US (CPU per purchase, all its processes)
 # REDIS_US (Redis CPU per purchase) RSS_BEFORE RSS_AFTER MEM_PER_BUYER SOCKET_ERRORS NON_2XX.

@@ -15,8 +15,8 @@ pub use self::webhook::WebhookSettings;
 
 use crate::{
     auth::AuthSettings,
-    domain::{SaleId, UserIdCase},
-    store::{RedisSettings, ReplicaWait, SaleSeed, UserAttemptLimit},
+    domain::{SaleId, SaleSeed, UserIdCase},
+    store::{RedisSettings, ReplicaWait, UserAttemptLimit},
 };
 use actix_web::http::header::HeaderName;
 use chrono::{DateTime, Utc};

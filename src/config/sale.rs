@@ -3,8 +3,8 @@
 
 use super::{within, ConfigError, Vars};
 use crate::{
-    domain::{ProductName, SaleId, SaleWindow, MAX_TOTAL_STOCK},
-    store::{SaleSeed, UserAttemptLimit},
+    domain::{ProductName, SaleId, SaleSeed, SaleWindow, MAX_TOTAL_STOCK},
+    store::UserAttemptLimit,
 };
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 

@@ -8,7 +8,9 @@ mod user_id;
 
 pub use outcome::{Code, Purchase, PurchaseOutcome, PurchaseReply};
 pub use request_token::RequestToken;
-pub use sale::{ProductName, SaleSnapshot, SaleStatus, SaleWindow, UserRecord, MAX_TOTAL_STOCK};
+pub use sale::{
+    ProductName, SaleSeed, SaleSnapshot, SaleStatus, SaleWindow, UserRecord, MAX_TOTAL_STOCK,
+};
 pub use sale_id::{DefaultSale, SaleId};
 pub use user_id::{UserId, UserIdCase};
 

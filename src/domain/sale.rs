@@ -106,6 +106,25 @@ impl SaleWindow {
     }
 }
 
+/// What a new sale holds: name, stock and window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleSeed {
+    pub product_name: ProductName,
+    pub total_stock: u64,
+    pub window: SaleWindow,
+}
+
+impl SaleSeed {
+    /// The sale of local mode: 100 units, starting now, ending in one hour.
+    pub fn demo(now: chrono::DateTime<chrono::Utc>) -> Option<Self> {
+        Some(Self {
+            product_name: ProductName::parse("Demo product").ok()?,
+            total_stock: 100,
+            window: SaleWindow::new(now, now + chrono::Duration::hours(1))?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,12 +14,13 @@ pub use server::SHUTDOWN_GRACE;
 use crate::{
     auth::{AuthError, Verifier},
     config::Settings,
+    domain::SaleSeed,
     live::Live,
     middleware,
     redis_health::RedisHealth,
     store::{
         local_server::{LocalRedisServer, LocalServerError},
-        RedisUrl, SaleSeed, Store, StoreError,
+        RedisUrl, Store, StoreError,
     },
 };
 use chrono::Utc;

@@ -3,8 +3,8 @@
 
 use super::StartupError;
 use crate::{
-    domain::{rfc3339_ms, SaleId},
-    store::{admin::SaleStats, RedisUrl, SaleSeed, Store, StoreError},
+    domain::{rfc3339_ms, SaleId, SaleSeed},
+    store::{admin::SaleStats, RedisUrl, Store, StoreError},
 };
 use std::time::{Duration, Instant};
 

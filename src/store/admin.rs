@@ -6,59 +6,19 @@ use super::{
     keys::SaleKeys,
     records::OrderEntry,
     scripts::{CreateSale, DeleteSale, PatchSale, PutSale, Restock, SaleStatsRead},
-    SaleSeed, Store, StoreError,
+    Store, StoreError,
 };
-use crate::domain::SaleId;
+use crate::domain::{SaleId, SaleSeed};
 use fred::{
     prelude::*,
     types::{sorted_sets::Ordering, SetOptions},
 };
 use std::collections::HashMap;
 
+pub use super::scripts::{PatchOutcome, PutOutcome, Restocked, SaleStats};
+
 /// The sorted set of every sale id, scored by creation time (Unix ms).
 pub const SALES_INDEX: &str = "flashsale:sales";
-
-/// What `PUT` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutOutcome {
-    Created,
-    /// The sale exists with exactly these values: nothing changed.
-    Same,
-    /// The sale has buyers and `force` was not given: nothing changed.
-    HasBuyers,
-    /// Replaced: stock, buyers, orders and attempt counters reset.
-    Replaced,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchOutcome {
-    NotFound,
-    /// The end would not follow the start: nothing changed.
-    BadWindow,
-    Done,
-}
-
-/// The totals after a restock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Restocked {
-    pub total_stock: i64,
-    pub remaining_stock: i64,
-}
-
-/// A sale's config and counters, read at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaleStats {
-    pub product_name: String,
-    pub total_stock: i64,
-    pub start_ms: i64,
-    pub end_ms: i64,
-    pub created_ms: i64,
-    pub remaining: i64,
-    pub buyers: i64,
-    pub orders: i64,
-    pub refused: i64,
-    pub redis_now_ms: i64,
-}
 
 /// What `PATCH` changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

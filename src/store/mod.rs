@@ -12,68 +12,21 @@ mod migrate;
 mod purchase;
 mod records;
 pub mod scripts;
+mod settings;
 pub mod url;
 pub mod webhooks;
 
 pub use error::StoreError;
 pub use records::{DeadOrder, OrderEntry, PendingOrder, Source};
+pub use settings::{RedisSettings, ReplicaWait, UserAttemptLimit};
 pub use url::RedisUrl;
 
-use crate::domain::{ProductName, SaleId, SaleSnapshot, SaleWindow, UserId, UserRecord};
+use crate::domain::{SaleId, SaleSnapshot, UserId, UserRecord};
 use fred::{bytes_utils::Str, prelude::*, types::InfoKind};
 use futures_util::FutureExt;
 use keys::SaleKeys;
 use scripts::{ScriptCall, Scripts, Status, User};
 use std::{future::Future, num::NonZeroUsize, time::Duration};
-
-/// How the store connects (`REDIS_URL`, `REDIS_TIMEOUT_MS`).
-#[derive(Debug, Clone)]
-pub struct RedisSettings {
-    /// `None`: start an embedded local `redis-server` (README, Quick start).
-    pub url: Option<RedisUrl>,
-    /// `REDIS_POOL_SIZE`: connections of the whole instance, shared out among its HTTP workers.
-    pub pool_size: NonZeroUsize,
-    pub timeout: Duration,
-    /// `REDIS_STARTUP_TIMEOUT_MS`: how long start-up keeps trying to reach Redis.
-    pub startup_timeout: Duration,
-    /// `REDIS_HEALTH_CHECK_MS`: how often memory and eviction policy are checked.
-    pub health_check: Duration,
-}
-
-/// Purchase attempts per user per window, enforced inside the purchase script.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserAttemptLimit {
-    /// 0 = off.
-    pub limit: u32,
-    pub window_ms: u64,
-}
-
-/// `PURCHASE_WAIT_REPLICAS`: a purchase is answered `PURCHASED` only once this many replicas
-/// have its write (Redis `WAIT`), else 503 and the buyer's retry settles it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplicaWait {
-    pub replicas: u32,
-    pub timeout_ms: u64,
-}
-
-/// What a new sale holds: name, stock and window.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaleSeed {
-    pub product_name: ProductName,
-    pub total_stock: u64,
-    pub window: SaleWindow,
-}
-
-impl SaleSeed {
-    /// The sale of local mode: 100 units, starting now, ending in one hour.
-    pub fn demo(now: chrono::DateTime<chrono::Utc>) -> Option<Self> {
-        Some(Self {
-            product_name: ProductName::parse("Demo product").ok()?,
-            total_stock: 100,
-            window: SaleWindow::new(now, now + chrono::Duration::hours(1))?,
-        })
-    }
-}
 
 /// Redis's memory as `INFO memory` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

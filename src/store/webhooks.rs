@@ -10,38 +10,8 @@ use super::{
     Store, StoreError,
 };
 use crate::domain::SaleId;
-use std::time::Duration;
 
-/// The consumer group every instance's delivery loop joins, on every sale's order streams.
-pub const WEBHOOK_GROUP: &str = "flashsale-webhooks";
-
-/// What recording a failed attempt did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailedAttempt {
-    /// Counted; this many attempts have failed. Retry after a back-off.
-    Counted(u32),
-    /// That was the last attempt: the order is in the dead-letter stream now.
-    Dead,
-    /// This consumer no longer holds the entry (claimed by another instance, or acknowledged).
-    Lost,
-}
-
-/// One batch taken by the delivery loop.
-#[derive(Debug, Default)]
-pub struct Taken {
-    /// Where the next claim scan of the order stream starts.
-    pub claim_cursor: String,
-    pub orders: Vec<PendingOrder>,
-}
-
-/// How far one sale's delivery is behind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Backlog {
-    /// Orders not yet delivered (pending or not read yet).
-    pub undelivered: u64,
-    /// The age of the oldest of them.
-    pub oldest_age: Duration,
-}
+pub use super::scripts::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 
 impl Store {
     /// Up to `count` orders of `sale` for `consumer` to deliver: first those pending longer than

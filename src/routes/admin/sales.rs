@@ -3,17 +3,16 @@
 
 use super::{page_limit, stats_or_404};
 use crate::{
-    domain::{rfc3339_ms, Code, ProductName, SaleId, SaleSnapshot, SaleWindow, MAX_TOTAL_STOCK},
+    domain::{
+        rfc3339_ms, Code, ProductName, SaleId, SaleSeed, SaleSnapshot, SaleWindow, MAX_TOTAL_STOCK,
+    },
     error::{Answer, ApiError, Result},
     routes::{
         extract::{Admin, IdempotencyKey},
         openapi::codes,
         AppState,
     },
-    store::{
-        admin::{PatchOutcome, PutOutcome, SalePatch, SaleStats},
-        SaleSeed,
-    },
+    store::admin::{PatchOutcome, PutOutcome, SalePatch, SaleStats},
 };
 use actix_web::{http::StatusCode, web, HttpResponse};
 use chrono::{DateTime, Utc};

@@ -1,13 +1,53 @@
 //! The operator's scripts: create, put, patch, restock, read, delete and upgrade a sale.
 
 use super::{flag, int, LuaScript, Reply, ScriptCall, Scripts};
-use crate::store::{
-    admin::{PatchOutcome, PutOutcome, Restocked, SaleStats},
-    error::StoreError,
-    keys::SaleKeys,
-    SaleSeed,
+use crate::{
+    domain::SaleSeed,
+    store::{error::StoreError, keys::SaleKeys},
 };
 use fred::{prelude::*, types::MultipleKeys};
+
+/// What `PUT` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    /// The sale exists with exactly these values: nothing changed.
+    Same,
+    /// The sale has buyers and `force` was not given: nothing changed.
+    HasBuyers,
+    /// Replaced: stock, buyers, orders and attempt counters reset.
+    Replaced,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchOutcome {
+    NotFound,
+    /// The end would not follow the start: nothing changed.
+    BadWindow,
+    Done,
+}
+
+/// The totals after a restock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restocked {
+    pub total_stock: i64,
+    pub remaining_stock: i64,
+}
+
+/// A sale's config and counters, read at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleStats {
+    pub product_name: String,
+    pub total_stock: i64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub created_ms: i64,
+    pub remaining: i64,
+    pub buyers: i64,
+    pub orders: i64,
+    pub refused: i64,
+    pub redis_now_ms: i64,
+}
 
 /// The arguments a sale's seed gives a script: productName, totalStock, startMs, endMs.
 fn seed_args(seed: &SaleSeed) -> Vec<Value> {

@@ -13,7 +13,9 @@ mod webhook;
 pub(super) use admin::{
     CreateSale, DeleteSale, PatchSale, PutSale, Restock, SaleStatsRead, UpgradeSale,
 };
+pub use admin::{PatchOutcome, PutOutcome, Restocked, SaleStats};
 pub(super) use sale::{Purchase, Status, User};
+pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
 
 use super::error::StoreError;

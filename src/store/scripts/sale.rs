@@ -3,7 +3,7 @@
 use super::{int, LuaScript, Reply, ScriptCall, Scripts};
 use crate::{
     domain::{Purchase as Unit, PurchaseOutcome, SaleSnapshot, UserRecord},
-    store::{error::StoreError, keys::SaleKeys, UserAttemptLimit},
+    store::{error::StoreError, keys::SaleKeys, settings::UserAttemptLimit},
 };
 use fred::{bytes_utils::Str, prelude::*, types::MultipleKeys};
 

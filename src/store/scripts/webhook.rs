@@ -5,10 +5,40 @@ use crate::store::{
     error::StoreError,
     keys::SaleKeys,
     records::{OrderEntry, PendingOrder, Source},
-    webhooks::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP},
 };
 use fred::{prelude::*, types::MultipleKeys};
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
+
+/// The consumer group every instance's delivery loop joins, on every sale's order streams.
+pub const WEBHOOK_GROUP: &str = "flashsale-webhooks";
+
+/// What recording a failed attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedAttempt {
+    /// Counted; this many attempts have failed. Retry after a back-off.
+    Counted(u32),
+    /// That was the last attempt: the order is in the dead-letter stream now.
+    Dead,
+    /// This consumer no longer holds the entry (claimed by another instance, or acknowledged).
+    Lost,
+}
+
+/// One batch taken by the delivery loop.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// Where the next claim scan of the order stream starts.
+    pub claim_cursor: String,
+    pub orders: Vec<PendingOrder>,
+}
+
+/// How far one sale's delivery is behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Orders not yet delivered (pending or not read yet).
+    pub undelivered: u64,
+    /// The age of the oldest of them.
+    pub oldest_age: Duration,
+}
 
 /// The stream key an order to deliver lives in.
 fn stream_key(keys: &SaleKeys, order: &PendingOrder) -> fred::types::Key {
@@ -227,7 +257,7 @@ impl ScriptCall for WebhookBacklog {
         let (undelivered, oldest_ms) = (reply.int()?, reply.int()?);
         Ok(Backlog {
             undelivered: undelivered.max(0) as u64,
-            oldest_age: std::time::Duration::from_millis(oldest_ms.max(0) as u64),
+            oldest_age: Duration::from_millis(oldest_ms.max(0) as u64),
         })
     }
 }

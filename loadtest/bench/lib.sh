@@ -1,0 +1,23 @@
+# Helpers the bench scripts share (sourced, not run): REDIS_PORT must be set first.
+log() { printf '== %s\n' "$*" >&2; }
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+json_field() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; }
+wait_ready() { # port
+  for _ in $(seq 1 200); do
+    curl -fs "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "service on :$1 did not become ready" >&2; return 1
+}
+# Scripts run as the service sends them: the shared prelude, a newline, then the script.
+lua_script() { printf '%s\n%s' "$(cat lua/prelude.lua)" "$(cat "lua/$1")"; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+cpu_ticks() { # utime + stime of a process and its children, in clock ticks
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
