@@ -1,4 +1,4 @@
--- prelude.lua: joined in front of every script at build time (src/store/scripts.rs), so each
+-- prelude.lua: joined in front of every script at build time (src/store/scripts/mod.rs), so each
 -- rule below has one definition that all scripts share.
 
 -- Redis's clock in Unix milliseconds: the one clock of the service (README, How a purchase stays atomic, step 3).
