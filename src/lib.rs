@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -14,8 +14,29 @@ use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::{cell::RefCell, collections::HashMap, sync::OnceLock, time::Duration};
 
-/// Series by route pattern, then by method and status.
-type RequestSeries = HashMap<String, HashMap<(Method, u16), (Counter, Histogram)>>;
+/// Series by route pattern, then by method label and status.
+type RequestSeries = HashMap<String, HashMap<(&'static str, u16), (Counter, Histogram)>>;
+
+/// A method as a label: the standard ones by name, any other token (a client may send any
+/// token up to the head limit) as `OTHER`, so clients cannot grow the series, the per-thread
+/// cache or a log line.
+pub fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("OTHER", |known| known.as_str())
+}
 
 thread_local! {
     static REQUESTS: RefCell<RequestSeries> = RefCell::new(HashMap::new());
@@ -57,12 +78,12 @@ pub fn http_request(route: &str, method: &Method, status: u16, took: Duration) {
             return;
         };
         let (count, time) = by_method
-            .entry((method.clone(), status))
+            .entry((method_label(method), status))
             .or_insert_with(|| {
                 (
                     metrics::counter!(
                         "flashsale_http_requests_total",
-                        "route" => route.to_owned(), "method" => method.to_string(),
+                        "route" => route.to_owned(), "method" => method_label(method),
                         "status" => status.to_string()
                     ),
                     metrics::histogram!(

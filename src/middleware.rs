@@ -2,6 +2,7 @@
 //! echoes the request id.
 
 use crate::{
+    client_ip::ClientIp,
     config::{CorsOrigins, IpRateLimit},
     error::ApiError,
     redis_health::RedisHealth,
@@ -27,54 +28,16 @@ use actix_web::{
     web, Error, HttpMessage, HttpResponse, HttpResponseBuilder, ResponseError,
 };
 use futures_util::{Stream, StreamExt};
-use std::{
-    future::Future,
-    io,
-    net::{IpAddr, Ipv6Addr},
-    pin::Pin,
-    time::Duration,
-};
+use std::{future::Future, io, net::IpAddr, pin::Pin, time::Duration};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Keys the per-IP limit by client address: the `CLIENT_IP_HEADER` header when one is
-/// configured (a proxy such as Fly's sets it), else the TCP peer. X-Forwarded-For is never
-/// trusted by default: any client can send it.
-#[derive(Clone, Debug)]
-pub struct ClientIp {
-    header: Option<HeaderName>,
-}
-
-impl ClientIp {
-    pub fn new(header: Option<HeaderName>) -> Self {
-        Self { header }
-    }
-
-    fn header_ip(&self, req: &ServiceRequest) -> Option<IpAddr> {
-        let value = req.headers().get(self.header.as_ref()?)?.to_str().ok()?;
-        value.split(',').next()?.trim().parse().ok()
-    }
-}
-
-/// One IPv6 host usually owns a whole /64, so the limit counts per /64 rather than per address.
-fn limit_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
-        },
-    }
-}
 
 impl KeyExtractor for ClientIp {
     type Key = IpAddr;
     type KeyExtractionError = SimpleKeyExtractionError<&'static str>;
 
     fn extract(&self, req: &ServiceRequest) -> Result<Self::Key, Self::KeyExtractionError> {
-        self.header_ip(req)
-            .or_else(|| req.peer_addr().map(|addr| addr.ip()))
-            .map(limit_key)
+        self.of(req.headers(), req.peer_addr())
             .ok_or_else(|| SimpleKeyExtractionError::new("could not determine the client address"))
     }
 
@@ -92,14 +55,11 @@ impl KeyExtractor for ClientIp {
 pub type IpGovernorConfig = GovernorConfig<ClientIp, NoOpMiddleware<QuantaInstant>>;
 
 /// The governor configuration for `RATE_LIMIT_PER_SECOND` / `RATE_LIMIT_BURST`.
-pub fn ip_rate_limit(
-    limit: IpRateLimit,
-    client_ip_header: Option<HeaderName>,
-) -> Option<IpGovernorConfig> {
+pub fn ip_rate_limit(limit: IpRateLimit, client_ip: ClientIp) -> Option<IpGovernorConfig> {
     GovernorConfigBuilder::default()
         .requests_per_second(u64::from(limit.per_second.get()))
         .burst_size(limit.burst.get())
-        .key_extractor(ClientIp::new(client_ip_header))
+        .key_extractor(client_ip)
         .finish()
 }
 
@@ -255,20 +215,4 @@ fn json_error_response<B>(original: &HttpResponse<B>) -> HttpResponse {
             .insert(header::RETRY_AFTER, value.clone());
     }
     json
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ipv6_clients_are_limited_per_64_block() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(limit_key(a), limit_key(b));
-        assert_ne!(limit_key(a), limit_key(c));
-        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(limit_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
-    }
 }

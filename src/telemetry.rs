@@ -29,6 +29,21 @@ pub fn init(format: LogFormat) {
     };
 }
 
+/// The most of a request's path a log line copies: a client may send kilobytes.
+const LOGGED_PATH_BYTES: usize = 256;
+
+/// `path`, cut to [`LOGGED_PATH_BYTES`] at a character boundary.
+fn bounded(path: &str) -> &str {
+    if path.len() <= LOGGED_PATH_BYTES {
+        return path;
+    }
+    let mut end = LOGGED_PATH_BYTES;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
+}
+
 /// The root span of every request: its id, method and path; when it fails, its sale, code,
 /// status and cause chain.
 ///
@@ -44,8 +59,8 @@ impl RootSpanBuilder for RequestSpan {
         let span = tracing::info_span!(
             "request",
             request_id = %request_id,
-            method = %request.method(),
-            path = request.path(),
+            method = crate::metrics::method_label(request.method()),
+            path = bounded(request.path()),
             sale_id = tracing::field::Empty,
             code = tracing::field::Empty,
             status = tracing::field::Empty,

@@ -176,6 +176,10 @@ fn fly_toml_agrees_with_the_service() {
         !env.contains_key("REDIS_URL") && !env.contains_key("ADMIN_TOKEN"),
         "secrets stay out of fly.toml"
     );
+    assert!(
+        read("fly.toml").contains("METRICS_TOKEN=$(openssl rand -hex 24)"),
+        "the set-up sets a metrics token: /metrics is not public"
+    );
     assert_eq!(service["force_https"].as_bool(), Some(true));
     assert_eq!(service["concurrency"]["type"].as_str(), Some("requests"));
     let checks = service["checks"].as_array().unwrap();
@@ -220,6 +224,11 @@ fn render_yaml_agrees_with_the_service() {
     assert_eq!(from["name"], redis["name"]);
     assert_eq!(from["property"], "connectionString");
     assert_eq!(var("ADMIN_TOKEN")["generateValue"], true);
+    assert_eq!(
+        var("METRICS_TOKEN")["generateValue"],
+        true,
+        "/metrics is not public"
+    );
     assert_eq!(
         var("PORT")["value"].as_str(),
         Some(dockerfile_env()["PORT"].as_str())

@@ -24,7 +24,7 @@ fn valid_user_id(text: &str) -> bool {
     (1..=128).contains(&text.len())
         && text
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_@+:".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || ".-_@+:|".contains(c))
 }
 
 /// SPEC: 1–64 of `A–Z a–z 0–9 _ -`.
@@ -39,7 +39,7 @@ fn valid_sale_id(text: &str) -> bool {
 /// around the limits.
 fn near_the_rules() -> impl Strategy<Value = String> {
     prop_oneof![
-        "[A-Za-z0-9._@+:-]{0,130}",
+        "[A-Za-z0-9._@+:|-]{0,130}",
         "[A-Za-z0-9_-]{60,70}",
         ".{0,40}",
         "[A-Za-z0-9]{0,10}[ \t\r\n\0/\\\\%{}\"'<>;*?\u{202e}é💥][A-Za-z0-9]{0,10}",

@@ -56,7 +56,7 @@ async function primary() {
   });
 }
 
-const USER_ID = /^[A-Za-z0-9._\-@+:]{1,128}$/;
+const USER_ID = /^[A-Za-z0-9._\-@+:|]{1,128}$/;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const iso = (ms) => new Date(Number(ms)).toISOString();
 const error = (res, status, code, message) => res.status(status).json({ success: false, code, message });

@@ -39,6 +39,9 @@ impl JwksCache {
     pub async fn fetch(url: String, refresh_every: Duration) -> Result<Self, AuthError> {
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
+            // The keys come from the URL set, never from wherever it points (an https → http
+            // redirect would let anyone on the path serve keys).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AuthError::Jwks {
                 url: url.clone(),
@@ -115,20 +118,37 @@ impl JwksCache {
     }
 }
 
+/// A key set is a few kilobytes; this bounds what a broken or hostile endpoint can make us hold.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
 async fn download(http: &reqwest::Client, url: &str) -> Result<KeyMap, AuthError> {
     let error = |reason: String| AuthError::Jwks {
         url: url.to_owned(),
         reason,
     };
-    let set: JwkSet = http
+    let mut response = http
         .get(url)
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| error(e.to_string()))?
-        .json()
-        .await
         .map_err(|e| error(e.to_string()))?;
+    if response.status().is_redirection() {
+        return Err(error(format!(
+            "answered {} (a redirect, not followed): set AUTH_JWKS_URL to the final URL",
+            response.status()
+        )));
+    }
+    // Read at most MAX_JWKS_BYTES, whatever Content-Length says (or does not).
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| error(e.to_string()))? {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(error(format!(
+                "the key set is larger than {MAX_JWKS_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let set: JwkSet = serde_json::from_slice(&body).map_err(|e| error(e.to_string()))?;
     let keys: KeyMap = set
         .keys
         .iter()

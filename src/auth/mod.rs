@@ -129,7 +129,17 @@ impl Verifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
+        // A configured issuer or audience must be in the token, not merely match when present:
+        // a token minted for another application of the same provider often carries no `aud`
+        // (Cognito's access tokens), and would otherwise pass.
+        let mut required = vec!["exp"];
+        if self.inner.issuer.is_some() {
+            required.push("iss");
+        }
+        if self.inner.audience.is_some() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         match &self.inner.issuer {
             Some(issuer) => validation.set_issuer(&[issuer]),
             None => validation.iss = None,

@@ -36,8 +36,8 @@ pub(super) fn user_id_case(vars: &Vars) -> Result<UserIdCase, ConfigError> {
     }
 }
 
-pub(super) fn metrics_token(vars: &Vars) -> Option<AdminToken> {
-    vars.metrics_token.clone().map(AdminToken)
+pub(super) fn metrics_token(vars: &Vars) -> Result<Option<AdminToken>, ConfigError> {
+    token("METRICS_TOKEN", vars.metrics_token.clone())
 }
 
 /// `AUTH_*`: exactly one key source, or none (verification off).
@@ -61,17 +61,9 @@ pub(super) fn read(vars: &Vars) -> Result<Option<AuthSettings>, ConfigError> {
         sources.push(("AUTH_JWT_PUBLIC_KEY", KeySource::PublicKey(pem)));
     }
     if let Some(url) = &vars.auth_jwks_url {
-        let url = url.trim();
-        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|prefix| url.starts_with(prefix));
-        if !url.starts_with("https://") && !loopback {
-            return Err(ConfigError::var(
-                "AUTH_JWKS_URL",
-                "must be an https:// URL (http:// only for loopback, for tests)",
-            ));
-        }
-        sources.push(("AUTH_JWKS_URL", KeySource::Jwks(url.to_owned())));
+        let url =
+            jwks_url(url.trim()).map_err(|problem| ConfigError::var("AUTH_JWKS_URL", problem))?;
+        sources.push(("AUTH_JWKS_URL", KeySource::Jwks(url)));
     }
     let keys = match sources.len() {
         0 => {
@@ -113,14 +105,66 @@ pub(super) fn read(vars: &Vars) -> Result<Option<AuthSettings>, ConfigError> {
     }))
 }
 
-pub(super) fn admin_token(token: Option<SecretString>) -> Result<Option<AdminToken>, ConfigError> {
+pub(super) fn admin_token(vars: &Vars) -> Result<Option<AdminToken>, ConfigError> {
+    token("ADMIN_TOKEN", vars.admin_token.clone())
+}
+
+/// A bearer token of ours, at least 16 characters: a short one is guessable, and the route it
+/// guards would be the weakest point of the service.
+fn token(name: &str, token: Option<SecretString>) -> Result<Option<AdminToken>, ConfigError> {
     match token {
         None => Ok(None),
-        // A short token is guessable; the admin API would be the weakest point of the service.
-        Some(token) if token.expose_secret().len() < 16 => Err(ConfigError::var(
-            "ADMIN_TOKEN",
-            "must be at least 16 characters",
-        )),
+        Some(token) if token.expose_secret().len() < 16 => {
+            Err(ConfigError::var(name, "must be at least 16 characters"))
+        }
         Some(token) => Ok(Some(AdminToken(token))),
+    }
+}
+
+/// An `https://` URL, or `http://` to a loopback host (tests): the host is judged on the parsed
+/// URL, so `http://localhost@idp.example/` (userinfo) or `http://localhost.idp.example/` are
+/// not loopback.
+fn jwks_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|err| format!("not a URL ({err}): {text:?}"))?;
+    let loopback = url.host_str().is_some_and(|host| {
+        host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    let plain_loopback = url.scheme() == "http" && loopback && url.username().is_empty();
+    if (url.scheme() == "https" && url.host().is_some()) || plain_loopback {
+        Ok(url.to_string())
+    } else {
+        Err("must be an https:// URL (http:// only for a loopback host, for tests)".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jwks_url;
+
+    #[test]
+    fn plain_http_only_to_a_loopback_host_judged_on_the_parsed_url() {
+        for good in [
+            "https://idp.example.com/.well-known/jwks.json",
+            "http://127.0.0.1:9000/jwks.json",
+            "http://localhost:9000/jwks.json",
+            "http://[::1]:9000/jwks.json",
+        ] {
+            assert!(jwks_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://idp.example.com/jwks.json",
+            "http://localhost@idp.example.com/jwks.json",
+            "http://localhost.idp.example.com/jwks.json",
+            "http://127.0.0.1.idp.example.com/jwks.json",
+            "ftp://localhost/jwks.json",
+            "not a url",
+        ] {
+            assert!(jwks_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -2,10 +2,11 @@
 //! timeouts and connection caps, and the log format.
 
 use super::{within, ConfigError, CorsOrigins, IpRateLimit, LogFormat, Vars};
+use crate::client_ip::ClientIp;
 use actix_web::http::header::HeaderName;
 use std::{
     net::{IpAddr, ToSocketAddrs},
-    num::NonZeroU32,
+    num::{NonZeroU32, NonZeroUsize},
 };
 
 pub(super) fn log_format(vars: &Vars, local_mode: bool) -> Result<LogFormat, ConfigError> {
@@ -39,15 +40,39 @@ pub(super) fn ip_rate_limit(vars: &Vars) -> Result<Option<IpRateLimit>, ConfigEr
     Ok(Some(IpRateLimit { per_second, burst }))
 }
 
-pub(super) fn client_ip_header(vars: &Vars) -> Result<Option<HeaderName>, ConfigError> {
-    vars.client_ip_header
+/// `CLIENT_IP_HEADER` and `CLIENT_IP_HOPS` (how many trusted proxies append to the header).
+pub(super) fn client_ip(vars: &Vars) -> Result<ClientIp, ConfigError> {
+    let header = vars
+        .client_ip_header
         .as_deref()
         .map(|name| {
             HeaderName::try_from(name.trim()).map_err(|_| {
                 ConfigError::var("CLIENT_IP_HEADER", format!("not a header name: {name:?}"))
             })
         })
-        .transpose()
+        .transpose()?;
+    let hops = within("CLIENT_IP_HOPS", vars.client_ip_hops, 1..=16)?;
+    Ok(ClientIp::new(
+        header,
+        NonZeroUsize::new(hops).unwrap_or(NonZeroUsize::MIN),
+    ))
+}
+
+/// `SSE_MAX_STREAMS`: always below `MAX_CONNECTIONS`, so event streams can never take every
+/// connection and leave purchases waiting; unset, four fifths of it.
+pub(super) fn sse_max_streams(vars: &Vars) -> Result<usize, ConfigError> {
+    let connections = vars.max_connections;
+    match vars.sse_max_streams {
+        None => Ok(connections * 4 / 5),
+        Some(streams) if streams < connections => Ok(streams),
+        Some(streams) => Err(ConfigError::var(
+            "SSE_MAX_STREAMS",
+            format!(
+                "must be below MAX_CONNECTIONS ({connections}), so purchases always have a \
+                 connection (got {streams})"
+            ),
+        )),
+    }
 }
 
 /// An IP address, or a host name such as `localhost` resolved once at start-up.

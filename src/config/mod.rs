@@ -15,10 +15,10 @@ pub use self::webhook::WebhookSettings;
 
 use crate::{
     auth::AuthSettings,
+    client_ip::ClientIp,
     domain::{SaleId, SaleSeed, UserIdCase},
     store::{RedisSettings, ReplicaWait, UserAttemptLimit},
 };
-use actix_web::http::header::HeaderName;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -81,6 +81,7 @@ struct Vars {
     user_attempt_limit: u32,
     user_attempt_window_ms: u64,
     client_ip_header: Option<String>,
+    client_ip_hops: usize,
     cors_allowed_origins: Option<String>,
     /// Unset: `json`, or `pretty` in local mode (no `REDIS_URL`), where a person reads it.
     log_format: Option<String>,
@@ -92,8 +93,11 @@ struct Vars {
     auth_user_claim: String,
     auth_jwks_refresh_secs: u64,
     user_id_case: String,
-    sse_max_streams: usize,
+    /// Unset: four fifths of `MAX_CONNECTIONS`, so purchases always have connections left.
+    sse_max_streams: Option<usize>,
+    sse_max_streams_per_client: usize,
     metrics_token: Option<SecretString>,
+    token_failures_per_minute: u32,
     order_webhook_url: Option<String>,
     order_webhook_secret: Option<SecretString>,
     order_webhook_timeout_ms: u64,
@@ -129,6 +133,7 @@ impl Default for Vars {
             user_attempt_limit: 10,
             user_attempt_window_ms: 10_000,
             client_ip_header: None,
+            client_ip_hops: 1,
             cors_allowed_origins: None,
             log_format: None,
             auth_jwt_secret: None,
@@ -139,8 +144,10 @@ impl Default for Vars {
             auth_user_claim: "sub".to_owned(),
             auth_jwks_refresh_secs: 300,
             user_id_case: "sensitive".to_owned(),
-            sse_max_streams: 10_000,
+            sse_max_streams: None,
+            sse_max_streams_per_client: 32,
             metrics_token: None,
+            token_failures_per_minute: 10,
             order_webhook_url: None,
             order_webhook_secret: None,
             order_webhook_timeout_ms: 5_000,
@@ -168,7 +175,8 @@ pub struct Settings {
     /// `None` when `RATE_LIMIT_PER_SECOND` is 0.
     pub ip_rate_limit: Option<IpRateLimit>,
     pub user_attempts: UserAttemptLimit,
-    pub client_ip_header: Option<HeaderName>,
+    /// `CLIENT_IP_HEADER` and `CLIENT_IP_HOPS`: where a client's address comes from.
+    pub client_ip: ClientIp,
     pub cors: CorsOrigins,
     pub log_format: LogFormat,
     /// JWT verification (`AUTH_*`); `None` = off, the buyer is the body's `userId`.
@@ -176,8 +184,13 @@ pub struct Settings {
     pub user_id_case: UserIdCase,
     /// `SSE_MAX_STREAMS`: concurrent event streams per instance.
     pub sse_max_streams: usize,
+    /// `SSE_MAX_STREAMS_PER_CLIENT`: concurrent event streams per client address.
+    pub sse_max_streams_per_client: usize,
     /// `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
     pub metrics_token: Option<AdminToken>,
+    /// `TOKEN_FAILURES_PER_MINUTE`: wrong admin or metrics tokens an address may send a minute
+    /// before it is refused; `None` = no limit.
+    pub token_failures_per_minute: Option<NonZeroU32>,
     /// `PURCHASE_WAIT_*`: answer `PURCHASED` only once replicas have the write; `None` = off.
     pub replica_wait: Option<ReplicaWait>,
     /// `CLIENT_TIMEOUT_MS`: a client's time to send a request's headers, and then its body.
@@ -253,7 +266,7 @@ impl Settings {
             port: vars.port,
             log_format: http::log_format(&vars, redis.url.is_none())?,
             ip_rate_limit: http::ip_rate_limit(&vars)?,
-            client_ip_header: http::client_ip_header(&vars)?,
+            client_ip: http::client_ip(&vars)?,
             cors: http::cors_origins(vars.cors_allowed_origins.as_deref())?,
             client_timeout: Duration::from_millis(within(
                 "CLIENT_TIMEOUT_MS",
@@ -261,15 +274,25 @@ impl Settings {
                 100..=600_000,
             )?),
             max_connections: within("MAX_CONNECTIONS", vars.max_connections, 1..=1_000_000)?,
-            sse_max_streams: within("SSE_MAX_STREAMS", vars.sse_max_streams, 1..=1_000_000)?,
+            sse_max_streams: http::sse_max_streams(&vars)?,
+            sse_max_streams_per_client: within(
+                "SSE_MAX_STREAMS_PER_CLIENT",
+                vars.sse_max_streams_per_client,
+                1..=1_000_000,
+            )?,
             replica_wait: redis::replica_wait(&vars)?,
             redis,
             sale_id: sale::sale_id(&vars)?,
             sale_seed: sale::seed(&vars, now)?,
             sale_window_given: vars.sale_start.is_some() || vars.sale_end.is_some(),
             user_attempts: sale::user_attempts(&vars)?,
-            admin_token: auth::admin_token(vars.admin_token.clone())?,
-            metrics_token: auth::metrics_token(&vars),
+            admin_token: auth::admin_token(&vars)?,
+            metrics_token: auth::metrics_token(&vars)?,
+            token_failures_per_minute: NonZeroU32::new(within(
+                "TOKEN_FAILURES_PER_MINUTE",
+                vars.token_failures_per_minute,
+                0..=10_000,
+            )?),
             auth: auth::read(&vars)?,
             user_id_case: auth::user_id_case(&vars)?,
             webhook: webhook::read(&vars)?,

@@ -19,7 +19,7 @@ fn the_variable_list_is_the_struct_read() {
     ] {
         assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
     }
-    assert_eq!(names.len(), 42, "{names:?}");
+    assert_eq!(names.len(), 45, "{names:?}");
 }
 
 #[test]
@@ -37,6 +37,23 @@ fn webhooks_need_a_url_a_long_secret_and_a_claim_longer_than_two_timeouts() {
         !format!("{on:?}").contains("whsec"),
         "the secret is never shown"
     );
+    let with_credentials = settings(&[
+        redis,
+        secret,
+        (
+            "ORDER_WEBHOOK_URL",
+            "https://hooks:hunter2@shop.example.com/orders?token=s3cret&v=2",
+        ),
+    ])
+    .unwrap()
+    .webhook
+    .unwrap();
+    let shown = format!("{with_credentials:?} {}", with_credentials.url_for_logs());
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("s3cret"),
+        "{shown}"
+    );
+    assert!(shown.contains("https://hooks:***@shop.example.com/orders?token=***&v=***"));
     assert!(settings(&[redis]).unwrap().webhook.is_none());
 
     for (vars, message) in [
@@ -94,7 +111,7 @@ fn defaults_match_the_spec() {
     );
     assert_eq!(s.cors, CorsOrigins::None);
     assert_eq!(s.log_format, LogFormat::Json);
-    assert!(s.client_ip_header.is_none());
+    assert!(s.client_ip.header().is_none());
 }
 
 #[test]
@@ -223,4 +240,48 @@ fn empty_variables_count_as_unset() {
     let s = settings(&[("REDIS_URL", ""), ("PORT", " ")]).unwrap();
     assert!(s.redis.url.is_none());
     assert_eq!(s.port, 8080);
+}
+
+#[test]
+fn event_streams_stay_below_the_connection_cap() {
+    let s = settings(&[]).unwrap();
+    assert_eq!(
+        (
+            s.max_connections,
+            s.sse_max_streams,
+            s.sse_max_streams_per_client
+        ),
+        (10_000, 8_000, 32)
+    );
+    let small = settings(&[("MAX_CONNECTIONS", "8")]).unwrap();
+    assert_eq!(small.sse_max_streams, 6);
+    for (connections, streams) in [("8", "8"), ("8", "9"), ("10000", "10000")] {
+        let err = settings(&[
+            ("MAX_CONNECTIONS", connections),
+            ("SSE_MAX_STREAMS", streams),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("SSE_MAX_STREAMS: must be below MAX_CONNECTIONS"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn our_tokens_are_long_and_failed_ones_are_limited() {
+    let err = settings(&[("METRICS_TOKEN", "a")]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("METRICS_TOKEN: must be at least 16 characters"),
+        "{err}"
+    );
+    let s = settings(&[]).unwrap();
+    assert_eq!(s.token_failures_per_minute.map(|n| n.get()), Some(10));
+    let off = settings(&[("TOKEN_FAILURES_PER_MINUTE", "0")]).unwrap();
+    assert!(off.token_failures_per_minute.is_none());
+    for (name, value) in [("CLIENT_IP_HOPS", "0"), ("CLIENT_IP_HOPS", "17")] {
+        let err = settings(&[(name, value)]).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{name}: ")), "{err}");
+    }
 }

@@ -22,10 +22,31 @@ pub struct WebhookSettings {
     pub concurrency: usize,
 }
 
+impl WebhookSettings {
+    /// The URL as logs and `Debug` show it: a password in its userinfo and the value of every
+    /// query parameter (receivers often take a token there) replaced by `***`.
+    pub fn url_for_logs(&self) -> String {
+        let mut url = self.url.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        if url.query().is_some() {
+            let names: Vec<String> = url
+                .query_pairs()
+                .map(|(name, _)| name.into_owned())
+                .collect();
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(names.iter().map(|name| (name.as_str(), "***")));
+        }
+        url.to_string()
+    }
+}
+
 impl fmt::Debug for WebhookSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookSettings")
-            .field("url", &self.url.as_str())
+            .field("url", &self.url_for_logs())
             .field("secret", &"***")
             .field("timeout", &self.timeout)
             .field("max_attempts", &self.max_attempts)

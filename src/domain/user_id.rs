@@ -1,4 +1,5 @@
-//! `UserId`: 1–128 characters from `A–Z a–z 0–9 . _ - @ + :` (README, API), so emails fit.
+//! `UserId`: 1–128 characters from `A–Z a–z 0–9 . _ - @ + : |` (README, API), so e-mail
+//! addresses and identity providers' subjects (`auth0|64f1c2…`, `google-oauth2|1043…`) fit.
 
 use serde::Deserialize;
 use std::fmt;
@@ -22,7 +23,7 @@ impl UserId {
             ));
         }
         if !value.bytes().all(is_allowed) {
-            return Err("userId may contain only letters, digits and . _ - @ + :".to_owned());
+            return Err("userId may contain only letters, digits and . _ - @ + : |".to_owned());
         }
         Ok(Self(value))
     }
@@ -57,7 +58,7 @@ impl UserIdCase {
 }
 
 fn is_allowed(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-' | b'@' | b'+' | b':')
+    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-' | b'@' | b'+' | b':' | b'|')
 }
 
 impl TryFrom<String> for UserId {
@@ -102,6 +103,29 @@ mod tests {
             &"x".repeat(128),
         ] {
             assert!(UserId::parse(id.to_owned()).is_ok(), "{id}");
+        }
+    }
+
+    /// The `sub` each identity provider documents, as a trusted buyer's id.
+    #[test]
+    fn identity_providers_subjects_are_accepted() {
+        for (provider, sub) in [
+            ("Auth0", "auth0|64f1c2a3b4c5d6e7f8a9b0c1"),
+            (
+                "Auth0, a social connection",
+                "google-oauth2|104365284718245813612",
+            ),
+            ("Amazon Cognito", "9f1c3f2e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"),
+            ("Firebase Auth", "Xk2v9Qm3R7bTz1LpA8dWc5Ne0Hs2"),
+            ("Okta", "00u1abcd2EFGH3ijk4l5"),
+            (
+                "Microsoft Entra ID",
+                "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
+            ),
+            ("Clerk", "user_2NNEqL2nrIRdJ194ndJqAHwEfxC"),
+            ("Keycloak", "f3b9c1d2-7a4e-4f0b-9c8d-1e2f3a4b5c6d"),
+        ] {
+            assert!(UserId::parse(sub.to_owned()).is_ok(), "{provider}: {sub}");
         }
     }
 

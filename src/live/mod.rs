@@ -13,6 +13,7 @@ use crate::{
 };
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -34,25 +35,86 @@ pub struct Live {
 struct Inner {
     watchers: Mutex<HashMap<SaleId, watch::Receiver<LiveStatus>>>,
     slots: Arc<Semaphore>,
+    /// Open streams per client address, each at most `per_client`.
+    clients: OpenStreams,
+    per_client: usize,
     closing: watch::Sender<bool>,
 }
 
+/// Open streams per client address.
+type OpenStreams = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// Why a stream was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRefused {
+    /// Every stream slot of the instance is taken (`SSE_MAX_STREAMS`).
+    Full,
+    /// This client address holds its share already (`SSE_MAX_STREAMS_PER_CLIENT`).
+    ClientFull,
+}
+
+/// A stream's slot: the instance's and its client's. Both are given back when it is dropped,
+/// which happens as soon as the client's stream is.
+pub struct StreamSlot {
+    _permit: OwnedSemaphorePermit,
+    client: Option<(IpAddr, OpenStreams)>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let Some((ip, clients)) = &self.client else {
+            return;
+        };
+        if let Ok(mut clients) = clients.lock() {
+            if let Some(open) = clients.get_mut(ip) {
+                *open -= 1;
+                if *open == 0 {
+                    clients.remove(ip);
+                }
+            }
+        }
+    }
+}
+
 impl Live {
-    /// A hub allowing `max_streams` concurrent streams (`SSE_MAX_STREAMS`).
-    pub fn new(max_streams: usize) -> Self {
+    /// A hub allowing `max_streams` concurrent streams (`SSE_MAX_STREAMS`), at most
+    /// `per_client` from one address (`SSE_MAX_STREAMS_PER_CLIENT`).
+    pub fn new(max_streams: usize, per_client: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
                 watchers: Mutex::new(HashMap::new()),
                 slots: Arc::new(Semaphore::new(max_streams)),
+                clients: Arc::new(Mutex::new(HashMap::new())),
+                per_client,
                 closing: watch::channel(false).0,
             }),
         }
     }
 
-    /// A stream slot, or `None` when every slot is taken. The slot is freed when the permit
-    /// is dropped, which happens as soon as the client's stream is.
-    pub fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.inner.slots).try_acquire_owned().ok()
+    /// A stream slot for a client at `client` (`None`: the address is unknown, counted only
+    /// against the instance's cap).
+    pub fn slot(&self, client: Option<IpAddr>) -> Result<StreamSlot, SlotRefused> {
+        let permit = Arc::clone(&self.inner.slots)
+            .try_acquire_owned()
+            .map_err(|_| SlotRefused::Full)?;
+        let Some(ip) = client else {
+            return Ok(StreamSlot {
+                _permit: permit,
+                client: None,
+            });
+        };
+        let Ok(mut clients) = self.inner.clients.lock() else {
+            return Err(SlotRefused::Full);
+        };
+        let open = clients.entry(ip).or_insert(0);
+        if *open >= self.inner.per_client {
+            return Err(SlotRefused::ClientFull);
+        }
+        *open += 1;
+        Ok(StreamSlot {
+            _permit: permit,
+            client: Some((ip, Arc::clone(&self.inner.clients))),
+        })
     }
 
     /// Tells every stream to end (on shutdown).

@@ -1,6 +1,7 @@
 //! `GET …/events`: the sale's status as Server-Sent Events, from this instance's watcher.
 
 use super::{
+    extract::ClientAddr,
     openapi::{codes, codes_and},
     status::StatusBody,
     AppState,
@@ -8,11 +9,11 @@ use super::{
 use crate::{
     domain::{Code, SaleId},
     error::{Answer, ApiError, Result},
-    live::{same_view, LiveStatus},
+    live::{same_view, LiveStatus, SlotRefused, StreamSlot},
 };
 use actix_web::{http::header, web, HttpResponse};
 use std::{convert::Infallible, time::Duration};
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::watch;
 
 /// A comment line after this long without an event, so proxies keep the stream open.
 pub const HEARTBEAT_AFTER: Duration = Duration::from_secs(15);
@@ -27,8 +28,17 @@ const RETRY_MS: u64 = 2_000;
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
         (status = 503, description = codes_and(&[Code::ServiceUnavailable], "every stream slot is taken, or Redis is away"), body = Answer),
     ))]
-pub async fn events(state: web::Data<AppState>, sale: SaleId) -> Result<HttpResponse> {
-    let slot = state.live.slot().ok_or(ApiError::StreamsFull)?;
+pub async fn events(
+    state: web::Data<AppState>,
+    sale: SaleId,
+    ClientAddr(client): ClientAddr,
+) -> Result<HttpResponse> {
+    let slot = state.live.slot(client).map_err(|refused| match refused {
+        SlotRefused::Full => ApiError::StreamsFull,
+        SlotRefused::ClientFull => ApiError::RateLimited {
+            retry_after: crate::error::STREAMS_FULL_RETRY_AFTER,
+        },
+    })?;
     // The first event comes from the cache now, so a missing sale is a plain 404.
     let cached = state.status_cache.get(&state.store, &sale).await?;
     let shown: LiveStatus = match (&cached.snapshot, cached.redis_now_ms()) {
@@ -60,7 +70,7 @@ struct Stream {
     shown: LiveStatus,
     updates: watch::Receiver<LiveStatus>,
     closing: watch::Receiver<bool>,
-    _slot: OwnedSemaphorePermit,
+    _slot: StreamSlot,
 }
 
 impl Stream {

@@ -3,6 +3,7 @@
 //! the JSON body limit with its errors.
 
 use crate::{
+    client_ip::ClientIp,
     config::AdminToken,
     domain::{DefaultSale, RequestToken, SaleId},
     error::ApiError,
@@ -15,8 +16,13 @@ use actix_web::{
     web, FromRequest, HttpMessage, HttpRequest,
 };
 use std::{
+    collections::HashMap,
     future::{ready, Ready},
     io::ErrorKind,
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::Mutex,
+    time::{Duration, Instant},
 };
 
 /// JSON bodies over this are refused with 413 before they are parsed.
@@ -96,6 +102,27 @@ impl FromRequest for SaleId {
     }
 }
 
+/// The address a request comes from ([`ClientIp`] from the app data); `None` when unknown.
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl FromRequest for ClientAddr {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self::of(req)))
+    }
+}
+
+impl ClientAddr {
+    fn of(req: &HttpRequest) -> Self {
+        ClientAddr(match req.app_data::<web::Data<ClientIp>>() {
+            Some(client_ip) => client_ip.of(req.headers(), req.peer_addr()),
+            None => req.peer_addr().map(|peer| peer.ip()),
+        })
+    }
+}
+
 /// The `Idempotency-Key` of a request as its request token: a retry with the same key gets the
 /// same answer; without one, every request is new.
 pub struct IdempotencyKey(pub RequestToken);
@@ -126,20 +153,88 @@ pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Failed bearer tokens per client address: an address that sent `TOKEN_FAILURES_PER_MINUTE`
+/// wrong or missing tokens within [`TokenFailures::WINDOW`] is refused (429, `Retry-After`)
+/// before any token of its is compared, until the window ends; so guessing a token costs a
+/// minute per ten guesses (by default), and each address writes at most that many refusal
+/// lines to the log a minute. Shared by every worker of the instance (app data).
+pub struct TokenFailures {
+    limit: u32,
+    /// Address → (the window's start, failures in it).
+    by_address: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl TokenFailures {
+    pub const WINDOW: Duration = Duration::from_secs(60);
+
+    /// At most `limit` failures per address and minute (at least one).
+    pub fn new(limit: NonZeroU32) -> Self {
+        Self {
+            limit: limit.get(),
+            by_address: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Addresses remembered at most; past it, those whose window is over are forgotten.
+    const MAX_ADDRESSES: usize = 100_000;
+
+    /// How long `ip` must still wait, if it is refused now.
+    fn refused(&self, ip: IpAddr) -> Option<Duration> {
+        let by_address = self.by_address.lock().ok()?;
+        let (start, failures) = by_address.get(&ip)?;
+        let left = Self::WINDOW.checked_sub(start.elapsed())?;
+        (*failures >= self.limit).then_some(left)
+    }
+
+    /// Counts a failure of `ip`; returns the failures in its window.
+    fn failed(&self, ip: IpAddr) -> u32 {
+        let Ok(mut by_address) = self.by_address.lock() else {
+            return self.limit;
+        };
+        if by_address.len() >= Self::MAX_ADDRESSES {
+            by_address.retain(|_, (start, _)| start.elapsed() < Self::WINDOW);
+        }
+        let entry = by_address.entry(ip).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= Self::WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+        entry.1
+    }
+}
+
 /// Whether the request's bearer token is `expected`, compared in constant time: the one
-/// comparison of a token of ours.
-fn bearer_is(request: &HttpRequest, expected: &AdminToken) -> Result<(), ApiError> {
+/// comparison of a token of ours, behind the failed-token limit of its address. `role` names
+/// the token in the log.
+fn bearer_is(
+    request: &HttpRequest,
+    expected: Option<&AdminToken>,
+    role: &'static str,
+) -> Result<(), ApiError> {
+    let failures = request.app_data::<web::Data<TokenFailures>>();
+    let ClientAddr(client) = ClientAddr::of(request);
+    let limited = failures.zip(client);
+    if let Some(retry_after) = limited.and_then(|(failures, ip)| failures.refused(ip)) {
+        crate::metrics::rate_limited("token");
+        return Err(ApiError::RateLimited { retry_after });
+    }
     let given = bearer_token(request);
-    let matches = given.is_some_and(|given| {
+    let matches = expected.zip(given).is_some_and(|(expected, given)| {
         constant_time_eq::constant_time_eq(expected.expose().as_bytes(), given.as_bytes())
     });
     if matches {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized {
-            invalid_token: given.is_some(),
-        })
+        return Ok(());
     }
+    let count = limited.map_or(1, |(failures, ip)| failures.failed(ip));
+    // The reason is not logged: it would say which part of a guess was wrong.
+    tracing::info!(
+        token = role,
+        failures_this_minute = count,
+        "request refused: missing or wrong bearer token"
+    );
+    Err(ApiError::Unauthorized {
+        invalid_token: given.is_some(),
+    })
 }
 
 /// Proof that the request carries `ADMIN_TOKEN`. First among a handler's extractors, so an
@@ -151,15 +246,12 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let checked = match req.app_data::<web::Data<AdminToken>>() {
-            Some(expected) => bearer_is(req, expected),
-            None => Err(ApiError::Unauthorized {
-                invalid_token: bearer_token(req).is_some(),
-            }),
-        };
-        ready(checked.map(|()| Admin).inspect_err(|_| {
-            tracing::info!("admin request refused: missing or wrong token");
-            crate::metrics::admin_refused();
+        let expected = req.app_data::<web::Data<AdminToken>>();
+        let checked = bearer_is(req, expected.map(|token| &***token), "ADMIN_TOKEN");
+        ready(checked.map(|()| Admin).inspect_err(|err| {
+            if matches!(err, ApiError::Unauthorized { .. }) {
+                crate::metrics::admin_refused();
+            }
         }))
     }
 }
@@ -177,7 +269,7 @@ impl FromRequest for MetricsReader {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match req.app_data::<web::Data<MetricsToken>>() {
-            Some(token) => bearer_is(req, &token.0).map(|()| MetricsReader),
+            Some(token) => bearer_is(req, Some(&token.0), "METRICS_TOKEN").map(|()| MetricsReader),
             None => Ok(MetricsReader),
         })
     }

@@ -66,6 +66,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
         (status = 401, description = codes_and(&[Code::Unauthorized], "METRICS_TOKEN set and not given"), body = Answer),
+        (status = 429, description = codes_and(&[Code::RateLimited], "too many wrong tokens from this address"), body = Answer, headers(("Retry-After" = u64))),
     ))]
 pub async fn metrics(
     _: MetricsReader,

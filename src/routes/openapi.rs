@@ -82,7 +82,7 @@ impl Modify for BearerAuth {
 /// The errors every route of a family can answer, added to each of its operations here rather
 /// than listed on every handler (an operation's own entry for a status wins): a bad path, query
 /// or header, Redis away, and for the sale routes the per-IP limit, for the admin routes the
-/// token; a route with a JSON body adds the body's two errors.
+/// token and the failed-token limit; a route with a JSON body adds the body's two errors.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
@@ -103,6 +103,7 @@ impl Modify for CommonErrors {
                     Some("admin") => vec![
                         (Code::InvalidRequest, false),
                         (Code::Unauthorized, false),
+                        (Code::RateLimited, true),
                         (Code::ServiceUnavailable, true),
                     ],
                     _ => continue,

@@ -16,8 +16,8 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PurchaseRequest {
-    /// 1–128 of `A–Z a–z 0–9 . _ - @ + :`; required unless a bearer token names the buyer.
-    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9._@+:\-]{1,128}$")]
+    /// 1–128 of `A–Z a–z 0–9 . _ - @ + : |`; required unless a bearer token names the buyer.
+    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9._@+:|\-]{1,128}$")]
     pub user_id: Option<UserId>,
 }
 

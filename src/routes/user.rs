@@ -24,7 +24,7 @@ pub struct UserBody {
 #[utoipa::path(get, path = "/api/sales/{saleId}/user/{userId}", tag = "sales", operation_id = "sale_user",
     params(
         ("saleId" = String, Path, description = "1–64 of A–Z a–z 0–9 _ -", pattern = r"^[A-Za-z0-9_-]{1,64}$"),
-        ("userId" = String, Path, pattern = r"^[A-Za-z0-9._@+:-]{1,128}$"),
+        ("userId" = String, Path, pattern = r"^[A-Za-z0-9._@+:|-]{1,128}$"),
     ),
     security((), ("bearer" = [])),
     responses(

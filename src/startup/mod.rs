@@ -123,7 +123,7 @@ impl Application {
         };
         let ip_limit = settings
             .ip_rate_limit
-            .and_then(|limit| middleware::ip_rate_limit(limit, settings.client_ip_header.clone()));
+            .and_then(|limit| middleware::ip_rate_limit(limit, settings.client_ip.clone()));
         if let Some(config) = &ip_limit {
             background.push(forget_idle_clients(config));
         }
@@ -132,7 +132,10 @@ impl Application {
         let listen_error = |source| StartupError::Listen { address, source };
         let listener = TcpListener::bind(address).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
-        let live = Live::new(settings.sse_max_streams);
+        let live = Live::new(
+            settings.sse_max_streams,
+            settings.sse_max_streams_per_client,
+        );
         let shared = server::Shared {
             verifier,
             live: live.clone(),

@@ -8,7 +8,7 @@ use crate::{
     live::Live,
     middleware::{self, IpGovernorConfig},
     redis_health::RedisHealth,
-    routes::{self, AppState, MetricsToken, Mounts},
+    routes::{self, extract::TokenFailures, AppState, MetricsToken, Mounts},
     status_cache::{StatusCache, STATUS_MAX_AGE},
     store::{RedisUrl, Store},
     telemetry::RequestSpan,
@@ -75,6 +75,10 @@ pub(super) fn serve(
     let user_attempts = settings.user_attempts;
     let default_sale = web::Data::new(DefaultSale(settings.sale_id.clone()));
     let redis_health_data = web::Data::new(redis_health.clone());
+    let client_ip = web::Data::new(settings.client_ip.clone());
+    let token_failures = settings
+        .token_failures_per_minute
+        .map(|limit| web::Data::new(TokenFailures::new(limit)));
     let timeout = settings.redis.timeout;
     let pool_size = settings.redis.pool_size;
     let workers = worker_count(settings);
@@ -114,7 +118,11 @@ pub(super) fn serve(
         let mut app = App::new()
             .app_data(state)
             .app_data(default_sale.clone())
-            .app_data(redis_health_data.clone());
+            .app_data(redis_health_data.clone())
+            .app_data(client_ip.clone());
+        if let Some(failures) = &token_failures {
+            app = app.app_data(failures.clone());
+        }
         if let Some(handle) = &prometheus {
             app = app.app_data(handle.clone());
         }

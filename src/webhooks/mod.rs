@@ -85,7 +85,7 @@ pub fn spawn(store: Store, settings: WebhookSettings) -> Result<JoinHandle<()>, 
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    tracing::info!(url = %settings.url, consumer = %consumer, "order webhooks on");
+    tracing::info!(url = %settings.url_for_logs(), consumer = %consumer, "order webhooks on");
     let shared = Arc::new(Shared {
         store,
         http,

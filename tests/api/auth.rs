@@ -351,3 +351,43 @@ async fn case_insensitive_ids_make_one_buyer_of_two_spellings() {
     let buyers: Vec<String> = redis.buyers("default").await.into_keys().collect();
     assert_eq!(buyers, ["bob@example.com"]);
 }
+
+#[tokio::test]
+async fn a_configured_issuer_and_audience_must_be_in_the_token() {
+    // Arrange: tokens that match when they carry the claims, but leave one or both out.
+    let redis = TestRedis::start().await;
+    let app = app_with_secret(&redis).await;
+    let digest = redis.digest().await;
+    let bare = json!({ "sub": "x", "exp": now() + 600 });
+    let mut no_audience = claims("x");
+    no_audience.as_object_mut().unwrap().remove("aud");
+    let mut no_issuer = claims("x");
+    no_issuer.as_object_mut().unwrap().remove("iss");
+
+    // Act + Assert
+    for token in [hs256(&bare), hs256(&no_audience), hs256(&no_issuer)] {
+        app.purchase_as(Some(&token), json!({}))
+            .await
+            .assert_error(401, "UNAUTHORIZED");
+    }
+    assert_eq!(redis.digest().await, digest, "Redis untouched");
+    let full = app.purchase_as(Some(&hs256(&claims("x"))), json!({})).await;
+    assert_eq!(full.code(), "PURCHASED");
+}
+
+#[tokio::test]
+async fn an_auth0_subject_buys_and_reads_its_unit() {
+    let redis = TestRedis::start().await;
+    let app = app_with_secret(&redis).await;
+    let sub = "auth0|64f1c2a3b4c5d6e7f8a9b0c1";
+    let token = hs256(&claims(sub));
+
+    let bought = app.purchase_as(Some(&token), json!({})).await;
+    let mine = app
+        .user_as(&token, "auth0%7C64f1c2a3b4c5d6e7f8a9b0c1")
+        .await;
+
+    assert_eq!(bought.code(), "PURCHASED", "{:?}", bought.body);
+    assert_eq!(mine.body["hasPurchased"], true, "{:?}", mine.body);
+    assert!(redis.buyers("default").await.contains_key(sub));
+}

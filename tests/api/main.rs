@@ -20,6 +20,7 @@ mod openapi;
 mod purchase;
 mod sale_window;
 mod sales;
+mod security;
 mod status;
 mod tls;
 mod user;

@@ -27,12 +27,16 @@ pub struct RedriveQuery {
     limit: Option<u64>,
 }
 
-/// A stream entry id, as a cursor: `<ms>-<seq>`.
+/// A stream entry id, as a cursor: `<ms>-<seq>`. The largest id is refused: a page starts
+/// after its cursor, and nothing comes after that one (Redis would refuse the range).
 fn cursor(value: Option<&str>) -> Result<Option<String>> {
     let Some(value) = value else { return Ok(None) };
-    let valid = value
-        .split_once('-')
-        .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok());
+    let valid = value.split_once('-').is_some_and(|(ms, seq)| {
+        match (ms.parse::<u64>(), seq.parse::<u64>()) {
+            (Ok(ms), Ok(seq)) => (ms, seq) != (u64::MAX, u64::MAX),
+            _ => false,
+        }
+    });
     if valid {
         Ok(Some(value.to_owned()))
     } else {
@@ -157,7 +161,9 @@ fn csv_export(state: web::Data<AppState>, sale: SaleId, after: Option<String>) -
                     let row = BuyerRow::from(order);
                     chunk.push_str(&format!(
                         "{},{},{}\n",
-                        row.user_id, row.order_number, row.purchase_time
+                        csv_text(&row.user_id),
+                        row.order_number,
+                        row.purchase_time
                     ));
                 }
                 Some((Ok::<_, ApiError>(web::Bytes::from(chunk)), export))
@@ -178,6 +184,17 @@ fn csv_export(state: web::Data<AppState>, sale: SaleId, after: Option<String>) -
             HeaderValue::from_static("attachment; filename=\"buyers.csv\""),
         ))
         .streaming(stream)
+}
+
+/// A text cell as spreadsheets may open it: one that begins with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return would be evaluated as a formula (CSV injection), so it gets a leading `'`,
+/// as OWASP's guidance says. userIds may begin with `+`, `-` or `@`.
+fn csv_text(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
 }
 
 /// An order whose webhook failed every attempt: the delivery's body fields, and why it died.
@@ -290,4 +307,36 @@ pub async fn redrive(
         redriven,
         remaining,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_evaluate_are_quoted() {
+        for (cell, shown) in [
+            ("+4512345", "'+4512345"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("=1+1", "'=1+1"),
+            ("ann@example.com", "ann@example.com"),
+        ] {
+            assert_eq!(csv_text(cell), shown);
+        }
+    }
+
+    #[test]
+    fn a_cursor_is_a_stream_id_other_than_the_last() {
+        assert!(cursor(Some("1700000000000-0")).is_ok());
+        assert!(cursor(Some("18446744073709551615-18446744073709551614")).is_ok());
+        for bad in [
+            "18446744073709551615-18446744073709551615",
+            "18446744073709551616-0",
+            "1-",
+            "x-1",
+        ] {
+            assert!(cursor(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }
