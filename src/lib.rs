@@ -11,6 +11,8 @@
 //! - [`telemetry`] and [`request_id`]: structured logs (JSON by default), the request span and
 //!   its id.
 //! - [`middleware`]: per-IP rate limit, CORS, and the envelope that makes every error JSON.
+//! - [`client_ip`]: the address a request comes from (the peer, or the entry a trusted proxy
+//!   wrote), as every per-address limit counts it.
 //! - [`routes`]: HTTP only: the route table, the extractors (sale, `Idempotency-Key`, bearer
 //!   roles), one file per resource, and the OpenAPI document from the handlers' annotations.
 //! - [`webhooks`]: the delivery loop that POSTs every order, signed, to `ORDER_WEBHOOK_URL`.
