@@ -127,6 +127,12 @@ where
         if let Some(id) = request_id {
             response.headers_mut().insert(X_REQUEST_ID, id);
         }
+        // actix-cors adds its expose list to every answer, also to an origin it did not allow:
+        // an origin that is not allowed gets no CORS header at all (README, CORS).
+        let headers = response.headers_mut();
+        if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+            headers.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);
+        }
         measure(&response, &method, started);
         Ok(response)
     }

@@ -115,6 +115,13 @@ async fn an_unknown_origin_gets_no_cors_headers_and_a_json_preflight_error() {
         .headers()
         .get("access-control-allow-origin")
         .is_none());
+    let cors: Vec<&str> = simple
+        .headers()
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| name.starts_with("access-control-"))
+        .collect();
+    assert!(cors.is_empty(), "no CORS header at all: {cors:?}");
     assert_eq!(preflight.status(), 400);
     assert_eq!(preflight.headers()["content-type"], "application/json");
     let body: serde_json::Value = preflight.json().await.unwrap();
