@@ -211,9 +211,10 @@ fn bearer_is(
     expected: Option<&AdminToken>,
     role: &'static str,
 ) -> Result<(), ApiError> {
-    let failures = request.app_data::<web::Data<TokenFailures>>();
-    let ClientAddr(client) = ClientAddr::of(request);
-    let limited = failures.zip(client);
+    // The address is looked up only when the limit is on.
+    let limited = request
+        .app_data::<web::Data<TokenFailures>>()
+        .and_then(|failures| Some((failures, ClientAddr::of(request).0?)));
     if let Some(retry_after) = limited.and_then(|(failures, ip)| failures.refused(ip)) {
         crate::metrics::rate_limited("token");
         return Err(ApiError::RateLimited { retry_after });
@@ -247,7 +248,7 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let expected = req.app_data::<web::Data<AdminToken>>();
-        let checked = bearer_is(req, expected.map(|token| &***token), "ADMIN_TOKEN");
+        let checked = bearer_is(req, expected.map(|token| token.get_ref()), "ADMIN_TOKEN");
         ready(checked.map(|()| Admin).inspect_err(|err| {
             if matches!(err, ApiError::Unauthorized { .. }) {
                 crate::metrics::admin_refused();

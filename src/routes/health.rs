@@ -5,6 +5,7 @@ use super::{extract::MetricsReader, openapi::codes_and, AppState};
 use crate::{
     domain::Code,
     error::{Answer, ApiError, Result},
+    redis_health::RedisHealth,
 };
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -25,9 +26,12 @@ pub struct HealthBody {
 
 #[utoipa::path(get, path = "/health", tag = "operations", operation_id = "health",
     responses((status = 200, description = "ok or degraded", body = HealthBody)))]
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub async fn health(
+    state: web::Data<AppState>,
+    redis_health: web::Data<RedisHealth>,
+) -> HttpResponse {
     let connected = state.store.ping().await;
-    let reasons = state.redis_health.reasons();
+    let reasons = redis_health.reasons();
     HttpResponse::Ok().json(HealthBody {
         status: if connected && reasons.is_empty() {
             "ok"

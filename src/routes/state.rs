@@ -6,7 +6,6 @@ use crate::{
     domain::{UserId, UserIdCase},
     error::ApiError,
     live::Live,
-    redis_health::RedisHealth,
     status_cache::StatusCache,
     store::{Store, UserAttemptLimit},
 };
@@ -23,8 +22,6 @@ pub struct AppState {
     pub user_id_case: UserIdCase,
     /// The live-status hub: watchers and event-stream slots.
     pub live: Live,
-    /// Why this instance is degraded, for `/health`.
-    pub redis_health: RedisHealth,
     pub started: Instant,
 }
 

@@ -111,7 +111,6 @@ pub(super) fn serve(
             verifier: verifier.clone(),
             user_id_case,
             live: live.clone(),
-            redis_health: redis_health.clone(),
             started,
         });
         let cors = middleware::cors(&cors_origins);

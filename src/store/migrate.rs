@@ -26,7 +26,7 @@ impl Store {
             return Ok(Vec::new());
         }
         const PAGE: u64 = 500;
-        let mut sales = vec![also.as_str().to_owned()];
+        let mut sales = Vec::new();
         let mut offset = 0;
         loop {
             let page = self.list_sales(offset, PAGE).await?;
@@ -37,7 +37,10 @@ impl Store {
             }
             offset += PAGE;
         }
-        let indexed = sales.len() > 1;
+        let indexed = !sales.is_empty();
+        if !sales.iter().any(|id| id == also.as_str()) {
+            sales.push(also.as_str().to_owned());
+        }
         let mut moved = Vec::new();
         for id in sales {
             let Ok(sale) = SaleId::parse(&id) else {
@@ -45,7 +48,6 @@ impl Store {
                 continue;
             };
             let keys = SaleKeys::new(&sale);
-            // A second run on the same sale (SALE_ID is usually indexed too) answers false.
             if self.eval(UpgradeSale { keys }).await? {
                 moved.push(sale);
             }

@@ -57,11 +57,9 @@ impl Store {
             .map(|_| connection::client(url.config().clone(), timeout))
             .collect();
         Self {
-            // Never empty: `connections` is at least one.
-            pool: Pool::from_clients(clients).unwrap_or_else(|_| {
-                Pool::from_clients(vec![connection::client(url.config().clone(), timeout)])
-                    .unwrap_or_else(|_| unreachable!("a pool of one client is not empty"))
-            }),
+            // fred refuses only an empty pool, and `connections` is at least one.
+            pool: Pool::from_clients(clients)
+                .unwrap_or_else(|_| unreachable!("a pool of at least one client")),
             scripts: Scripts::new(),
             timeout,
             replica_wait: None,
