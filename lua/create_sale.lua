@@ -2,11 +2,13 @@
 -- instance started with the same SALE_* variables never resets a live sale.
 --
 -- KEYS[1] sale:{ID}:config
--- ARGV[1] productName, ARGV[2] totalStock, ARGV[3] startMs, ARGV[4] endMs
+-- ARGV[1] productName, ARGV[2] totalStock, ARGV[3] startMs, ARGV[4] endMs, ARGV[5] holdMs,
+-- ARGV[6] maxPerBuyer
 -- Returns 1 when it created the sale, 0 when the sale was already there.
 
 if read_sale(KEYS[1]) then
   return 0
 end
 write_new_sale(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+write_checkout(KEYS[1], ARGV[5], ARGV[6])
 return 1

@@ -1,7 +1,8 @@
 -- patch_sale.lua: changes a sale's name or window, never its stock or buyers (admin PATCH).
 --
 -- KEYS[1] config; ARGV[1] productName or '', ARGV[2] startMs or '', ARGV[3] endMs or '',
--- ARGV[4] 1 when an endMs of "now" should close the sale at Redis's clock
+-- ARGV[4] 1 when an endMs of "now" should close the sale at Redis's clock, ARGV[5] holdMs or '',
+-- ARGV[6] maxPerBuyer or '' (held orders keep their expiry and their quantity)
 -- Returns 'NOT_FOUND', 'BAD_WINDOW' (end not after start; nothing written) or 'OK'.
 -- Closing records the close on Redis's clock (the end becomes Redis's now, whatever past time
 -- was asked) and never moves the start: closing a sale that has
@@ -23,4 +24,9 @@ if ARGV[1] ~= '' then
   redis.call('HSET', KEYS[1], 'productName', ARGV[1])
 end
 redis.call('HSET', KEYS[1], 'startMs', new_start, 'endMs', new_end)
+if ARGV[5] ~= '' or ARGV[6] ~= '' then
+  local hold_ms, max_per_buyer = read_checkout(KEYS[1])
+  write_checkout(KEYS[1], ARGV[5] ~= '' and ARGV[5] or hold_ms,
+    ARGV[6] ~= '' and ARGV[6] or max_per_buyer)
+end
 return 'OK'

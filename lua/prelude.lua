@@ -8,18 +8,75 @@ local function redis_now_ms()
 end
 
 -- A sale exists when its config hash holds a window, a total, the units sold and its number of
--- buyer buckets. Returns startMs, endMs, totalStock, productName, sold and buyerBuckets, or nil
--- when the sale does not exist. The remaining stock is totalStock - sold: one counter, so a
--- purchase takes a unit and its order number with one HINCRBY.
+-- buyer buckets. Returns startMs, endMs, totalStock, productName, sold, buyerBuckets, orderSeq
+-- and held, or nil when the sale does not exist. The remaining stock is totalStock - sold: one
+-- counter, so a purchase of a plain sale takes a unit and its order number with one HINCRBY.
+--
+-- orderSeq exists only on a checkout sale (one that has ever had holds or more than one unit
+-- per buyer): its orders are numbered by orderSeq, since units and orders no longer count
+-- alike, and its orders are records in sale:{ID}:checkouts (read_order). `held` counts the
+-- units in unconfirmed holds; they are part of `sold`.
 local function read_sale(config_key)
   local cfg = redis.call('HMGET', config_key, 'startMs', 'endMs', 'totalStock', 'productName',
-    'sold', 'buyerBuckets')
+    'sold', 'buyerBuckets', 'orderSeq', 'held')
   local start_ms, end_ms, total = tonumber(cfg[1]), tonumber(cfg[2]), tonumber(cfg[3])
   local sold, buckets = tonumber(cfg[5]), tonumber(cfg[6])
   if not (start_ms and end_ms and total and sold and buckets) then
     return nil
   end
-  return start_ms, end_ms, total, cfg[4] or '', sold, buckets
+  return start_ms, end_ms, total, cfg[4] or '', sold, buckets, tonumber(cfg[7]),
+    tonumber(cfg[8]) or 0
+end
+
+-- A checkout sale's settings: holdMs (0 = no holds: an order is confirmed when it is placed)
+-- and maxPerBuyer.
+local function read_checkout(config_key)
+  local cfg = redis.call('HMGET', config_key, 'holdMs', 'maxPerBuyer')
+  return tonumber(cfg[1]) or 0, tonumber(cfg[2]) or 1
+end
+
+-- Makes a sale a checkout sale when its settings ask for one (holds, or more than one unit per
+-- buyer), carrying its plain orders over: each was one confirmed unit, numbered by `sold`.
+-- Once a checkout sale, always one (a plain purchase would number orders by `sold` again).
+local function write_checkout(config_key, hold_ms, max_per_buyer)
+  redis.call('HSET', config_key, 'holdMs', hold_ms, 'maxPerBuyer', max_per_buyer)
+  if tonumber(hold_ms) > 0 or tonumber(max_per_buyer) > 1 then
+    local sold = redis.call('HGET', config_key, 'sold') or 0
+    if redis.call('HSETNX', config_key, 'orderSeq', sold) == 1 then
+      redis.call('HSET', config_key, 'held', 0, 'confirmed', sold, 'released', 0)
+    end
+  end
+end
+
+-- One order of a checkout sale, a JSON record in sale:{ID}:checkouts under its number:
+-- n orderNumber, u userId, q quantity, s state (held, confirmed, released, refund_required),
+-- c createdMs, e holdExpiresMs (0 without a hold), t the request token that placed it,
+-- r the reservation token, rid the request id, late (confirmed after its hold expired),
+-- h the history: {state, at, reason?} in order.
+local function read_order(checkouts_key, order)
+  local raw = redis.call('HGET', checkouts_key, order)
+  if not raw then
+    return nil
+  end
+  return cjson.decode(raw)
+end
+
+local function write_order(checkouts_key, record, state, now_ms, reason)
+  record.s = state
+  record.h[#record.h + 1] = {state = state, at = now_ms, reason = reason}
+  redis.call('HSET', checkouts_key, record.n, cjson.encode(record))
+end
+
+-- Appends a lifecycle event of an order to the order stream (order.created stays the event of
+-- a plain sale's purchase and carries no type field).
+local function order_event(orders_key, kind, sale_id, record, now_ms, request_id, reason)
+  local fields = {'type', kind, 'saleId', sale_id, 'userId', record.u, 'orderNumber', record.n,
+    'quantity', record.q, 'purchaseTime', record.c, 'at', now_ms, 'requestId', request_id}
+  if reason then
+    fields[#fields + 1] = 'reason'
+    fields[#fields + 1] = reason
+  end
+  redis.call('XADD', orders_key, '*', unpack(fields))
 end
 
 -- Buyers live in small hashes, `<buyers prefix>:<n>`, about 100 buyers each once the stock is
@@ -67,6 +124,51 @@ end
 local function parse_buyer(record)
   local purchase_ms, order, token = string.match(record, '^(%d+):(%d+):(.*)$')
   return tonumber(purchase_ms), tonumber(order), token
+end
+
+-- The keys of a sale's checkouts, in the order the checkout scripts take them.
+-- k.config, k.buyers (bucket prefix), k.checkouts, k.expiries, k.orders
+local function checkout_keys(config, buyers, checkouts, expiries, orders)
+  return {config = config, buyers = buyers, checkouts = checkouts, expiries = expiries,
+    orders = orders}
+end
+
+-- Releases a held or confirmed order: its units return to stock, its buyer record goes (so the
+-- buyer may buy again) unless it already names a newer order, and the order stream says why.
+-- The caller has checked the state, so no order is released twice.
+local function release_order(k, buckets, record, now_ms, sale_id, request_id, reason)
+  local was = record.s
+  redis.call('HINCRBY', k.config, 'sold', -record.q)
+  redis.call('HINCRBY', k.config, was == 'held' and 'held' or 'confirmed', -record.q)
+  redis.call('HINCRBY', k.config, 'released', record.q)
+  redis.call('ZREM', k.expiries, record.n)
+  local bucket = buyer_bucket(k.buyers, buckets, record.u)
+  local buyer = redis.call('HGET', bucket, record.u)
+  if buyer then
+    local _, order = parse_buyer(buyer)
+    if order == record.n then
+      redis.call('HDEL', bucket, record.u)
+    end
+  end
+  write_order(k.checkouts, record, 'released', now_ms, reason)
+  order_event(k.orders, 'order.released', sale_id, record, now_ms, request_id, reason)
+end
+
+-- Releases up to `limit` holds whose expiry has passed, oldest first. Returns the units
+-- released. Bounded, so a purchase or a sweep never runs long.
+local function release_expired(k, buckets, now_ms, sale_id, limit)
+  local due = redis.call('ZRANGEBYSCORE', k.expiries, '-inf', now_ms, 'LIMIT', 0, limit)
+  local units = 0
+  for _, order in ipairs(due) do
+    local record = read_order(k.checkouts, order)
+    if record and record.s == 'held' then
+      release_order(k, buckets, record, now_ms, sale_id, '', 'expired')
+      units = units + record.q
+    else
+      redis.call('ZREM', k.expiries, order)
+    end
+  end
+  return units
 end
 
 -- Deletes every key matching a pattern of the sale's own keys (its attempt counters). O(keys):

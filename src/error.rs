@@ -7,7 +7,7 @@
 //! chain), never to clients.
 
 use crate::{
-    domain::{rfc3339_ms, Code, Purchase},
+    domain::{rfc3339_ms, Code, Purchase, PurchaseOutcome},
     store::StoreError,
 };
 use actix_web::{
@@ -52,6 +52,15 @@ pub enum ApiError {
     /// 409 `SALE_HAS_BUYERS`: replacing the sale would reset its buyers; `?force=true` does.
     #[error("{}", Code::SaleHasBuyers.message())]
     SaleHasBuyers,
+    /// 404 `ORDER_NOT_FOUND`: no such order in this sale (or not the caller's to see).
+    #[error("{}", Code::OrderNotFound.message())]
+    OrderNotFound,
+    /// 409 `HOLD_EXPIRED`: a confirm whose hold expired and whose units went to someone else.
+    #[error("{}", Code::HoldExpired.message())]
+    HoldExpired,
+    /// 409 `ORDER_CONFIRMED`: a cancel of a paid order.
+    #[error("{}", Code::OrderConfirmed.message())]
+    OrderConfirmed,
     /// 404 `NOT_FOUND`: no such route.
     #[error("{}", Code::NotFound.message())]
     RouteNotFound,
@@ -110,6 +119,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => Code::UnsupportedMediaType,
             ApiError::SaleNotFound => Code::SaleNotFound,
             ApiError::SaleHasBuyers => Code::SaleHasBuyers,
+            ApiError::OrderNotFound => Code::OrderNotFound,
+            ApiError::HoldExpired => Code::HoldExpired,
+            ApiError::OrderConfirmed => Code::OrderConfirmed,
             ApiError::RouteNotFound => Code::NotFound,
             ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
             ApiError::RateLimited { .. } => Code::RateLimited,
@@ -171,9 +183,22 @@ pub struct Answer<'a> {
     pub purchase_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_number: Option<i64>,
+    /// Checkout sales (README, Checkout): the units of the buyer's order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<i64>,
+    /// When the hold ends unless the order is confirmed, on Redis's clock (RFC 3339, ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<String>,
+    /// `RESERVED` only: the secret that cancels this hold (`Flashsale-Reservation` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub reservation_token: Option<Cow<'a, str>>,
+    /// Checkout sales: units in unpaid holds, which may come back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_stock: Option<i64>,
 }
 
-impl Answer<'_> {
+impl<'a> Answer<'a> {
     /// Status, `Retry-After` when there is a wait, and this body.
     pub fn respond(&self, retry_after: Option<Duration>) -> HttpResponse {
         let mut response = HttpResponseBuilder::new(self.code.status());
@@ -183,16 +208,50 @@ impl Answer<'_> {
         response.json(self)
     }
 
+    /// An answer with only a code and a message.
+    pub fn bare(code: Code, message: Cow<'static, str>) -> Self {
+        Answer {
+            success: false,
+            code,
+            message,
+            remaining_stock: None,
+            purchase_time: None,
+            order_number: None,
+            quantity: None,
+            hold_expires_at: None,
+            reservation_token: None,
+            held_stock: None,
+        }
+    }
+
     /// A purchase answer: the code's own message, the stock, and the unit the user holds.
     pub fn purchase(code: Code, remaining: Option<i64>, purchase: Option<Purchase>) -> Self {
         Answer {
-            success: code == Code::Purchased,
-            code,
-            message: Cow::Borrowed(code.message()),
+            success: matches!(code, Code::Purchased | Code::Reserved),
             remaining_stock: Some(remaining),
             purchase_time: purchase.map(|p| rfc3339_ms(p.purchase_ms)),
             order_number: purchase.map(|p| p.order_number),
+            ..Self::bare(code, Cow::Borrowed(code.message()))
         }
+    }
+
+    /// The answer to a purchase, from the script's outcome: a checkout sale's adds the order's
+    /// units, its hold and the units in checkouts.
+    pub fn outcome(outcome: &'a PurchaseOutcome) -> Self {
+        let mut answer = Self::purchase(outcome.code, Some(outcome.remaining), outcome.purchase);
+        if outcome.code == Code::InvalidRequest {
+            let most = outcome.checkout.as_ref().map_or(1, |part| part.quantity);
+            answer.message = Cow::Owned(format!("quantity must be 1 to {most} for this sale."));
+            answer.remaining_stock = None;
+            return answer;
+        }
+        if let Some(part) = &outcome.checkout {
+            answer.quantity = outcome.purchase.map(|_| part.quantity);
+            answer.hold_expires_at = part.hold_expires_ms.map(rfc3339_ms);
+            answer.reservation_token = part.reservation_token.as_deref().map(Cow::Borrowed);
+            answer.held_stock = Some(part.held_stock);
+        }
+        answer
     }
 }
 
@@ -205,14 +264,7 @@ impl ResponseError for ApiError {
         let answer = match self {
             // Both kinds of 429 have the purchase answer's shape (README, Errors).
             ApiError::RateLimited { .. } => Answer::purchase(Code::RateLimited, None, None),
-            _ => Answer {
-                success: false,
-                code: self.code(),
-                message: Cow::Owned(self.to_string()),
-                remaining_stock: None,
-                purchase_time: None,
-                order_number: None,
-            },
+            _ => Answer::bare(self.code(), Cow::Owned(self.to_string())),
         };
         let mut response = answer.respond(self.retry_after());
         match self {

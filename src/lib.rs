@@ -16,6 +16,7 @@
 //! - [`routes`]: HTTP only: the route table, the extractors (sale, `Idempotency-Key`, bearer
 //!   roles), one file per resource, and the OpenAPI document from the handlers' annotations.
 //! - [`webhooks`]: the delivery loop that POSTs every order, signed, to `ORDER_WEBHOOK_URL`.
+//! - [`checkout`]: the sweeper that releases expired holds, and Stripe's signed events.
 //! - [`live`], [`status_cache`], [`redis_health`]: event streams (one watcher per sale), the
 //!   ≤ 100 ms status cache, and why `/health` says degraded.
 //! - [`config`]: the environment read once and checked per subsystem, into the settings the
@@ -32,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod checkout;
 pub mod client_ip;
 pub mod config;
 pub mod domain;

@@ -161,3 +161,8 @@ pub fn webhook_backlog(undelivered: u64, oldest_age: Duration) {
 pub fn bad_data(record: &'static str) {
     metrics::counter!("flashsale_redis_bad_data_total", "record" => record).increment(1);
 }
+
+/// Units whose hold expired and went back to stock by the sweeper (purchases release some too).
+pub fn holds_expired(units: i64) {
+    metrics::counter!("flashsale_holds_expired_units_total").increment(units.max(0) as u64);
+}

@@ -25,6 +25,21 @@ impl fmt::Debug for AdminToken {
     }
 }
 
+/// `STRIPE_WEBHOOK_SECRET`: the signing secret of the shop's Stripe webhook endpoint
+/// (`whsec_…`); never shown by `Debug`, never logged.
+#[derive(Clone, Debug)]
+pub struct StripeSecret(AdminToken);
+
+impl StripeSecret {
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+pub(super) fn stripe_secret(vars: &Vars) -> Result<Option<StripeSecret>, ConfigError> {
+    Ok(token("STRIPE_WEBHOOK_SECRET", vars.stripe_webhook_secret.clone())?.map(StripeSecret))
+}
+
 pub(super) fn user_id_case(vars: &Vars) -> Result<UserIdCase, ConfigError> {
     match vars.user_id_case.trim() {
         "sensitive" => Ok(UserIdCase::Sensitive),

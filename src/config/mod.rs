@@ -10,13 +10,13 @@ mod redis;
 mod sale;
 mod webhook;
 
-pub use self::auth::AdminToken;
+pub use self::auth::{AdminToken, StripeSecret};
 pub use self::webhook::WebhookSettings;
 
 use crate::{
     auth::AuthSettings,
     client_ip::ClientIp,
-    domain::{SaleId, SaleSeed, UserIdCase},
+    domain::{CheckoutRules, SaleId, SaleSeed, UserIdCase},
     store::{RedisSettings, ReplicaWait, UserAttemptLimit},
 };
 use chrono::{DateTime, Utc};
@@ -75,6 +75,8 @@ struct Vars {
     sale_total_stock: Option<u64>,
     sale_start: Option<String>,
     sale_end: Option<String>,
+    sale_hold_seconds: u64,
+    sale_max_per_buyer: u64,
     admin_token: Option<SecretString>,
     rate_limit_per_second: u32,
     rate_limit_burst: u32,
@@ -97,6 +99,7 @@ struct Vars {
     sse_max_streams: Option<usize>,
     sse_max_streams_per_client: usize,
     metrics_token: Option<SecretString>,
+    stripe_webhook_secret: Option<SecretString>,
     token_failures_per_minute: u32,
     order_webhook_url: Option<String>,
     order_webhook_secret: Option<SecretString>,
@@ -127,6 +130,8 @@ impl Default for Vars {
             sale_total_stock: None,
             sale_start: None,
             sale_end: None,
+            sale_hold_seconds: 0,
+            sale_max_per_buyer: 1,
             admin_token: None,
             rate_limit_per_second: 50,
             rate_limit_burst: 100,
@@ -147,6 +152,7 @@ impl Default for Vars {
             sse_max_streams: None,
             sse_max_streams_per_client: 32,
             metrics_token: None,
+            stripe_webhook_secret: None,
             token_failures_per_minute: 10,
             order_webhook_url: None,
             order_webhook_secret: None,
@@ -168,6 +174,8 @@ pub struct Settings {
     pub sale_id: SaleId,
     /// The sale to create at start-up if it does not exist yet (`SALE_TOTAL_STOCK` set).
     pub sale_seed: Option<SaleSeed>,
+    /// `SALE_HOLD_SECONDS`, `SALE_MAX_PER_BUYER`: also the rules of local mode's demo sale.
+    pub sale_checkout: CheckoutRules,
     /// Whether `SALE_START` / `SALE_END` were given (else they default to now and now + 1 h,
     /// which differ from a stored sale on every restart and say nothing).
     pub sale_window_given: bool,
@@ -188,6 +196,8 @@ pub struct Settings {
     pub sse_max_streams_per_client: usize,
     /// `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
     pub metrics_token: Option<AdminToken>,
+    /// `STRIPE_WEBHOOK_SECRET`: `POST /api/payments/stripe/webhook` exists only when set.
+    pub stripe_secret: Option<StripeSecret>,
     /// `TOKEN_FAILURES_PER_MINUTE`: wrong admin or metrics tokens an address may send a minute
     /// before it is refused; `None` = no limit.
     pub token_failures_per_minute: Option<NonZeroU32>,
@@ -283,11 +293,13 @@ impl Settings {
             replica_wait: redis::replica_wait(&vars)?,
             redis,
             sale_id: sale::sale_id(&vars)?,
+            sale_checkout: sale::checkout(&vars)?,
             sale_seed: sale::seed(&vars, now)?,
             sale_window_given: vars.sale_start.is_some() || vars.sale_end.is_some(),
             user_attempts: sale::user_attempts(&vars)?,
             admin_token: auth::admin_token(&vars)?,
             metrics_token: auth::metrics_token(&vars)?,
+            stripe_secret: auth::stripe_secret(&vars)?,
             token_failures_per_minute: NonZeroU32::new(within(
                 "TOKEN_FAILURES_PER_MINUTE",
                 vars.token_failures_per_minute,

@@ -3,7 +3,7 @@
 
 use super::{within, ConfigError, Vars};
 use crate::{
-    domain::{ProductName, SaleId, SaleSeed, SaleWindow, MAX_TOTAL_STOCK},
+    domain::{CheckoutRules, ProductName, SaleId, SaleSeed, SaleWindow, MAX_TOTAL_STOCK},
     store::UserAttemptLimit,
 };
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -64,7 +64,21 @@ pub(super) fn seed(vars: &Vars, now: DateTime<Utc>) -> Result<Option<SaleSeed>, 
         product_name,
         total_stock,
         window,
+        checkout: checkout(vars)?,
     }))
+}
+
+/// `SALE_HOLD_SECONDS` and `SALE_MAX_PER_BUYER`: the checkout rules of the sale created at
+/// start-up (README, Checkout).
+pub(super) fn checkout(vars: &Vars) -> Result<CheckoutRules, ConfigError> {
+    CheckoutRules::new(vars.sale_hold_seconds, vars.sale_max_per_buyer).map_err(|(field, rule)| {
+        let name = if field == "holdSeconds" {
+            "SALE_HOLD_SECONDS"
+        } else {
+            "SALE_MAX_PER_BUYER"
+        };
+        ConfigError::var(name, rule)
+    })
 }
 
 fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ConfigError> {

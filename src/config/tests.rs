@@ -19,7 +19,36 @@ fn the_variable_list_is_the_struct_read() {
     ] {
         assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
     }
-    assert_eq!(names.len(), 45, "{names:?}");
+    assert_eq!(names.len(), 48, "{names:?}");
+}
+
+#[test]
+fn checkout_rules_and_the_stripe_secret_are_checked() {
+    let plain = settings(&[]).unwrap();
+    assert_eq!(plain.sale_checkout, CheckoutRules::PLAIN);
+    assert!(plain.stripe_secret.is_none());
+    let held = settings(&[
+        ("SALE_TOTAL_STOCK", "10"),
+        ("SALE_HOLD_SECONDS", "300"),
+        ("SALE_MAX_PER_BUYER", "3"),
+    ])
+    .unwrap();
+    let rules = held.sale_seed.unwrap().checkout;
+    assert_eq!((rules.hold_ms(), rules.units_per_buyer()), (300_000, 3));
+    for (name, value) in [
+        ("SALE_HOLD_SECONDS", "29"),
+        ("SALE_HOLD_SECONDS", "86401"),
+        ("SALE_MAX_PER_BUYER", "0"),
+        ("SALE_MAX_PER_BUYER", "101"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_short"),
+    ] {
+        let err = settings(&[(name, value)]).unwrap_err().to_string();
+        assert!(err.starts_with(name), "{name}={value}: {err}");
+    }
+    let stripe = settings(&[("STRIPE_WEBHOOK_SECRET", "whsec_0123456789abcdef")]).unwrap();
+    let secret = stripe.stripe_secret.unwrap();
+    assert_eq!(secret.expose(), "whsec_0123456789abcdef");
+    assert!(!format!("{secret:?}").contains("whsec"), "never shown");
 }
 
 #[test]

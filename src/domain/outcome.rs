@@ -13,7 +13,9 @@ use std::time::Duration;
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     Purchased,
+    Reserved,
     AlreadyPurchased,
+    AlreadyReserved,
     SoldOut,
     SaleNotStarted,
     SaleEnded,
@@ -26,6 +28,9 @@ pub enum Code {
     UnsupportedMediaType,
     SaleNotFound,
     SaleHasBuyers,
+    OrderNotFound,
+    HoldExpired,
+    OrderConfirmed,
     NotFound,
     MethodNotAllowed,
     ServiceUnavailable,
@@ -34,10 +39,13 @@ pub enum Code {
 
 impl Code {
     /// The codes `lua/purchase.lua` may answer, in the order its checks run.
-    pub const PURCHASE: [Code; 7] = [
+    pub const PURCHASE: [Code; 10] = [
         Code::SaleNotFound,
         Code::Purchased,
         Code::AlreadyPurchased,
+        Code::Reserved,
+        Code::AlreadyReserved,
+        Code::InvalidRequest,
         Code::SaleNotStarted,
         Code::SaleEnded,
         Code::RateLimited,
@@ -48,6 +56,11 @@ impl Code {
         match self {
             Code::Purchased => "PURCHASED",
             Code::AlreadyPurchased => "ALREADY_PURCHASED",
+            Code::Reserved => "RESERVED",
+            Code::AlreadyReserved => "ALREADY_RESERVED",
+            Code::OrderNotFound => "ORDER_NOT_FOUND",
+            Code::HoldExpired => "HOLD_EXPIRED",
+            Code::OrderConfirmed => "ORDER_CONFIRMED",
             Code::SoldOut => "SOLD_OUT",
             Code::SaleNotStarted => "SALE_NOT_STARTED",
             Code::SaleEnded => "SALE_ENDED",
@@ -69,8 +82,10 @@ impl Code {
 
     pub const fn status(self) -> StatusCode {
         match self {
-            Code::Purchased => StatusCode::OK,
-            Code::AlreadyPurchased => StatusCode::CONFLICT,
+            Code::Purchased | Code::Reserved => StatusCode::OK,
+            Code::AlreadyPurchased | Code::AlreadyReserved => StatusCode::CONFLICT,
+            Code::HoldExpired | Code::OrderConfirmed => StatusCode::CONFLICT,
+            Code::OrderNotFound => StatusCode::NOT_FOUND,
             Code::SoldOut | Code::SaleEnded => StatusCode::GONE,
             Code::SaleNotStarted => StatusCode::FORBIDDEN,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -93,6 +108,13 @@ impl Code {
         match self {
             Code::Purchased => "You got one! Your unit is reserved.",
             Code::AlreadyPurchased => "You have already bought this item.",
+            Code::Reserved => "Reserved: pay before the hold expires, or the units go back.",
+            Code::AlreadyReserved => "You already hold units of this item; pay or cancel first.",
+            Code::OrderNotFound => "No such order.",
+            Code::HoldExpired => {
+                "The hold expired and its units were sold to someone else: refund the payment."
+            }
+            Code::OrderConfirmed => "The order is paid and confirmed; it cannot be cancelled.",
             Code::SoldOut => "Sold out: no units left.",
             Code::SaleNotStarted => "The sale has not started yet.",
             Code::SaleEnded => "The sale has ended.",
@@ -114,6 +136,14 @@ impl Code {
         }
     }
 
+    /// Whether an answer with this code names the buyer's order.
+    pub const fn names_order(self) -> bool {
+        matches!(
+            self,
+            Code::Purchased | Code::AlreadyPurchased | Code::Reserved | Code::AlreadyReserved
+        )
+    }
+
     /// The code of a purchase-script answer; `None` for anything the script never says.
     pub fn from_script(code: &str) -> Option<Self> {
         Code::PURCHASE
@@ -129,30 +159,54 @@ pub struct Purchase {
     pub order_number: i64,
 }
 
-/// The purchase script's answer, checked: the code, the stock after the decision, the unit the
-/// user holds (for `PURCHASED` and `ALREADY_PURCHASED`) and the wait (for `RATE_LIMITED`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a checkout sale adds to a purchase answer (README, Checkout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutPart {
+    /// Units in the buyer's order; for `INVALID_REQUEST`, the sale's `maxPerBuyer`.
+    pub quantity: i64,
+    /// When a hold expires, on Redis's clock (Unix ms); `None` for a confirmed order.
+    pub hold_expires_ms: Option<i64>,
+    /// The secret that cancels the hold; only for `RESERVED`.
+    pub reservation_token: Option<String>,
+    /// Units in checkouts (held, not yet paid) after the decision.
+    pub held_stock: i64,
+}
+
+/// The purchase script's answer, checked: the code, the stock after the decision, the order the
+/// user holds (for `PURCHASED`, `RESERVED` and their `ALREADY_` forms), the wait (for
+/// `RATE_LIMITED`) and, on a checkout sale, the order's units and hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseOutcome {
     pub code: Code,
     pub remaining: i64,
     pub purchase: Option<Purchase>,
     pub retry_after: Option<Duration>,
+    pub checkout: Option<CheckoutPart>,
 }
 
 /// The raw reply of `lua/purchase.lua`: `{code, remainingStock, purchaseMs, orderNumber,
-/// retryAfterMs}`.
+/// retryAfterMs}` and, from a checkout sale, `{quantity, holdExpiresMs, reservationToken,
+/// heldStock}`.
 pub type PurchaseReply<'a> = (&'a str, i64, i64, i64, i64);
 
 impl PurchaseOutcome {
     /// The one place a purchase-script reply becomes a typed outcome.
-    pub fn from_reply(reply: PurchaseReply<'_>) -> Result<Self, String> {
+    pub fn from_reply(
+        reply: PurchaseReply<'_>,
+        checkout: Option<CheckoutPart>,
+    ) -> Result<Self, String> {
         let (code, remaining, purchase_ms, order_number, retry_after_ms) = reply;
         let code = Code::from_script(code)
             .ok_or_else(|| format!("purchase.lua answered an unknown code {code:?}"))?;
-        let holds_unit = matches!(code, Code::Purchased | Code::AlreadyPurchased);
+        let holds_unit = code.names_order();
         if holds_unit && order_number < 1 {
             return Err(format!("purchase.lua answered {code:?} without an order"));
         }
+        let checkout = checkout.map(|part| CheckoutPart {
+            hold_expires_ms: part.hold_expires_ms.filter(|ms| *ms > 0 && holds_unit),
+            reservation_token: part.reservation_token.filter(|token| !token.is_empty()),
+            ..part
+        });
         Ok(Self {
             code,
             remaining: remaining.max(0),
@@ -162,11 +216,12 @@ impl PurchaseOutcome {
             }),
             retry_after: (code == Code::RateLimited)
                 .then(|| Duration::from_millis(retry_after_ms.max(1) as u64)),
+            checkout,
         })
     }
 
     pub fn is_success(&self) -> bool {
-        self.code == Code::Purchased
+        matches!(self.code, Code::Purchased | Code::Reserved)
     }
 }
 
@@ -195,14 +250,36 @@ mod tests {
     #[test]
     fn a_reply_becomes_an_outcome_with_its_unit_and_wait() {
         let bought =
-            PurchaseOutcome::from_reply(("PURCHASED", 9, 1_700_000_000_000, 3, 0)).unwrap();
+            PurchaseOutcome::from_reply(("PURCHASED", 9, 1_700_000_000_000, 3, 0), None).unwrap();
         assert_eq!(bought.code.status(), StatusCode::OK);
         assert_eq!(bought.purchase.map(|p| p.order_number), Some(3));
         assert!(bought.is_success());
-        let limited = PurchaseOutcome::from_reply(("RATE_LIMITED", 5, 0, 0, 1500)).unwrap();
+        let limited = PurchaseOutcome::from_reply(("RATE_LIMITED", 5, 0, 0, 1500), None).unwrap();
         assert_eq!(limited.retry_after, Some(Duration::from_millis(1500)));
         assert_eq!(limited.purchase, None);
-        assert!(PurchaseOutcome::from_reply(("NOPE", 0, 0, 0, 0)).is_err());
-        assert!(PurchaseOutcome::from_reply(("PURCHASED", 0, 0, 0, 0)).is_err());
+        assert!(PurchaseOutcome::from_reply(("NOPE", 0, 0, 0, 0), None).is_err());
+        assert!(PurchaseOutcome::from_reply(("PURCHASED", 0, 0, 0, 0), None).is_err());
+        let held = CheckoutPart {
+            quantity: 2,
+            hold_expires_ms: Some(1_700_000_300_000),
+            reservation_token: Some("4.abc".into()),
+            held_stock: 2,
+        };
+        let reserved =
+            PurchaseOutcome::from_reply(("RESERVED", 7, 1_700_000_000_000, 4, 0), Some(held))
+                .unwrap();
+        assert!(reserved.is_success());
+        let part = reserved.checkout.unwrap();
+        assert_eq!(part.hold_expires_ms, Some(1_700_000_300_000));
+        assert_eq!(part.reservation_token.as_deref(), Some("4.abc"));
+        let refused = CheckoutPart {
+            quantity: 0,
+            hold_expires_ms: Some(0),
+            reservation_token: Some(String::new()),
+            held_stock: 3,
+        };
+        let sold_out = PurchaseOutcome::from_reply(("SOLD_OUT", 0, 0, 0, 0), Some(refused)).unwrap();
+        let part = sold_out.checkout.unwrap();
+        assert_eq!((part.hold_expires_ms, part.reservation_token), (None, None));
     }
 }

@@ -12,6 +12,8 @@ pub struct SaleSnapshot {
     pub end_ms: i64,
     /// Redis `TIME` when the snapshot was read (README, How a purchase stays atomic: one clock).
     pub redis_now_ms: i64,
+    /// Units in unpaid checkout holds: not remaining, not yet confirmed (README, Checkout).
+    pub held_stock: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,12 +108,68 @@ impl SaleWindow {
     }
 }
 
-/// What a new sale holds: name, stock and window.
+/// How a sale takes payment (README, Checkout): how long a unit is held for an unpaid order
+/// (0 = no holds: an order is final when it is placed) and how many units one order may take.
+/// One rule for `SALE_HOLD_SECONDS`/`SALE_MAX_PER_BUYER` and the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckoutRules {
+    hold_seconds: u32,
+    max_per_buyer: u32,
+}
+
+impl CheckoutRules {
+    /// No holds, one unit per buyer: the sale as it was before checkouts.
+    pub const PLAIN: Self = Self {
+        hold_seconds: 0,
+        max_per_buyer: 1,
+    };
+    pub const MIN_HOLD_SECONDS: u64 = 30;
+    pub const MAX_HOLD_SECONDS: u64 = 86_400;
+    pub const MAX_PER_BUYER: u64 = 100;
+    pub const HOLD_RULE: &'static str = "must be 0 (no holds) or 30 to 86400";
+    pub const MAX_PER_BUYER_RULE: &'static str = "must be 1 to 100";
+
+    pub fn hold_seconds(seconds: u64) -> Result<u32, &'static str> {
+        if seconds == 0 || (Self::MIN_HOLD_SECONDS..=Self::MAX_HOLD_SECONDS).contains(&seconds) {
+            Ok(seconds as u32)
+        } else {
+            Err(Self::HOLD_RULE)
+        }
+    }
+
+    pub fn max_per_buyer(units: u64) -> Result<u32, &'static str> {
+        if (1..=Self::MAX_PER_BUYER).contains(&units) {
+            Ok(units as u32)
+        } else {
+            Err(Self::MAX_PER_BUYER_RULE)
+        }
+    }
+
+    /// Rules from raw values, each checked by its own rule (the error names the field).
+    pub fn new(hold_seconds: u64, max_per_buyer: u64) -> Result<Self, (&'static str, &'static str)> {
+        Ok(Self {
+            hold_seconds: Self::hold_seconds(hold_seconds).map_err(|rule| ("holdSeconds", rule))?,
+            max_per_buyer: Self::max_per_buyer(max_per_buyer)
+                .map_err(|rule| ("maxPerBuyer", rule))?,
+        })
+    }
+
+    pub fn hold_ms(&self) -> i64 {
+        i64::from(self.hold_seconds) * 1000
+    }
+
+    pub fn units_per_buyer(&self) -> u32 {
+        self.max_per_buyer
+    }
+}
+
+/// What a new sale holds: name, stock, window and checkout rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleSeed {
     pub product_name: ProductName,
     pub total_stock: u64,
     pub window: SaleWindow,
+    pub checkout: CheckoutRules,
 }
 
 impl SaleSeed {
@@ -121,6 +179,7 @@ impl SaleSeed {
             product_name: ProductName::parse("Demo product").ok()?,
             total_stock: 100,
             window: SaleWindow::new(now, now + chrono::Duration::hours(1))?,
+            checkout: CheckoutRules::PLAIN,
         })
     }
 }
@@ -145,6 +204,22 @@ mod tests {
         );
         for bad in ["", "   ", "a\nb", "tab\there", &"x".repeat(201)] {
             assert_eq!(ProductName::parse(bad), Err(ProductName::RULE), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn checkout_rules_bound_holds_and_units() {
+        assert_eq!(CheckoutRules::new(0, 1), Ok(CheckoutRules::PLAIN));
+        assert_eq!(CheckoutRules::new(30, 100).map(|r| r.hold_ms()), Ok(30_000));
+        assert_eq!(CheckoutRules::new(86_400, 1).map(|r| r.hold_ms()), Ok(86_400_000));
+        for (hold, max, field) in [
+            (29, 1, "holdSeconds"),
+            (86_401, 1, "holdSeconds"),
+            (1, 1, "holdSeconds"),
+            (0, 0, "maxPerBuyer"),
+            (0, 101, "maxPerBuyer"),
+        ] {
+            assert_eq!(CheckoutRules::new(hold, max).map_err(|e| e.0), Err(field));
         }
     }
 

@@ -159,6 +159,7 @@ pub fn same_view(a: &LiveStatus, b: &LiveStatus) -> bool {
     match (a, b) {
         (Some((old, old_now)), Some((new, new_now))) => {
             old.remaining_stock == new.remaining_stock
+                && old.held_stock == new.held_stock
                 && old.status_at(*old_now) == new.status_at(*new_now)
                 && old.product_name == new.product_name
                 && (old.start_ms, old.end_ms) == (new.start_ms, new.end_ms)

@@ -6,6 +6,7 @@
 //! method gets 405 with an `Allow` header.
 
 pub mod admin;
+pub mod checkout;
 mod events;
 pub mod extract;
 mod health;
@@ -14,9 +15,14 @@ mod page;
 mod purchase;
 mod state;
 mod status;
+mod stripe;
 mod user;
 
-use crate::{config::AdminToken, error::ApiError, middleware::IpGovernorConfig};
+use crate::{
+    config::{AdminToken, StripeSecret},
+    error::ApiError,
+    middleware::IpGovernorConfig,
+};
 use actix_governor::Governor;
 use actix_web::{guard, http::header::HeaderValue, web, HttpResponse, Resource, Route};
 
@@ -30,6 +36,8 @@ pub struct Mounts<'a> {
     pub admin_token: Option<&'a web::Data<AdminToken>>,
     /// The per-IP limit, on the sale routes only: health probes must always get through.
     pub ip_limit: Option<&'a IpGovernorConfig>,
+    /// `STRIPE_WEBHOOK_SECRET`: Stripe's webhook route exists only when it is set.
+    pub stripe_secret: Option<&'a web::Data<StripeSecret>>,
 }
 
 /// Every route of the service.
@@ -39,6 +47,14 @@ pub fn table(cfg: &mut web::ServiceConfig, mounts: Mounts<'_>) {
             web::scope("/api/admin")
                 .app_data(token.clone())
                 .configure(admin::routes),
+        );
+    }
+    if let Some(secret) = mounts.stripe_secret {
+        cfg.service(
+            resource("/api/payments/stripe/webhook", "POST")
+                .app_data(secret.clone())
+                .app_data(web::PayloadConfig::new(stripe::MAX_EVENT_BYTES))
+                .route(web::post().to(stripe::webhook)),
         );
     }
     // The alias goes first: its prefix is static, so its requests never run the regex that
@@ -67,6 +83,9 @@ pub fn sale_routes(cfg: &mut web::ServiceConfig) {
             resource("/purchase", "POST")
                 .app_data(extract::json_config())
                 .route(web::post().to(purchase::purchase)),
+        )
+        .service(
+            resource("/reservation", "DELETE").route(web::delete().to(checkout::cancel_reservation)),
         )
         .service(resource("/user/{userId}", READ).route(read().to(user::user)))
         .service(resource("/events", READ).route(read().to(events::events)));

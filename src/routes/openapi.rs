@@ -9,9 +9,11 @@ use super::{
         BuyerPage, BuyerRow, DeadOrderPage, DeadOrderRow, PatchBody, Redriven, RestockAnswer,
         RestockBody, SaleBody, SaleList, SaleView,
     },
+    checkout::{OrderStepView, OrderView},
     health::HealthBody,
     purchase::PurchaseRequest,
     status::StatusBody,
+    stripe::StripeReceipt,
     user::UserBody,
     AppState, ALIAS_PREFIX, SALE_PREFIX,
 };
@@ -41,15 +43,17 @@ use utoipa::{
         super::admin::sales::list, super::admin::sales::get, super::admin::sales::put,
         super::admin::sales::patch, super::admin::sales::delete, super::admin::sales::restock,
         super::admin::orders::buyers, super::admin::orders::dead_orders,
-        super::admin::orders::redrive,
+        super::admin::orders::redrive, super::admin::checkout::order,
+        super::admin::checkout::confirm, super::admin::checkout::cancel,
+        super::checkout::cancel_reservation, super::stripe::webhook,
     ),
     components(schemas(
         Answer, Code, StatusBody, PurchaseRequest, UserBody, HealthBody, SaleBody, PatchBody,
         RestockBody, SaleView, BuyerRow, DeadOrderRow, OrderEvent, SaleList, RestockAnswer,
-        BuyerPage, DeadOrderPage, Redriven
+        BuyerPage, DeadOrderPage, Redriven, OrderView, OrderStepView, StripeReceipt
     )),
     modifiers(&BearerAuth, &CommonErrors, &SaleAlias),
-    tags((name = "sales"), (name = "admin"), (name = "operations"))
+    tags((name = "sales"), (name = "admin"), (name = "payments"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

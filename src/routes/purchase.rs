@@ -6,8 +6,8 @@ use super::{
     AppState,
 };
 use crate::{
-    domain::{Code, SaleId, UserId},
-    error::{Answer, Result},
+    domain::{CheckoutRules, Code, SaleId, UserId},
+    error::{Answer, ApiError, Result},
 };
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -19,6 +19,23 @@ pub struct PurchaseRequest {
     /// 1–128 of `A–Z a–z 0–9 . _ - @ + : |`; required unless a bearer token names the buyer.
     #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9._@+:|\-]{1,128}$")]
     pub user_id: Option<UserId>,
+    /// Units for this one order (default 1); at most the sale's `maxPerBuyer` (README, Checkout).
+    #[schema(minimum = 1, maximum = 100)]
+    pub quantity: Option<i64>,
+}
+
+/// The units a purchase asks for: 1 to [`CheckoutRules::MAX_PER_BUYER`], checked before Redis
+/// (the sale's own `maxPerBuyer` is checked by the script).
+fn quantity(value: Option<i64>) -> Result<u32> {
+    let most = CheckoutRules::MAX_PER_BUYER;
+    match value {
+        None => Ok(1),
+        Some(units) => u64::try_from(units)
+            .ok()
+            .filter(|units| (1..=most).contains(units))
+            .map(|units| units as u32)
+            .ok_or_else(|| ApiError::invalid(format!("quantity must be 1 to {most}."))),
+    }
 }
 
 #[utoipa::path(post, path = "/api/sales/{saleId}/purchase", tag = "sales", operation_id = "sale_purchase",
@@ -29,11 +46,12 @@ pub struct PurchaseRequest {
     request_body = PurchaseRequest,
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = codes(&[Code::Purchased]), body = Answer),
+        (status = 200, description = codes_and(&[Code::Purchased, Code::Reserved], "RESERVED on a sale with holds"), body = Answer),
+        (status = 400, description = codes_and(&[Code::InvalidRequest], "a malformed body, or a quantity over the sale's maxPerBuyer"), body = Answer),
         (status = 401, description = codes_and(&[Code::Unauthorized], "token verification on"), body = Answer),
         (status = 403, description = codes_and(&[Code::SaleNotStarted, Code::Forbidden], "not started, or a token for another user"), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
-        (status = 409, description = codes(&[Code::AlreadyPurchased]), body = Answer),
+        (status = 409, description = codes(&[Code::AlreadyPurchased, Code::AlreadyReserved]), body = Answer),
         (status = 410, description = codes(&[Code::SoldOut, Code::SaleEnded]), body = Answer),
         (status = 503, description = codes_and(&[Code::ServiceUnavailable], "retry with the same Idempotency-Key"), body = Answer, headers(("Retry-After" = u64))),
     ))]
@@ -44,7 +62,9 @@ pub async fn purchase(
     IdempotencyKey(token): IdempotencyKey,
     body: web::Json<PurchaseRequest>,
 ) -> Result<HttpResponse> {
-    let buyer = state.buyer(&request, body.into_inner().user_id).await?;
+    let body = body.into_inner();
+    let quantity = quantity(body.quantity)?;
+    let buyer = state.buyer(&request, body.user_id).await?;
     let outcome = state
         .store
         .purchase(
@@ -53,14 +73,12 @@ pub async fn purchase(
             token,
             state.user_attempts,
             &request_id(&request),
+            quantity,
         )
         .await?;
     crate::metrics::purchase(sale.as_str(), outcome.code.as_str());
     if outcome.code == Code::RateLimited {
         crate::metrics::rate_limited("user");
     }
-    Ok(
-        Answer::purchase(outcome.code, Some(outcome.remaining), outcome.purchase)
-            .respond(outcome.retry_after),
-    )
+    Ok(Answer::outcome(&outcome).respond(outcome.retry_after))
 }

@@ -19,6 +19,9 @@ pub struct StatusBody<'a> {
     product_name: &'a str,
     total_stock: i64,
     remaining_stock: i64,
+    /// Units in unpaid checkout holds: not in `remainingStock`, and some may come back
+    /// (README, Checkout); 0 on a sale without holds.
+    held_stock: i64,
     start_time: String,
     end_time: String,
     server_time: String,
@@ -32,6 +35,7 @@ impl<'a> StatusBody<'a> {
             product_name: &snapshot.product_name,
             total_stock: snapshot.total_stock,
             remaining_stock: snapshot.remaining_stock.max(0),
+            held_stock: snapshot.held_stock.max(0),
             start_time: rfc3339_ms(snapshot.start_ms),
             end_time: rfc3339_ms(snapshot.end_ms),
             server_time: rfc3339_ms(now_ms),

@@ -83,7 +83,10 @@ impl Application {
         redis::wait_for_redis(&control, &url, settings.redis.startup_timeout).await?;
         let seed = match (&settings.sale_seed, &local_redis) {
             (Some(seed), _) => Some(seed.clone()),
-            (None, Some(_)) => SaleSeed::demo(Utc::now()),
+            (None, Some(_)) => SaleSeed::demo(Utc::now()).map(|demo| SaleSeed {
+                checkout: settings.sale_checkout,
+                ..demo
+            }),
             (None, None) => None,
         };
         if let Some(seed) = seed {
@@ -103,7 +106,11 @@ impl Application {
             .map_err(redis_error)?;
 
         let redis_health = RedisHealth::default();
-        let mut background = vec![redis_health.spawn_check(control, settings.redis.health_check)];
+        let mut background = vec![
+            // Shares the control connection: with no sale with holds, a round is one SMEMBERS.
+            crate::checkout::spawn_sweeper(control.clone()),
+            redis_health.spawn_check(control, settings.redis.health_check),
+        ];
         if let Some(webhook) = &settings.webhook {
             // The loop gets connections of its own: deliveries never wait behind purchases.
             let store = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN);

@@ -89,6 +89,7 @@ pub(super) fn serve(
     let replica_wait = settings.replica_wait;
     let prometheus = crate::metrics::install().map(web::Data::new);
     let admin_token = settings.admin_token.clone().map(web::Data::new);
+    let stripe_secret = settings.stripe_secret.clone().map(web::Data::new);
     let metrics_token = settings
         .metrics_token
         .clone()
@@ -131,6 +132,7 @@ pub(super) fn serve(
         let mounts = Mounts {
             admin_token: admin_token.as_ref(),
             ip_limit: ip_limit.as_ref(),
+            stripe_secret: stripe_secret.as_ref(),
         };
         app.configure(|cfg| routes::table(cfg, mounts))
             // On every answer; the page sets its own, fuller Content-Security-Policy.

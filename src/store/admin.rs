@@ -28,6 +28,8 @@ pub struct SalePatch<'a> {
     pub end_ms: Option<i64>,
     /// End the sale now, on Redis's clock (an `endTime` of now or earlier).
     pub close_now: bool,
+    pub hold_ms: Option<i64>,
+    pub max_per_buyer: Option<i64>,
 }
 
 impl Store {
@@ -37,11 +39,16 @@ impl Store {
         sale: &SaleId,
         seed: &SaleSeed,
     ) -> Result<bool, StoreError> {
-        self.eval(CreateSale {
-            keys: SaleKeys::new(sale),
-            seed,
-        })
-        .await
+        let created = self
+            .eval(CreateSale {
+                keys: SaleKeys::new(sale),
+                seed,
+            })
+            .await?;
+        if created && seed.checkout.hold_ms() > 0 {
+            self.index_holds(sale).await?;
+        }
+        Ok(created)
     }
 
     /// Creates or replaces a sale (`force` replaces one that has buyers).
@@ -61,6 +68,9 @@ impl Store {
         if matches!(outcome, PutOutcome::Created | PutOutcome::Replaced) {
             self.index_sale(sale).await?;
         }
+        if seed.checkout.hold_ms() > 0 && outcome != PutOutcome::HasBuyers {
+            self.index_holds(sale).await?;
+        }
         Ok(outcome)
     }
 
@@ -70,14 +80,21 @@ impl Store {
         sale: &SaleId,
         patch: SalePatch<'_>,
     ) -> Result<PatchOutcome, StoreError> {
-        self.eval(PatchSale {
-            keys: SaleKeys::new(sale),
-            product_name: patch.product_name,
-            start_ms: patch.start_ms,
-            end_ms: patch.end_ms,
-            close_now: patch.close_now,
-        })
-        .await
+        let outcome = self
+            .eval(PatchSale {
+                keys: SaleKeys::new(sale),
+                product_name: patch.product_name,
+                start_ms: patch.start_ms,
+                end_ms: patch.end_ms,
+                close_now: patch.close_now,
+                hold_ms: patch.hold_ms,
+                max_per_buyer: patch.max_per_buyer,
+            })
+            .await?;
+        if outcome == PatchOutcome::Done && patch.hold_ms.is_some_and(|ms| ms > 0) {
+            self.index_holds(sale).await?;
+        }
+        Ok(outcome)
     }
 
     /// Adds `units` once per `token`; `None` when the sale does not exist.
@@ -113,6 +130,10 @@ impl Store {
         let id = sale.as_str().to_owned();
         let _: i64 = self
             .command(|client| async move { client.zrem(SALES_INDEX, id).await })
+            .await?;
+        let id = sale.as_str().to_owned();
+        let _: i64 = self
+            .command(|client| async move { client.srem(super::checkout::HOLD_SALES, id).await })
             .await?;
         Ok(deleted)
     }

@@ -80,6 +80,35 @@ impl SaleKeys {
         self.key("orders:attempts")
     }
 
+    /// `sale:{ID}:checkouts` — hash: orderNumber → order record (JSON; `lua/prelude.lua`,
+    /// `read_order`), for checkout sales only.
+    pub fn checkouts(&self) -> Key {
+        self.key("checkouts")
+    }
+
+    /// `sale:{ID}:expiries` — sorted set: held orderNumbers scored by their hold's expiry (ms).
+    pub fn expiries(&self) -> Key {
+        self.key("expiries")
+    }
+
+    /// `sale:{ID}:payments` — sorted set: payment event ids already applied (Stripe's), scored
+    /// by when; kept four days, past Stripe's three days of retries.
+    pub fn payments(&self) -> Key {
+        self.key("payments")
+    }
+
+    /// The keys of the checkout scripts, in their order: config, buyers, checkouts, expiries,
+    /// orders.
+    pub fn checkout(&self) -> Vec<Key> {
+        vec![
+            self.config(),
+            self.buyers(),
+            self.checkouts(),
+            self.expiries(),
+            self.orders(),
+        ]
+    }
+
     /// `sale:{ID}:rl:*` — the pattern of every attempt counter of the sale.
     pub fn attempts_pattern(&self) -> String {
         format!("{}rl:*", self.prefix)
@@ -96,6 +125,9 @@ impl SaleKeys {
             self.orders_dead(),
             self.orders_retry(),
             self.orders_attempts(),
+            self.checkouts(),
+            self.expiries(),
+            self.payments(),
         ])
     }
 
@@ -133,7 +165,7 @@ mod tests {
             .iter()
             .map(|key| fred::util::redis_keyslot(key.as_bytes()))
             .collect();
-        assert_eq!(slots.len(), 11);
+        assert_eq!(slots.len(), 14);
         assert!(slots.iter().all(|slot| *slot == slots[0]), "{slots:?}");
     }
 }

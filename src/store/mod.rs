@@ -4,6 +4,7 @@
 //! [`StoreError`] back, never a Redis value.
 
 pub mod admin;
+pub mod checkout;
 mod connection;
 mod error;
 pub mod keys;
@@ -16,7 +17,9 @@ mod settings;
 pub mod url;
 pub mod webhooks;
 
+pub use checkout::OrderRef;
 pub use error::StoreError;
+pub use scripts::{OrderAction, OrderChange, OrderRecord, OrderStep, Swept};
 pub use records::{DeadOrder, OrderEntry, PendingOrder, Source};
 pub use settings::{RedisSettings, ReplicaWait, UserAttemptLimit};
 pub use url::RedisUrl;

@@ -6,7 +6,7 @@ use super::{
     scripts::{Purchase, ScriptCall},
     ReplicaWait, Store, StoreError, UserAttemptLimit,
 };
-use crate::domain::{Code, PurchaseOutcome, RequestToken, SaleId, UserId};
+use crate::domain::{PurchaseOutcome, RequestToken, SaleId, UserId};
 use fred::{
     bytes_utils::Str,
     prelude::*,
@@ -22,6 +22,7 @@ impl Store {
         token: RequestToken,
         limit: UserAttemptLimit,
         request_id: &str,
+        quantity: u32,
     ) -> Result<PurchaseOutcome, StoreError> {
         // Owned strings become `Str` without a copy.
         let call = Purchase {
@@ -32,6 +33,9 @@ impl Store {
             limit,
             request_id: Str::from(request_id),
             waits: self.replica_wait.is_some(),
+            quantity,
+            // 128 random bits: the secret half of a hold's reservation token.
+            secret: Str::from(uuid::Uuid::new_v4().simple().to_string()),
         };
         match self.replica_wait {
             None => self.eval(call).await,
@@ -102,7 +106,7 @@ impl Store {
         };
         let outcome = Purchase::parse(reply?)?;
         let acked = acked?.as_i64().unwrap_or(0);
-        if outcome.code == Code::Purchased && acked < i64::from(wait.replicas) {
+        if outcome.is_success() && acked < i64::from(wait.replicas) {
             return Err(StoreError::Unavailable(fred::error::Error::new(
                 fred::error::ErrorKind::Timeout,
                 format!(
@@ -134,7 +138,7 @@ mod future_size {
             limit: 10,
             window_ms: 10_000,
         };
-        let purchase = store.purchase(&sale, user, RequestToken::generate(), limit, "request");
+        let purchase = store.purchase(&sale, user, RequestToken::generate(), limit, "request", 1);
         let size = std::mem::size_of_val(&purchase);
         assert!(size <= 2048, "a purchase's future is {size} bytes");
     }

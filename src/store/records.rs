@@ -4,12 +4,25 @@
 //! zeros.
 
 use super::error::StoreError;
+
+/// The type of the event a plain sale's purchase records.
+pub const ORDER_CREATED: &str = "order.created";
 use std::collections::HashMap;
 
-/// One unit sold, as `lua/purchase.lua` appends it to `sale:{ID}:orders` (and as the webhook
-/// scripts copy it to the retry and dead-letter streams).
+/// One order event, as `lua/purchase.lua` and the checkout scripts append it to
+/// `sale:{ID}:orders` (and as the webhook scripts copy it to the retry and dead-letter streams):
+/// `order.created` (a plain sale's purchase, or a checkout sale's without holds: no `type`
+/// field), `order.reserved`, `order.confirmed`, `order.released` or `order.refund_required`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderEntry {
+    /// The event's type.
+    pub kind: String,
+    /// Units in the order (1 on a plain sale).
+    pub quantity: i64,
+    /// Why: `expired` or `cancelled` (released), `resold` or `reordered` (refund required).
+    pub reason: Option<String>,
+    /// When the event happened, on Redis's clock (Unix ms): the purchase for `order.created`.
+    pub event_ms: i64,
     /// The entry's id in the stream it was read from: the cursor of the next page.
     pub id: String,
     /// The id receivers dedupe on: the order's id in `sale:{ID}:orders`, kept by copies.
@@ -60,7 +73,25 @@ impl OrderEntry {
     }
 
     fn from_fields(fields: &mut Fields<'_>, id: String) -> Result<Self, StoreError> {
+        let kind = fields
+            .fields
+            .remove("type")
+            .unwrap_or_else(|| ORDER_CREATED.to_owned());
+        let quantity = match fields.fields.contains_key("quantity") {
+            true => fields.number("quantity")?,
+            false => 1,
+        };
+        let event_ms = match fields.fields.contains_key("at") {
+            true => Some(fields.number("at")?),
+            false => None,
+        };
+        let reason = fields.fields.remove("reason");
+        let purchase_ms = fields.number("purchaseTime")?;
         let order = Self {
+            kind,
+            quantity,
+            reason,
+            event_ms: event_ms.unwrap_or(purchase_ms),
             event_id: fields
                 .fields
                 .remove("eventId")
@@ -68,12 +99,12 @@ impl OrderEntry {
             sale_id: fields.text("saleId")?,
             user_id: fields.text("userId")?,
             order_number: fields.number("orderNumber")?,
-            purchase_ms: fields.number("purchaseTime")?,
+            purchase_ms,
             request_id: fields.text("requestId")?,
             id,
         };
-        if order.user_id.is_empty() || order.order_number < 1 {
-            return Err(fields.bad("no buyer or no order number"));
+        if order.user_id.is_empty() || order.order_number < 1 || order.quantity < 1 {
+            return Err(fields.bad("no buyer, no order number or no units"));
         }
         Ok(order)
     }

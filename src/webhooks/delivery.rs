@@ -38,15 +38,23 @@ pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
 pub struct OrderEvent {
     /// The order's id in `sale:{ID}:orders`; the same across re-deliveries and re-drives.
     pub event_id: String,
-    /// Always `order.created`.
+    /// `order.created` (a sale without holds), or a checkout's `order.reserved`,
+    /// `order.confirmed`, `order.released` or `order.refund_required` (README, Checkout).
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: String,
     pub sale_id: String,
     pub user_id: String,
     pub order_number: i64,
-    /// When the unit was sold, by Redis's clock (RFC 3339, ms).
+    /// Units in the order.
+    pub quantity: i64,
+    /// When the order was placed, by Redis's clock (RFC 3339, ms).
     pub purchase_time: String,
-    /// The `X-Request-Id` of the purchase request.
+    /// When this event happened, by Redis's clock (RFC 3339, ms).
+    pub event_time: String,
+    /// `expired` or `cancelled` (released); `resold` or `reordered` (refund required).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The `X-Request-Id` of the request that caused the event (empty for the sweeper).
     pub request_id: String,
 }
 
@@ -54,11 +62,14 @@ impl OrderEvent {
     fn new(order: &OrderEntry) -> Self {
         Self {
             event_id: order.event_id.clone(),
-            kind: "order.created",
+            kind: order.kind.clone(),
             sale_id: order.sale_id.clone(),
             user_id: order.user_id.clone(),
             order_number: order.order_number,
+            quantity: order.quantity,
             purchase_time: rfc3339_ms(order.purchase_ms),
+            event_time: rfc3339_ms(order.event_ms),
+            reason: order.reason.clone(),
             request_id: order.request_id.clone(),
         }
     }

@@ -296,7 +296,7 @@ async fn buyers_page_in_purchase_order_and_a_hundred_thousand_export_as_streamed
             let user = flashsale::domain::UserId::parse(format!("b{n}")).unwrap();
             let token = flashsale::domain::RequestToken::generate();
             store
-                .purchase(sale, user, token, limit, "seed")
+                .purchase(sale, user, token, limit, "seed", 1)
                 .await
                 .unwrap()
         }
@@ -349,7 +349,7 @@ async fn buyers_page_in_purchase_order_and_a_hundred_thousand_export_as_streamed
                 assert_eq!(order, last_order + 1, "purchase order");
                 last_order = order;
             } else {
-                assert_eq!(line.trim_end(), "userId,orderNumber,purchaseTime");
+                assert_eq!(line.trim_end(), "userId,orderNumber,purchaseTime,quantity");
             }
             rows += 1;
         }

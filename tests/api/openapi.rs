@@ -50,7 +50,14 @@ fn served_routes() -> BTreeSet<(String, String)> {
 #[tokio::test]
 async fn the_document_lists_every_route_the_service_serves_and_no_other() {
     let redis = TestRedis::start().await;
-    let app = spawn_app_with(&redis, &[("ADMIN_TOKEN", "an-admin-token-for-tests")]).await;
+    let app = spawn_app_with(
+        &redis,
+        &[
+            ("ADMIN_TOKEN", "an-admin-token-for-tests"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_for_the_openapi_test"),
+        ],
+    )
+    .await;
 
     let doc: serde_json::Value = app
         .http
@@ -82,7 +89,8 @@ async fn the_document_lists_every_route_the_service_serves_and_no_other() {
         let url = app.url(
             &path
                 .replace("{saleId}", "default")
-                .replace("{userId}", "u1"),
+                .replace("{userId}", "u1")
+                .replace("{orderNumber}", "1"),
         );
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let reply = app.http.request(method.clone(), url).send().await.unwrap();

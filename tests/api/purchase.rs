@@ -144,6 +144,8 @@ async fn the_purchase_script_run_twice_with_one_token_takes_one_unit() {
         sale.attempts("gus"),
         sale.orders(),
         sale.refused(),
+        sale.checkouts(),
+        sale.expiries(),
     ];
     let args = vec![
         "gus",
@@ -152,6 +154,9 @@ async fn the_purchase_script_run_twice_with_one_token_takes_one_unit() {
         "10000",
         "default",
         "replayed-request",
+        "0",
+        "1",
+        "0123456789abcdef0123456789abcdef",
     ];
 
     let first: Vec<fred::types::Value> = script

@@ -5,6 +5,7 @@
 //! One file per resource: [`sales`] (a sale's config and stock), [`orders`] (its buyers and the
 //! orders whose webhook died).
 
+pub mod checkout;
 pub mod orders;
 pub mod sales;
 
@@ -44,6 +45,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/sales/{saleId}/orders/dead/redrive", "POST")
                 .route(web::post().to(orders::redrive)),
+        )
+        // After `orders/dead`, which the pattern would match too.
+        .service(
+            resource("/sales/{saleId}/orders/{orderNumber}", READ)
+                .route(read().to(checkout::order)),
+        )
+        .service(
+            resource("/sales/{saleId}/orders/{orderNumber}/confirm", "POST")
+                .route(web::post().to(checkout::confirm)),
+        )
+        .service(
+            resource("/sales/{saleId}/orders/{orderNumber}/cancel", "POST")
+                .route(web::post().to(checkout::cancel)),
         );
 }
 

@@ -6,7 +6,7 @@ use crate::{
     domain::{rfc3339_ms, Code, SaleId},
     error::{Answer, ApiError, Result},
     routes::{extract::Admin, openapi::codes, AppState},
-    store::{DeadOrder, OrderEntry},
+    store::{checkout::BuyerState, DeadOrder, OrderEntry},
 };
 use actix_web::{
     http::header::{self, HeaderValue},
@@ -19,6 +19,14 @@ use serde::{Deserialize, Serialize};
 pub struct PageQuery {
     cursor: Option<String>,
     limit: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuyersQuery {
+    cursor: Option<String>,
+    limit: Option<u64>,
+    state: Option<BuyerState>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +68,8 @@ pub struct BuyerRow {
     user_id: String,
     order_number: i64,
     purchase_time: String,
+    /// Units in the order (1 unless the sale allows more per buyer).
+    quantity: i64,
 }
 
 impl From<OrderEntry> for BuyerRow {
@@ -68,6 +78,7 @@ impl From<OrderEntry> for BuyerRow {
             user_id: order.user_id,
             order_number: order.order_number,
             purchase_time: rfc3339_ms(order.purchase_ms),
+            quantity: order.quantity,
         }
     }
 }
@@ -88,9 +99,10 @@ pub struct BuyerPage {
         ("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page", pattern = r"^[0-9]{1,19}-[0-9]{1,19}$"),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000),
+        ("state" = Option<String>, Query, description = "confirmed (default), held or released: a checkout sale's buyers in that state", pattern = "^(confirmed|held|released)$"),
     ),
     responses(
-        (status = 200, description = "A page of buyers, or every buyer as CSV with Accept: text/csv", body = BuyerPage),
+        (status = 200, description = "A page of buyers, or every buyer as CSV with Accept: text/csv. A page may hold fewer rows than limit (even none) while nextCursor is set: the order stream is read limit entries at a time and filtered by state", body = BuyerPage),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
     ))]
 pub async fn buyers(
@@ -98,36 +110,43 @@ pub async fn buyers(
     state: web::Data<AppState>,
     sale: SaleId,
     request: HttpRequest,
-    query: web::Query<PageQuery>,
+    query: web::Query<BuyersQuery>,
 ) -> Result<HttpResponse> {
     stats_or_404(&state, &sale).await?;
     let after = cursor(query.cursor.as_deref())?;
+    let wanted = query.state.unwrap_or(BuyerState::Confirmed);
     let wants_csv = request
         .headers()
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("text/csv"));
     if wants_csv {
-        return Ok(csv_export(state, sale, after));
+        return Ok(csv_export(state, sale, after, wanted));
     }
     let limit = page_limit(query.limit, 100)?;
     let page = state
         .store
-        .orders_page(&sale, after.as_deref(), limit)
+        .buyers_page(&sale, after.as_deref(), limit, wanted)
         .await?;
-    let next_cursor = next_cursor(&page, limit, |order| &order.id);
-    let buyers = page.into_iter().map(BuyerRow::from).collect();
+    let next_cursor = (page.read == limit).then_some(page.last_read).flatten();
+    let buyers = page.rows.into_iter().map(BuyerRow::from).collect();
     Ok(HttpResponse::Ok().json(BuyerPage {
         buyers,
         next_cursor,
     }))
 }
 
-fn csv_export(state: web::Data<AppState>, sale: SaleId, after: Option<String>) -> HttpResponse {
+fn csv_export(
+    state: web::Data<AppState>,
+    sale: SaleId,
+    after: Option<String>,
+    wanted: BuyerState,
+) -> HttpResponse {
     struct Export {
         state: web::Data<AppState>,
         sale: SaleId,
         after: Option<String>,
+        wanted: BuyerState,
         started: bool,
         done: bool,
     }
@@ -135,6 +154,7 @@ fn csv_export(state: web::Data<AppState>, sale: SaleId, after: Option<String>) -
         state,
         sale,
         after,
+        wanted,
         started: false,
         done: false,
     };
@@ -145,25 +165,31 @@ fn csv_export(state: web::Data<AppState>, sale: SaleId, after: Option<String>) -
         let mut chunk = String::new();
         if !export.started {
             export.started = true;
-            chunk.push_str("userId,orderNumber,purchaseTime\n");
+            chunk.push_str("userId,orderNumber,purchaseTime,quantity\n");
         }
         let page = export
             .state
             .store
-            .orders_page(&export.sale, export.after.as_deref(), MAX_PAGE)
+            .buyers_page(
+                &export.sale,
+                export.after.as_deref(),
+                MAX_PAGE,
+                export.wanted,
+            )
             .await;
         match page {
             Ok(page) => {
-                export.done = (page.len() as u64) < MAX_PAGE;
-                export.after = page.last().map(|order| order.id.clone());
+                export.done = page.read < MAX_PAGE;
+                export.after = page.last_read;
                 // userIds hold no comma, quote or newline (their character set), so no quoting.
-                for order in page {
+                for order in page.rows {
                     let row = BuyerRow::from(order);
                     chunk.push_str(&format!(
-                        "{},{},{}\n",
+                        "{},{},{},{}\n",
                         csv_text(&row.user_id),
                         row.order_number,
-                        row.purchase_time
+                        row.purchase_time,
+                        row.quantity
                     ));
                 }
                 Some((Ok::<_, ApiError>(web::Bytes::from(chunk)), export))

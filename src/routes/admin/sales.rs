@@ -4,7 +4,8 @@
 use super::{page_limit, stats_or_404};
 use crate::{
     domain::{
-        rfc3339_ms, Code, ProductName, SaleId, SaleSeed, SaleSnapshot, SaleWindow, MAX_TOTAL_STOCK,
+        rfc3339_ms, CheckoutRules, Code, ProductName, SaleId, SaleSeed, SaleSnapshot, SaleWindow,
+        MAX_TOTAL_STOCK,
     },
     error::{Answer, ApiError, Result},
     routes::{
@@ -35,6 +36,13 @@ pub struct SaleBody {
     total_stock: i64,
     start_time: DateTime<Utc>,
     end_time: DateTime<Utc>,
+    /// How long a unit is held for an unpaid order: 0 (the default) = no holds, an order is
+    /// final when placed; otherwise 30–86400 (README, Checkout).
+    #[schema(minimum = 0, maximum = 86_400)]
+    hold_seconds: Option<i64>,
+    /// The most units one buyer's order may take (default 1).
+    #[schema(minimum = 1, maximum = 100)]
+    max_per_buyer: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +64,12 @@ pub struct PatchBody {
     start_time: Option<DateTime<Utc>>,
     /// Now or earlier closes the sale, on Redis's clock; its start never changes.
     end_time: Option<DateTime<Utc>>,
+    /// 0 = no holds, or 30–86400; holds already placed keep their expiry.
+    #[schema(minimum = 0, maximum = 86_400)]
+    hold_seconds: Option<i64>,
+    /// 1–100; orders already placed keep their units.
+    #[schema(minimum = 1, maximum = 100)]
+    max_per_buyer: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -88,7 +102,15 @@ pub struct SaleView {
     buyers: i64,
     orders: i64,
     attempts_refused: i64,
-    /// remaining + buyers = total (README, Guarantees), and one order per buyer.
+    /// 0 = no holds (README, Checkout).
+    hold_seconds: i64,
+    max_per_buyer: i64,
+    /// Units in unpaid holds, units confirmed, units released so far (expired or cancelled).
+    held: i64,
+    confirmed: i64,
+    released: i64,
+    /// remaining + held + confirmed = total (README, Guarantees); on a plain sale also one
+    /// record and one order-stream entry per buyer.
     consistent: bool,
 }
 
@@ -101,6 +123,15 @@ impl SaleView {
             start_ms: stats.start_ms,
             end_ms: stats.end_ms,
             redis_now_ms: stats.redis_now_ms,
+            held_stock: stats.held,
+        };
+        let adds_up = stats.remaining + stats.held + stats.confirmed == stats.total_stock;
+        let consistent = if stats.checkout {
+            // Each active order has a buyer record and at least one unit.
+            adds_up && stats.buyers <= stats.held + stats.confirmed
+        } else {
+            adds_up && stats.remaining + stats.buyers == stats.total_stock
+                && stats.orders == stats.buyers
         };
         Self {
             sale_id: sale.to_string(),
@@ -116,8 +147,12 @@ impl SaleView {
             buyers: stats.buyers,
             orders: stats.orders,
             attempts_refused: stats.refused,
-            consistent: stats.remaining + stats.buyers == stats.total_stock
-                && stats.orders == stats.buyers,
+            hold_seconds: stats.hold_seconds,
+            max_per_buyer: stats.max_per_buyer,
+            held: stats.held,
+            confirmed: stats.confirmed,
+            released: stats.released,
+            consistent,
         }
     }
 }
@@ -154,6 +189,20 @@ fn units(value: i64, field: &str) -> Result<u64> {
 
 const NOT_AFTER_START: &str = "endTime must be after startTime.";
 
+fn hold_seconds(value: i64) -> Result<u32> {
+    u64::try_from(value)
+        .map_err(|_| CheckoutRules::HOLD_RULE)
+        .and_then(CheckoutRules::hold_seconds)
+        .map_err(|rule| ApiError::invalid(format!("holdSeconds {rule}.")))
+}
+
+fn max_per_buyer(value: i64) -> Result<u32> {
+    u64::try_from(value)
+        .map_err(|_| CheckoutRules::MAX_PER_BUYER_RULE)
+        .and_then(CheckoutRules::max_per_buyer)
+        .map_err(|rule| ApiError::invalid(format!("maxPerBuyer {rule}.")))
+}
+
 #[utoipa::path(put, path = "/api/admin/sales/{saleId}", tag = "admin", operation_id = "admin_put", security(("bearer" = [])),
     params(
         ("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
@@ -178,6 +227,11 @@ pub async fn put(
         total_stock: units(body.total_stock, "totalStock")?,
         window: SaleWindow::new(body.start_time, body.end_time)
             .ok_or_else(|| ApiError::invalid(NOT_AFTER_START))?,
+        checkout: CheckoutRules::new(
+            u64::from(hold_seconds(body.hold_seconds.unwrap_or(0))?),
+            u64::from(max_per_buyer(body.max_per_buyer.unwrap_or(1))?),
+        )
+        .map_err(|(field, rule)| ApiError::invalid(format!("{field} {rule}.")))?,
     };
     let status = match state.store.put_sale(&sale, &seed, query.force).await? {
         PutOutcome::HasBuyers => return Err(ApiError::SaleHasBuyers),
@@ -212,6 +266,16 @@ pub async fn patch(
         start_ms: body.start_time.map(|t| t.timestamp_millis()),
         end_ms: body.end_time.map(|t| t.timestamp_millis()),
         close_now,
+        hold_ms: body
+            .hold_seconds
+            .map(hold_seconds)
+            .transpose()?
+            .map(|seconds| i64::from(seconds) * 1000),
+        max_per_buyer: body
+            .max_per_buyer
+            .map(max_per_buyer)
+            .transpose()?
+            .map(i64::from),
     };
     match state.store.patch_sale(&sale, patch).await? {
         PatchOutcome::NotFound => Err(ApiError::SaleNotFound),

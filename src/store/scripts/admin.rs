@@ -47,15 +47,29 @@ pub struct SaleStats {
     pub orders: i64,
     pub refused: i64,
     pub redis_now_ms: i64,
+    /// The checkout rules (README, Checkout).
+    pub hold_seconds: i64,
+    pub max_per_buyer: i64,
+    /// A checkout sale: its orders are records with states.
+    pub checkout: bool,
+    /// Units in unpaid holds, units confirmed, and units released so far (expired or cancelled).
+    pub held: i64,
+    pub confirmed: i64,
+    pub released: i64,
+    /// Orders placed (a plain sale: its units sold).
+    pub order_count: i64,
 }
 
-/// The arguments a sale's seed gives a script: productName, totalStock, startMs, endMs.
+/// The arguments a sale's seed gives a script: productName, totalStock, startMs, endMs, holdMs,
+/// maxPerBuyer.
 fn seed_args(seed: &SaleSeed) -> Vec<Value> {
     vec![
         Value::from(seed.product_name.as_str()),
         int(seed.total_stock),
         int(seed.window.start().timestamp_millis()),
         int(seed.window.end().timestamp_millis()),
+        int(seed.checkout.hold_ms()),
+        int(seed.checkout.units_per_buyer()),
     ]
 }
 
@@ -133,6 +147,8 @@ pub struct PatchSale<'a> {
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
     pub close_now: bool,
+    pub hold_ms: Option<i64>,
+    pub max_per_buyer: Option<i64>,
 }
 
 impl ScriptCall for PatchSale<'_> {
@@ -151,6 +167,8 @@ impl ScriptCall for PatchSale<'_> {
                 Value::from(millis(self.start_ms)),
                 Value::from(millis(self.end_ms)),
                 flag(self.close_now),
+                Value::from(millis(self.hold_ms)),
+                Value::from(millis(self.max_per_buyer)),
             ],
         )
     }
@@ -221,7 +239,8 @@ impl ScriptCall for SaleStatsRead {
     }
 
     /// nil, or `{productName, totalStock, startMs, endMs, createdMs, remaining, buyers, orders,
-    /// refused, redisNowMs}`.
+    /// refused, redisNowMs, holdMs, maxPerBuyer, checkout, held, confirmed, released,
+    /// orderSeq}`.
     fn parse(reply: Value) -> Result<Option<SaleStats>, StoreError> {
         if reply.is_null() {
             return Ok(None);
@@ -238,6 +257,13 @@ impl ScriptCall for SaleStatsRead {
             orders: reply.int()?,
             refused: reply.int()?,
             redis_now_ms: reply.int()?,
+            hold_seconds: reply.int()? / 1000,
+            max_per_buyer: reply.int()?,
+            checkout: reply.int()? == 1,
+            held: reply.int()?,
+            confirmed: reply.int()?,
+            released: reply.int()?,
+            order_count: reply.int()?,
         }))
     }
 }

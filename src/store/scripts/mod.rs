@@ -7,6 +7,7 @@
 //! by loading the script again and retrying once.
 
 mod admin;
+mod checkout;
 mod sale;
 mod webhook;
 
@@ -14,6 +15,8 @@ pub(super) use admin::{
     CreateSale, DeleteSale, PatchSale, PutSale, Restock, SaleStatsRead, UpgradeSale,
 };
 pub use admin::{PatchOutcome, PutOutcome, Restocked, SaleStats};
+pub(super) use checkout::{OrderCall, Sweep};
+pub use checkout::{OrderAction, OrderChange, OrderRecord, OrderStep, Swept};
 pub(super) use sale::{Purchase, Status, User};
 pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
@@ -137,6 +140,8 @@ pub(super) struct Scripts {
     webhook_failed: LuaScript,
     webhook_redrive: LuaScript,
     webhook_backlog: LuaScript,
+    order: LuaScript,
+    sweep: LuaScript,
 }
 
 impl Scripts {
@@ -163,10 +168,12 @@ impl Scripts {
                 "webhook_backlog",
                 script_source!("webhook_backlog.lua"),
             ),
+            order: LuaScript::new("order", script_source!("order.lua")),
+            sweep: LuaScript::new("sweep", script_source!("sweep.lua")),
         }
     }
 
-    fn all(&self) -> [&LuaScript; 15] {
+    fn all(&self) -> [&LuaScript; 17] {
         [
             &self.purchase,
             &self.status,
@@ -183,6 +190,8 @@ impl Scripts {
             &self.webhook_failed,
             &self.webhook_redrive,
             &self.webhook_backlog,
+            &self.order,
+            &self.sweep,
         ]
     }
 
@@ -249,6 +258,12 @@ impl Reply {
             }
             other => Err(Self::unexpected(self.script, other)),
         }
+    }
+
+    /// The next item if there is one: a checkout sale's purchase answer is longer than a
+    /// plain sale's.
+    pub(super) fn has_more(&self) -> bool {
+        self.items.len() > 0
     }
 
     /// What is left of the reply.

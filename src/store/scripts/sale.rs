@@ -1,8 +1,8 @@
 //! The buyer-facing scripts: `purchase`, `status` and `user`.
 
-use super::{int, LuaScript, Reply, ScriptCall, Scripts};
+use super::{flag, int, LuaScript, Reply, ScriptCall, Scripts};
 use crate::{
-    domain::{Purchase as Unit, PurchaseOutcome, SaleSnapshot, UserRecord},
+    domain::{CheckoutPart, Purchase as Unit, PurchaseOutcome, SaleSnapshot, UserRecord},
     store::{error::StoreError, keys::SaleKeys, settings::UserAttemptLimit},
 };
 use fred::{bytes_utils::Str, prelude::*, types::MultipleKeys};
@@ -17,6 +17,10 @@ pub struct Purchase {
     pub request_id: Str,
     /// The caller `WAIT`s for replicas after the script (`PURCHASE_WAIT_REPLICAS`).
     pub waits: bool,
+    /// Units asked for (1 to the sale's `maxPerBuyer`).
+    pub quantity: u32,
+    /// A fresh random secret: the reservation token of a hold this purchase places.
+    pub secret: Str,
 }
 
 impl ScriptCall for Purchase {
@@ -33,30 +37,46 @@ impl ScriptCall for Purchase {
             self.keys.attempts(&self.user),
             self.keys.orders(),
             self.keys.refused(),
+            self.keys.checkouts(),
+            self.keys.expiries(),
         ];
         // `Str` clones share their bytes: the rare second call after a reload copies nothing.
-        let mut args = vec![
+        let args = vec![
             Value::String(self.user.clone()),
             Value::String(self.token.clone()),
             int(self.limit.limit),
             int(self.limit.window_ms),
             Value::String(self.sale_id.clone()),
             Value::String(self.request_id.clone()),
+            flag(self.waits),
+            int(self.quantity),
+            Value::String(self.secret.clone()),
         ];
-        if self.waits {
-            args.push(Value::from("1"));
-        }
         (keys.into(), args)
     }
 
-    /// `{code, remainingStock, purchaseMs, orderNumber, retryAfterMs}`.
+    /// `{code, remainingStock, purchaseMs, orderNumber, retryAfterMs}`, and from a checkout
+    /// sale `{…, quantity, holdExpiresMs, reservationToken, heldStock}`.
     fn parse(reply: Value) -> Result<PurchaseOutcome, StoreError> {
         let mut reply = Reply::new("purchase", reply);
         let code = reply.text()?;
         let numbers = (reply.int()?, reply.int()?, reply.int()?, reply.int()?);
         let (remaining, purchase_ms, order_number, retry_after_ms) = numbers;
-        PurchaseOutcome::from_reply((&code, remaining, purchase_ms, order_number, retry_after_ms))
-            .map_err(StoreError::Unexpected)
+        let checkout = if reply.has_more() {
+            Some(CheckoutPart {
+                quantity: reply.int()?,
+                hold_expires_ms: Some(reply.int()?),
+                reservation_token: Some(reply.text()?.to_string()),
+                held_stock: reply.int()?,
+            })
+        } else {
+            None
+        };
+        PurchaseOutcome::from_reply(
+            (&code, remaining, purchase_ms, order_number, retry_after_ms),
+            checkout,
+        )
+        .map_err(StoreError::Unexpected)
     }
 }
 
@@ -76,7 +96,8 @@ impl ScriptCall for Status {
         (self.keys.config().into(), Vec::new())
     }
 
-    /// nil, or `{productName, totalStock, remainingStock, startMs, endMs, redisNowMs}`.
+    /// nil, or `{productName, totalStock, remainingStock, startMs, endMs, redisNowMs,
+    /// heldStock}`.
     fn parse(reply: Value) -> Result<Option<SaleSnapshot>, StoreError> {
         if reply.is_null() {
             return Ok(None);
@@ -89,6 +110,7 @@ impl ScriptCall for Status {
             start_ms: reply.int()?,
             end_ms: reply.int()?,
             redis_now_ms: reply.int()?,
+            held_stock: reply.int()?,
         }))
     }
 }

@@ -1,0 +1,95 @@
+-- order.lua: reads, confirms or cancels one order of a checkout sale, atomically (admin confirm
+-- and cancel, the buyer's cancel, Stripe's events).
+--
+-- KEYS[1] config, KEYS[2] buyers (the prefix of its buckets), KEYS[3] checkouts, KEYS[4]
+-- expiries, KEYS[5] orders (stream), KEYS[6] payments (sorted set: payment event id -> when
+-- it was applied, kept four days: Stripe retries for three)
+-- ARGV[1] 'read', 'confirm' or 'cancel'; ARGV[2] orderNumber, or '' to find the order by
+-- ARGV[3] userId (the buyer's own order); ARGV[4] the reservation token the caller must hold,
+-- or ''; ARGV[5] saleId; ARGV[6] the HTTP request id; ARGV[7] the payment event id, or ''
+--
+-- Returns {'SALE_NOT_FOUND'}, {'ORDER_NOT_FOUND'}, or {status, order record (JSON)} with status
+-- 'OK' (done, or already so), 'DUPLICATE' (this payment event was applied before; nothing
+-- changed), 'HOLD_EXPIRED' (a confirm whose units went to someone else: refund) or
+-- 'ORDER_CONFIRMED' (a paid order is not cancelled here).
+--
+-- A confirm and an expiry of the same hold are two calls Redis runs one after the other:
+-- whichever runs first decides, and the other sees its result (README, Checkout).
+
+local start_ms, _, total, _, sold, buckets, order_seq = read_sale(KEYS[1])
+if not start_ms then
+  return {'SALE_NOT_FOUND'}
+end
+if not order_seq then
+  return {'ORDER_NOT_FOUND'}
+end
+local k = checkout_keys(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+local order = ARGV[2]
+if order == '' then
+  local buyer = redis.call('HGET', buyer_bucket(k.buyers, buckets, ARGV[3]), ARGV[3])
+  if not buyer then
+    return {'ORDER_NOT_FOUND'}
+  end
+  local _, number = parse_buyer(buyer)
+  order = number
+end
+local record = read_order(k.checkouts, order)
+if not record or (ARGV[3] ~= '' and record.u ~= ARGV[3])
+    or (ARGV[4] ~= '' and record.r ~= ARGV[4]) then
+  return {'ORDER_NOT_FOUND'}
+end
+local action = ARGV[1]
+if action == 'read' then
+  return {'OK', cjson.encode(record)}
+end
+if ARGV[7] ~= '' and redis.call('ZSCORE', KEYS[6], ARGV[7]) then
+  return {'DUPLICATE', cjson.encode(record)}
+end
+
+local now_ms = redis_now_ms()
+local status = 'OK'
+if action == 'confirm' then
+  if record.s == 'held' then
+    -- Paid in time, or paid late before anything released the hold: its units are still
+    -- its own, so either way it is confirmed (late says which).
+    record.late = record.e <= now_ms
+    redis.call('HINCRBY', k.config, 'held', -record.q)
+    redis.call('HINCRBY', k.config, 'confirmed', record.q)
+    redis.call('ZREM', k.expiries, record.n)
+    write_order(k.checkouts, record, 'confirmed', now_ms)
+    order_event(k.orders, 'order.confirmed', ARGV[5], record, now_ms, ARGV[6])
+  elseif record.s == 'released' then
+    -- Paid after its hold was released: the units are taken again if they are still free and
+    -- the buyer holds no newer order (one order per buyer); otherwise the shop refunds.
+    local bucket = buyer_bucket(k.buyers, buckets, record.u)
+    local reordered = redis.call('HEXISTS', bucket, record.u) == 1
+    if not reordered and total - sold >= record.q then
+      record.late = true
+      redis.call('HINCRBY', k.config, 'sold', record.q)
+      redis.call('HINCRBY', k.config, 'confirmed', record.q)
+      redis.call('HSET', bucket, record.u, buyer_record(record.c, record.n, record.t))
+      write_order(k.checkouts, record, 'confirmed', now_ms)
+      order_event(k.orders, 'order.confirmed', ARGV[5], record, now_ms, ARGV[6])
+    else
+      local reason = reordered and 'reordered' or 'resold'
+      write_order(k.checkouts, record, 'refund_required', now_ms, reason)
+      order_event(k.orders, 'order.refund_required', ARGV[5], record, now_ms, ARGV[6], reason)
+      status = 'HOLD_EXPIRED'
+    end
+  elseif record.s == 'refund_required' then
+    status = 'HOLD_EXPIRED'
+  end
+elseif action == 'cancel' then
+  if record.s == 'held' then
+    release_order(k, buckets, record, now_ms, ARGV[5], ARGV[6], 'cancelled')
+  elseif record.s == 'confirmed' then
+    status = 'ORDER_CONFIRMED'
+  end
+else
+  return redis.error_reply('order.lua: unknown action ' .. action)
+end
+if ARGV[7] ~= '' then
+  redis.call('ZADD', KEYS[6], now_ms, ARGV[7])
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now_ms - 4 * 86400000)
+end
+return {status, cjson.encode(record)}
