@@ -186,12 +186,21 @@ mod tests {
         };
         let by_metadata =
             event(r#"{"metadata":{"saleId":"drop","orderNumber":"7"},"payment_status":"paid"}"#);
-        assert_eq!(by_metadata.order().map(|(s, n)| (s.to_string(), n)), Some(("drop".into(), 7)));
+        assert_eq!(
+            by_metadata.order().map(|(s, n)| (s.to_string(), n)),
+            Some(("drop".into(), 7))
+        );
         assert_eq!(by_metadata.intent(), Some(Intent::Confirm));
         let by_reference = event(r#"{"client_reference_id":"drop:9","payment_status":"unpaid"}"#);
         assert_eq!(by_reference.order().map(|(_, n)| n), Some(9));
         assert_eq!(by_reference.intent(), None);
-        assert!(event(r#"{"client_reference_id":"drop:0"}"#).order().is_none());
-        assert!(event(r#"{"metadata":{"saleId":"bad id!","orderNumber":"1"}}"#).order().is_none());
+        assert!(event(r#"{"client_reference_id":"drop:0"}"#)
+            .order()
+            .is_none());
+        assert!(
+            event(r#"{"metadata":{"saleId":"bad id!","orderNumber":"1"}}"#)
+                .order()
+                .is_none()
+        );
     }
 }

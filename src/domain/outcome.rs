@@ -278,7 +278,8 @@ mod tests {
             reservation_token: Some(String::new()),
             held_stock: 3,
         };
-        let sold_out = PurchaseOutcome::from_reply(("SOLD_OUT", 0, 0, 0, 0), Some(refused)).unwrap();
+        let sold_out =
+            PurchaseOutcome::from_reply(("SOLD_OUT", 0, 0, 0, 0), Some(refused)).unwrap();
         let part = sold_out.checkout.unwrap();
         assert_eq!((part.hold_expires_ms, part.reservation_token), (None, None));
     }

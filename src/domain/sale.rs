@@ -146,7 +146,10 @@ impl CheckoutRules {
     }
 
     /// Rules from raw values, each checked by its own rule (the error names the field).
-    pub fn new(hold_seconds: u64, max_per_buyer: u64) -> Result<Self, (&'static str, &'static str)> {
+    pub fn new(
+        hold_seconds: u64,
+        max_per_buyer: u64,
+    ) -> Result<Self, (&'static str, &'static str)> {
         Ok(Self {
             hold_seconds: Self::hold_seconds(hold_seconds).map_err(|rule| ("holdSeconds", rule))?,
             max_per_buyer: Self::max_per_buyer(max_per_buyer)
@@ -211,7 +214,10 @@ mod tests {
     fn checkout_rules_bound_holds_and_units() {
         assert_eq!(CheckoutRules::new(0, 1), Ok(CheckoutRules::PLAIN));
         assert_eq!(CheckoutRules::new(30, 100).map(|r| r.hold_ms()), Ok(30_000));
-        assert_eq!(CheckoutRules::new(86_400, 1).map(|r| r.hold_ms()), Ok(86_400_000));
+        assert_eq!(
+            CheckoutRules::new(86_400, 1).map(|r| r.hold_ms()),
+            Ok(86_400_000)
+        );
         for (hold, max, field) in [
             (29, 1, "holdSeconds"),
             (86_401, 1, "holdSeconds"),

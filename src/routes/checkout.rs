@@ -56,7 +56,8 @@ impl OrderView {
             state: record.state,
             late: record.late,
             created_time: rfc3339_ms(record.created_ms),
-            hold_expires_at: (record.hold_expires_ms > 0).then(|| rfc3339_ms(record.hold_expires_ms)),
+            hold_expires_at: (record.hold_expires_ms > 0)
+                .then(|| rfc3339_ms(record.hold_expires_ms)),
             history: record
                 .history
                 .into_iter()
@@ -97,7 +98,9 @@ fn reservation_token(request: &HttpRequest) -> Result<Option<(u64, &str)>> {
         return Ok(None);
     };
     let malformed = || {
-        ApiError::invalid("Flashsale-Reservation must be the reservationToken of a RESERVED answer.")
+        ApiError::invalid(
+            "Flashsale-Reservation must be the reservationToken of a RESERVED answer.",
+        )
     };
     let token = value.to_str().map_err(|_| malformed())?;
     let (order, secret) = token.split_once('.').ok_or_else(malformed)?;
@@ -134,26 +137,31 @@ pub async fn cancel_reservation(
         Some(_) => Some(state.buyer(&request, None).await?),
         None => None,
     };
-    let order = match (&buyer, token) {
-        (Some(user), Some((order_number, token))) => OrderRef::BuyerToken {
-            user: user.as_str(),
-            order_number,
-            token,
-        },
-        (Some(user), None) => OrderRef::Buyer(user.as_str()),
-        (None, Some((order_number, token))) => OrderRef::Token {
-            order_number,
-            token,
-        },
-        (None, None) => {
-            return Err(ApiError::invalid(
+    let order =
+        match (&buyer, token) {
+            (Some(user), Some((order_number, token))) => OrderRef::BuyerToken {
+                user: user.as_str(),
+                order_number,
+                token,
+            },
+            (Some(user), None) => OrderRef::Buyer(user.as_str()),
+            (None, Some((order_number, token))) => OrderRef::Token {
+                order_number,
+                token,
+            },
+            (None, None) => return Err(ApiError::invalid(
                 "Flashsale-Reservation is required: the reservationToken of the RESERVED answer.",
-            ))
-        }
-    };
+            )),
+        };
     let change = state
         .store
-        .order(&sale, OrderAction::Cancel, order, &request_id(&request), None)
+        .order(
+            &sale,
+            OrderAction::Cancel,
+            order,
+            &request_id(&request),
+            None,
+        )
         .await?;
     Ok(HttpResponse::Ok().json(order_or_error(&sale, change)?))
 }

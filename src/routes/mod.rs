@@ -85,7 +85,8 @@ pub fn sale_routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(purchase::purchase)),
         )
         .service(
-            resource("/reservation", "DELETE").route(web::delete().to(checkout::cancel_reservation)),
+            resource("/reservation", "DELETE")
+                .route(web::delete().to(checkout::cancel_reservation)),
         )
         .service(resource("/user/{userId}", READ).route(read().to(user::user)))
         .service(resource("/events", READ).route(read().to(events::events)));

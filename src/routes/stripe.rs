@@ -58,7 +58,9 @@ pub async fn webhook(
     let now = chrono::Utc::now().timestamp();
     if let Err(err) = verify(secret.expose(), header, &body, now) {
         tracing::info!(reason = %err, "stripe: event refused");
-        return Err(ApiError::invalid(format!("Stripe-Signature refused: {err}.")));
+        return Err(ApiError::invalid(format!(
+            "Stripe-Signature refused: {err}."
+        )));
     }
     let event: Event = serde_json::from_slice(&body)
         .map_err(|err| ApiError::invalid(format!("Not a Stripe event: {err}.")))?;

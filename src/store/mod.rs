@@ -19,8 +19,8 @@ pub mod webhooks;
 
 pub use checkout::OrderRef;
 pub use error::StoreError;
-pub use scripts::{OrderAction, OrderChange, OrderRecord, OrderStep, Swept};
 pub use records::{DeadOrder, OrderEntry, PendingOrder, Source};
+pub use scripts::{OrderAction, OrderChange, OrderRecord, OrderStep, Swept};
 pub use settings::{RedisSettings, ReplicaWait, UserAttemptLimit};
 pub use url::RedisUrl;
 

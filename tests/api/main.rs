@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod checkout;
 mod cluster;
 mod concurrency;
 mod embedded;

@@ -130,7 +130,8 @@ impl SaleView {
             // Each active order has a buyer record and at least one unit.
             adds_up && stats.buyers <= stats.held + stats.confirmed
         } else {
-            adds_up && stats.remaining + stats.buyers == stats.total_stock
+            adds_up
+                && stats.remaining + stats.buyers == stats.total_stock
                 && stats.orders == stats.buyers
         };
         Self {

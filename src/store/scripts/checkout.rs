@@ -101,8 +101,7 @@ impl ScriptCall for OrderCall<'_> {
         keys.push(self.keys.payments());
         let args = vec![
             Value::from(self.action.as_str()),
-            self.order_number
-                .map_or_else(|| Value::from(""), int),
+            self.order_number.map_or_else(|| Value::from(""), int),
             Value::from(self.user.unwrap_or_default()),
             Value::from(self.reservation_token.unwrap_or_default()),
             Value::from(self.sale_id),

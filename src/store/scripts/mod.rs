@@ -15,8 +15,8 @@ pub(super) use admin::{
     CreateSale, DeleteSale, PatchSale, PutSale, Restock, SaleStatsRead, UpgradeSale,
 };
 pub use admin::{PatchOutcome, PutOutcome, Restocked, SaleStats};
-pub(super) use checkout::{OrderCall, Sweep};
 pub use checkout::{OrderAction, OrderChange, OrderRecord, OrderStep, Swept};
+pub(super) use checkout::{OrderCall, Sweep};
 pub(super) use sale::{Purchase, Status, User};
 pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};

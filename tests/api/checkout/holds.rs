@@ -1,0 +1,446 @@
+//! Holds, quantity, confirm and cancel, without waiting for an expiry.
+
+use super::{assert_adds_up, checkout_app, counters, order_stream, TOKEN};
+use crate::helpers::{spawn_app_with, TestRedis};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_hold_reserves_units_on_redis_clock_and_answers_its_retries() {
+    let redis = TestRedis::start().await;
+    let app = checkout_app(&redis, 300, 3, 10).await;
+
+    let before = redis.now_ms().await;
+    let held = app.buy("ana", Some(2), "key-ana-1").await;
+    let after = redis.now_ms().await;
+    assert_eq!(held.status, 200, "{:?}", held.body);
+    assert_eq!(held.code(), "RESERVED");
+    assert_eq!(held.body["success"], true);
+    assert_eq!(held.body["orderNumber"], 1);
+    assert_eq!(held.body["quantity"], 2);
+    assert_eq!(held.body["remainingStock"], 8);
+    assert_eq!(held.body["heldStock"], 2);
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(held.body["holdExpiresAt"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+    assert!(
+        (before + 300_000..=after + 300_000).contains(&expires),
+        "{expires}"
+    );
+    let token = held.body["reservationToken"].as_str().unwrap().to_owned();
+    let (order, secret) = token.split_once('.').unwrap();
+    assert_eq!(order, "1");
+    assert_eq!(secret.len(), 32);
+
+    // The same request again: the same order, the same token, nothing taken.
+    let retried = app.buy("ana", Some(2), "key-ana-1").await;
+    assert_eq!(retried.code(), "RESERVED");
+    assert_eq!(retried.body["orderNumber"], 1);
+    assert_eq!(retried.body["reservationToken"], token.as_str());
+    assert_eq!(retried.body["remainingStock"], 8);
+    // Another request by the same buyer: told about the hold, never given its token.
+    let again = app.buy("ana", Some(1), "key-ana-2").await;
+    again.assert_error(409, "ALREADY_RESERVED");
+    assert_eq!(again.body["holdExpiresAt"], held.body["holdExpiresAt"]);
+    assert_eq!(again.body["orderNumber"], 1);
+    assert!(
+        again.body.get("reservationToken").is_none(),
+        "{:?}",
+        again.body
+    );
+
+    let status = app.status().await;
+    assert_eq!(status.body["remainingStock"], 8);
+    assert_eq!(status.body["heldStock"], 2);
+    assert_eq!(status.body["status"], "active");
+    let order = app.order_call("1", "").await;
+    assert_eq!(order.status, 200, "{:?}", order.body);
+    assert_eq!(order.body["state"], "held");
+    assert_eq!(order.body["userId"], "ana");
+    assert_eq!(order.body["quantity"], 2);
+    assert_eq!(order.body["late"], false);
+    assert_eq!(order.body["holdExpiresAt"], held.body["holdExpiresAt"]);
+    assert_eq!(order.body["history"][0]["state"], "held");
+    assert!(order.body.get("reservationToken").is_none());
+    let view = app.sale_view().await;
+    assert_eq!(
+        (
+            &view["holdSeconds"],
+            &view["maxPerBuyer"],
+            &view["held"],
+            &view["confirmed"]
+        ),
+        (&json!(300), &json!(3), &json!(2), &json!(0))
+    );
+    assert_adds_up(&app, &redis).await;
+    let stream = order_stream(&redis, "default").await;
+    assert_eq!(stream.len(), 1, "{stream:?}");
+    assert_eq!(stream[0]["type"], "order.reserved");
+    assert_eq!(stream[0]["quantity"], "2");
+}
+
+#[tokio::test]
+async fn a_confirm_is_final_and_idempotent_and_the_buyer_is_then_already_purchased() {
+    let redis = TestRedis::start().await;
+    let app = checkout_app(&redis, 300, 1, 10).await;
+    let held = app.buy("ben", None, "key-ben").await;
+    assert_eq!(held.code(), "RESERVED");
+
+    let confirmed = app.order_call("1", "/confirm").await;
+    assert_eq!(confirmed.status, 200, "{:?}", confirmed.body);
+    assert_eq!(confirmed.body["state"], "confirmed");
+    assert_eq!(confirmed.body["late"], false);
+    let states: Vec<&str> = confirmed.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["held", "confirmed"]);
+    let digest = redis.digest().await;
+    let again = app.order_call("1", "/confirm").await;
+    assert_eq!(
+        again.body, confirmed.body,
+        "a second confirm answers the same"
+    );
+    assert_eq!(redis.digest().await, digest, "and writes nothing");
+
+    // The buyer's own retry reads the confirmed order; anyone else's request is refused.
+    let retried = app.buy("ben", None, "key-ben").await;
+    assert_eq!(retried.code(), "PURCHASED");
+    assert_eq!(retried.body["orderNumber"], 1);
+    assert!(retried.body.get("reservationToken").is_none());
+    app.buy("ben", None, "key-ben-2")
+        .await
+        .assert_error(409, "ALREADY_PURCHASED");
+    // A paid order is not cancelled by the shop's cancel, nor by the buyer's token.
+    app.order_call("1", "/cancel")
+        .await
+        .assert_error(409, "ORDER_CONFIRMED");
+    let token = held.body["reservationToken"].as_str().unwrap();
+    app.cancel_hold(Some(token))
+        .await
+        .assert_error(409, "ORDER_CONFIRMED");
+    assert_eq!(redis.digest().await, digest);
+
+    let c = counters(&redis, "default").await;
+    assert_eq!((c["held"], c["confirmed"], c["sold"]), (0, 1, 1));
+    assert_adds_up(&app, &redis).await;
+    let kinds: Vec<String> = order_stream(&redis, "default")
+        .await
+        .into_iter()
+        .map(|entry| entry["type"].clone())
+        .collect();
+    assert_eq!(kinds, ["order.reserved", "order.confirmed"]);
+    // The export lists confirmed buyers by default, and nobody is held.
+    let export = app
+        .http
+        .get(app.url("/api/admin/sales/default/buyers"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(export["buyers"].as_array().unwrap().len(), 1, "{export}");
+    assert_eq!(export["buyers"][0]["userId"], "ben");
+    let held_export = app
+        .http
+        .get(app.url("/api/admin/sales/default/buyers?state=held"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(held_export["buyers"], json!([]), "{held_export}");
+}
+
+#[tokio::test]
+async fn a_cancel_returns_the_units_at_once_and_the_buyer_may_buy_again() {
+    let redis = TestRedis::start().await;
+    let app = checkout_app(&redis, 300, 3, 5).await;
+    let held = app.buy("cy", Some(3), "key-cy-1").await;
+    assert_eq!(held.body["remainingStock"], 2);
+    let token = held.body["reservationToken"].as_str().unwrap().to_owned();
+    let other = app.buy("dee", Some(2), "key-dee").await;
+    assert_eq!(other.code(), "RESERVED");
+    assert_eq!(other.body["remainingStock"], 0);
+    // Sold out while units sit in checkouts: the answer says so.
+    let late = app.buy("eve", None, "key-eve").await;
+    late.assert_error(410, "SOLD_OUT");
+    assert_eq!(late.body["heldStock"], 5);
+    assert_eq!(late.body["remainingStock"], 0);
+
+    // Refused before anything is written: no header, a malformed one, someone else's order.
+    let digest = redis.digest().await;
+    app.cancel_hold(None)
+        .await
+        .assert_error(400, "INVALID_REQUEST");
+    for bad in [
+        "x",
+        "1.abc",
+        "0.0123456789abcdef0123456789abcdef",
+        "1.0123456789abcdef",
+    ] {
+        app.cancel_hold(Some(bad))
+            .await
+            .assert_error(400, "INVALID_REQUEST");
+    }
+    let forged = format!("1.{}", "0".repeat(32));
+    app.cancel_hold(Some(&forged))
+        .await
+        .assert_error(404, "ORDER_NOT_FOUND");
+    let dee_order_with_cy_secret = format!("2.{}", token.split_once('.').unwrap().1);
+    app.cancel_hold(Some(&dee_order_with_cy_secret))
+        .await
+        .assert_error(404, "ORDER_NOT_FOUND");
+    assert_eq!(redis.digest().await, digest, "nothing written");
+
+    let released = app.cancel_hold(Some(&token)).await;
+    assert_eq!(released.status, 200, "{:?}", released.body);
+    assert_eq!(released.body["state"], "released");
+    assert_eq!(released.body["history"][1]["reason"], "cancelled");
+    assert_eq!(app.sale_view().await["remaining"], 3);
+    let repeated = app.cancel_hold(Some(&token)).await;
+    assert_eq!(repeated.body["state"], "released", "idempotent");
+    // The shop cancels the other hold.
+    let by_shop = app.order_call("2", "/cancel").await;
+    assert_eq!(by_shop.body["state"], "released");
+    assert_eq!(app.sale_view().await["remaining"], 5);
+
+    // The buyer may buy again: a new order.
+    let again = app.buy("cy", Some(1), "key-cy-2").await;
+    assert_eq!(again.code(), "RESERVED");
+    assert_eq!(again.body["orderNumber"], 3);
+    let c = counters(&redis, "default").await;
+    assert_eq!((c["held"], c["released"], c["sold"]), (1, 5, 1));
+    assert_adds_up(&app, &redis).await;
+    let released_entries: Vec<_> = order_stream(&redis, "default")
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "order.released")
+        .collect();
+    assert_eq!(released_entries.len(), 2);
+    assert!(released_entries.iter().all(|e| e["reason"] == "cancelled"));
+    let export = app
+        .http
+        .get(app.url("/api/admin/sales/default/buyers?state=released"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let users: Vec<&str> = export["buyers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["userId"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["cy", "dee"], "{export}");
+}
+
+#[tokio::test]
+async fn a_quantity_is_all_or_nothing_and_bounded_by_max_per_buyer() {
+    let redis = TestRedis::start().await;
+    // No holds: an order of several units is confirmed when it is placed.
+    let app = checkout_app(&redis, 0, 3, 5).await;
+    let first = app.buy("fay", Some(3), "key-fay").await;
+    assert_eq!(first.code(), "PURCHASED", "{:?}", first.body);
+    assert_eq!(first.body["quantity"], 3);
+    assert_eq!(first.body["remainingStock"], 2);
+    assert!(first.body.get("holdExpiresAt").is_none());
+
+    let digest = redis.digest().await;
+    // 3 wanted, 2 left: nothing taken, and the count left is told.
+    let short = app.buy("gil", Some(3), "key-gil-1").await;
+    short.assert_error(410, "SOLD_OUT");
+    assert_eq!(short.body["remainingStock"], 2);
+    let over = app.buy("gil", Some(4), "key-gil-2").await;
+    over.assert_error(400, "INVALID_REQUEST");
+    assert!(
+        over.body["message"].as_str().unwrap().contains("1 to 3"),
+        "{:?}",
+        over.body
+    );
+    for bad in [
+        json!(0),
+        json!(-1),
+        json!(101),
+        json!("2"),
+        json!(1.5),
+        json!(null),
+    ] {
+        let body = json!({ "userId": "gil", "quantity": bad });
+        let reply = crate::helpers::Reply::read(
+            app.http
+                .post(app.url("/api/sale/purchase"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if bad.is_null() {
+            // null is "not given": one unit.
+            assert_eq!(reply.code(), "PURCHASED", "{:?}", reply.body);
+            assert_eq!(reply.body["quantity"], 1);
+            continue;
+        }
+        reply.assert_error(400, "INVALID_REQUEST");
+    }
+    let c = counters(&redis, "default").await;
+    assert_eq!((c["sold"], c["confirmed"]), (4, 4));
+    assert_ne!(redis.digest().await, digest);
+
+    let second = app.buy("hal", Some(1), "key-hal").await;
+    assert_eq!(second.code(), "PURCHASED");
+    assert_eq!(second.body["remainingStock"], 0);
+    let retried = app.buy("fay", Some(3), "key-fay").await;
+    assert_eq!(retried.code(), "PURCHASED");
+    assert_eq!(retried.body["orderNumber"], 1);
+    let sold_out = app.buy("ivy", Some(1), "key-ivy").await;
+    sold_out.assert_error(410, "SOLD_OUT");
+    assert_adds_up(&app, &redis).await;
+    // Without holds the order stream keeps order.created (no type field) with its units.
+    let stream = order_stream(&redis, "default").await;
+    assert_eq!(stream.len(), 3);
+    assert!(stream.iter().all(|e| !e.contains_key("type")));
+    assert_eq!(stream[0]["quantity"], "3");
+}
+
+#[tokio::test]
+async fn a_plain_sale_answers_as_before_and_refuses_more_than_one_unit() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(&redis, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let digest = redis.digest().await;
+    app.buy("jo", Some(2), "key-jo-1")
+        .await
+        .assert_error(400, "INVALID_REQUEST");
+    assert_eq!(redis.digest().await, digest);
+    let bought = app.buy("jo", Some(1), "key-jo-2").await;
+    assert_eq!(bought.code(), "PURCHASED");
+    for field in ["quantity", "heldStock", "holdExpiresAt", "reservationToken"] {
+        assert!(
+            bought.body.get(field).is_none(),
+            "{field}: {:?}",
+            bought.body
+        );
+    }
+    assert_eq!(app.status().await.body["heldStock"], 0);
+    // A plain sale's orders are not checkout records.
+    app.order_call("1", "/confirm")
+        .await
+        .assert_error(404, "ORDER_NOT_FOUND");
+    assert!(!redis.config("default").await.contains_key("orderSeq"));
+}
+
+#[tokio::test]
+async fn bad_checkout_input_is_refused_with_nothing_written() {
+    let redis = TestRedis::start().await;
+    let app = checkout_app(&redis, 300, 2, 10).await;
+    app.buy("kim", None, "key-kim").await;
+    let digest = redis.digest().await;
+    let now = chrono::Utc::now();
+    let window = |extra: serde_json::Value| {
+        let mut body = json!({
+            "productName": "Boot", "totalStock": 5,
+            "startTime": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "endTime": (now + chrono::Duration::hours(1)).to_rfc3339(),
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for extra in [
+        json!({"holdSeconds": 29}),
+        json!({"holdSeconds": 86_401}),
+        json!({"holdSeconds": -1}),
+        json!({"holdSeconds": "60"}),
+        json!({"maxPerBuyer": 0}),
+        json!({"maxPerBuyer": 101}),
+        json!({"maxPerBuyer": 2.5}),
+    ] {
+        for method in [reqwest::Method::PUT, reqwest::Method::PATCH] {
+            let reply = crate::helpers::Reply::read(
+                app.http
+                    .request(method.clone(), app.url("/api/admin/sales/other"))
+                    .bearer_auth(TOKEN)
+                    .json(&if method == reqwest::Method::PUT {
+                        window(extra.clone())
+                    } else {
+                        extra.clone()
+                    })
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            reply.assert_error(400, "INVALID_REQUEST");
+        }
+    }
+    for (path, status, code) in [
+        ("abc", 400, "INVALID_REQUEST"),
+        ("0", 400, "INVALID_REQUEST"),
+        ("-1", 400, "INVALID_REQUEST"),
+        ("99999999999999999999", 400, "INVALID_REQUEST"),
+        ("99", 404, "ORDER_NOT_FOUND"),
+    ] {
+        for action in ["", "/confirm", "/cancel"] {
+            app.order_call(path, action)
+                .await
+                .assert_error(status, code);
+        }
+    }
+    let unknown = crate::helpers::Reply::read(
+        app.http
+            .post(app.url("/api/admin/sales/nosuch/orders/1/confirm"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    unknown.assert_error(404, "SALE_NOT_FOUND");
+    let anonymous = crate::helpers::Reply::read(
+        app.http
+            .post(app.url("/api/admin/sales/default/orders/1/confirm"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    anonymous.assert_error(401, "UNAUTHORIZED");
+    assert_eq!(redis.digest().await, digest, "nothing written");
+    // PATCH turns holds off and on; a sale with holds stays a checkout sale.
+    let patched = crate::helpers::Reply::read(
+        app.http
+            .patch(app.url("/api/admin/sales/default"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"holdSeconds": 0, "maxPerBuyer": 1}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(
+        (
+            patched.body["holdSeconds"].clone(),
+            patched.body["maxPerBuyer"].clone()
+        ),
+        (json!(0), json!(1))
+    );
+    let bought = app.buy("lee", None, "key-lee").await;
+    assert_eq!(bought.code(), "PURCHASED", "{:?}", bought.body);
+    assert_eq!(
+        bought.body["orderNumber"], 2,
+        "numbered after the checkout orders"
+    );
+    assert_eq!(app.order_call("2", "").await.body["state"], "confirmed");
+}
