@@ -1,10 +1,13 @@
 -- user.lua: a user's purchase, or that the sale does not exist, in one round trip. Read-only.
 --
--- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:buyers (the prefix of its buckets); ARGV[1] userId
+-- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:buyers (the prefix of its buckets), KEYS[3]
+-- sale:{ID}:checkouts; ARGV[1] userId
 -- Returns {0} when the sale does not exist, {1} when the user holds no unit, and
--- {1, purchaseMs, orderNumber} when they do.
+-- {1, purchaseMs, orderNumber} when they do; on a checkout sale {1, purchaseMs, orderNumber,
+-- quantity, holdExpiresMs} (0 once confirmed). A hold past its expiry is no unit held: the
+-- sweeper is about to release it.
 
-local start_ms, _, _, _, _, buckets = read_sale(KEYS[1])
+local start_ms, _, _, _, _, buckets, order_seq = read_sale(KEYS[1])
 if not start_ms then
   return {0}
 end
@@ -13,4 +16,11 @@ if not record then
   return {1}
 end
 local bought_ms, order = parse_buyer(record)
-return {1, bought_ms, order}
+if not order_seq then
+  return {1, bought_ms, order}
+end
+local placed = read_order(KEYS[3], order)
+if placed.s == 'held' and placed.e <= redis_now_ms() then
+  return {1}
+end
+return {1, bought_ms, order, placed.q, placed.s == 'held' and placed.e or 0}

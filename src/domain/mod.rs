@@ -9,8 +9,8 @@ mod user_id;
 pub use outcome::{CheckoutPart, Code, Purchase, PurchaseOutcome, PurchaseReply};
 pub use request_token::RequestToken;
 pub use sale::{
-    CheckoutRules, ProductName, SaleSeed, SaleSnapshot, SaleStatus, SaleWindow, UserRecord,
-    MAX_TOTAL_STOCK,
+    CheckoutRules, ProductName, SaleSeed, SaleSnapshot, SaleStatus, SaleWindow, UserOrder,
+    UserRecord, MAX_TOTAL_STOCK,
 };
 pub use sale_id::{DefaultSale, SaleId};
 pub use user_id::{UserId, UserIdCase};

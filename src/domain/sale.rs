@@ -55,6 +55,16 @@ impl SaleSnapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserRecord {
     pub purchase: Option<Purchase>,
+    /// On a checkout sale: the order's units, and the end of its hold while it is unpaid.
+    pub checkout: Option<UserOrder>,
+}
+
+/// A checkout sale's order as its buyer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserOrder {
+    pub quantity: i64,
+    /// `None` once confirmed.
+    pub hold_expires_ms: Option<i64>,
 }
 
 /// The most units a sale may hold; far above any real drop, low enough that counters never wrap.

@@ -16,9 +16,18 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct UserBody {
     user_id: String,
+    /// The user holds a paid unit (on a sale with holds, a held order is not purchased yet).
     has_purchased: bool,
     purchase_time: Option<String>,
     order_number: Option<i64>,
+    /// Checkout sales (README, Checkout): the order's units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quantity: Option<i64>,
+    /// Checkout sales: `held` (waiting for payment until `holdExpiresAt`) or `confirmed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold_expires_at: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/sales/{saleId}/user/{userId}", tag = "sales", operation_id = "sale_user",
@@ -46,10 +55,17 @@ pub async fn user(
         .user(&sale, &user)
         .await?
         .ok_or(ApiError::SaleNotFound)?;
+    let held_until = record.checkout.and_then(|order| order.hold_expires_ms);
     Ok(HttpResponse::Ok().json(UserBody {
         user_id: user.into_string(),
-        has_purchased: record.purchase.is_some(),
+        has_purchased: record.purchase.is_some() && held_until.is_none(),
         purchase_time: record.purchase.map(|p| rfc3339_ms(p.purchase_ms)),
         order_number: record.purchase.map(|p| p.order_number),
+        quantity: record.checkout.map(|order| order.quantity),
+        state: record.checkout.map(|order| match order.hold_expires_ms {
+            Some(_) => "held",
+            None => "confirmed",
+        }),
+        hold_expires_at: held_until.map(rfc3339_ms),
     }))
 }

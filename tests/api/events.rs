@@ -7,13 +7,13 @@ use futures::StreamExt;
 use std::time::{Duration, Instant};
 
 /// An open event stream, read as a browser reads it.
-struct Events {
+pub(crate) struct Events {
     response: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buffer: String,
 }
 
 impl Events {
-    async fn open(app: &TestApp, path: &str) -> reqwest::Response {
+    pub(crate) async fn open(app: &TestApp, path: &str) -> reqwest::Response {
         app.http
             .get(app.url(path))
             .header("Accept", "text/event-stream")
@@ -22,7 +22,7 @@ impl Events {
             .unwrap()
     }
 
-    fn new(response: reqwest::Response) -> Self {
+    pub(crate) fn new(response: reqwest::Response) -> Self {
         Self {
             response: Box::pin(response.bytes_stream()),
             buffer: String::new(),
@@ -30,7 +30,7 @@ impl Events {
     }
 
     /// The next `status` event's data, within `patience`.
-    async fn next_status(&mut self, patience: Duration) -> Option<serde_json::Value> {
+    pub(crate) async fn next_status(&mut self, patience: Duration) -> Option<serde_json::Value> {
         let deadline = Instant::now() + patience;
         loop {
             while let Some(end) = self.buffer.find("\n\n") {

@@ -2,7 +2,9 @@
 
 use super::{flag, int, LuaScript, Reply, ScriptCall, Scripts};
 use crate::{
-    domain::{CheckoutPart, Purchase as Unit, PurchaseOutcome, SaleSnapshot, UserRecord},
+    domain::{
+        CheckoutPart, Purchase as Unit, PurchaseOutcome, SaleSnapshot, UserOrder, UserRecord,
+    },
     store::{error::StoreError, keys::SaleKeys, settings::UserAttemptLimit},
 };
 use fred::{bytes_utils::Str, prelude::*, types::MultipleKeys};
@@ -130,12 +132,18 @@ impl ScriptCall for User {
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         (
-            vec![self.keys.config(), self.keys.buyers()].into(),
+            vec![
+                self.keys.config(),
+                self.keys.buyers(),
+                self.keys.checkouts(),
+            ]
+            .into(),
             vec![Value::String(self.user.clone())],
         )
     }
 
-    /// `{0}` no sale, `{1}` no unit, `{1, purchaseMs, orderNumber}`.
+    /// `{0}` no sale, `{1}` no unit, `{1, purchaseMs, orderNumber}`, and on a checkout sale
+    /// `{1, purchaseMs, orderNumber, quantity, holdExpiresMs}`.
     fn parse(reply: Value) -> Result<Option<UserRecord>, StoreError> {
         let numbers: Vec<i64> = reply
             .into_array()
@@ -145,11 +153,25 @@ impl ScriptCall for User {
             .ok_or_else(|| StoreError::Unexpected("user.lua answered a non-number".into()))?;
         match numbers.as_slice() {
             [0] => Ok(None),
-            [1] => Ok(Some(UserRecord { purchase: None })),
+            [1] => Ok(Some(UserRecord {
+                purchase: None,
+                checkout: None,
+            })),
             [1, purchase_ms, order_number] => Ok(Some(UserRecord {
                 purchase: Some(Unit {
                     purchase_ms: *purchase_ms,
                     order_number: *order_number,
+                }),
+                checkout: None,
+            })),
+            [1, purchase_ms, order_number, quantity, hold_expires_ms] => Ok(Some(UserRecord {
+                purchase: Some(Unit {
+                    purchase_ms: *purchase_ms,
+                    order_number: *order_number,
+                }),
+                checkout: Some(UserOrder {
+                    quantity: *quantity,
+                    hold_expires_ms: (*hold_expires_ms > 0).then_some(*hold_expires_ms),
                 }),
             })),
             other => Err(Reply::unexpected("user", other)),

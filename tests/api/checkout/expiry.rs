@@ -180,6 +180,14 @@ async fn three_sweepers_release_every_expired_hold_once_within_two_seconds() {
     let mut expiries: Vec<i64> = holds.iter().map(|(_, _, e)| *e).collect();
     expiries.sort_unstable();
     let last = *expiries.last().unwrap();
+    // A browser watching the live status (opened near the expiry: the test client gives up on
+    // a response after 20 s).
+    while redis.now_ms().await < expiries[0] - 2_000 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut watching = crate::events::Events::new(
+        crate::events::Events::open(&apps[1], "/api/sales/default/events").await,
+    );
 
     // No purchase traffic from here: only the sweepers release. Sample Redis's counter and
     // clock until every hold is back; a hold more than 2 s past its expiry must be released.
@@ -199,6 +207,19 @@ async fn three_sweepers_release_every_expired_hold_once_within_two_seconds() {
             "holds still held 5 s after the last expiry"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The event stream shows every unit back, and none held, within about a second.
+    let start = Instant::now();
+    loop {
+        let status = watching
+            .next_status(Duration::from_secs(2))
+            .await
+            .expect("a status event");
+        if status["remainingStock"] == 200 {
+            assert_eq!(status["heldStock"], 0, "{status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_millis(1500), "{status}");
     }
     // Each released once, by whichever instance came first.
     let by_order = events_by_order(&redis).await;

@@ -53,6 +53,17 @@ async fn a_hold_reserves_units_on_redis_clock_and_answers_its_retries() {
     assert_eq!(status.body["remainingStock"], 8);
     assert_eq!(status.body["heldStock"], 2);
     assert_eq!(status.body["status"], "active");
+    let user = app.user("ana").await;
+    assert_eq!(
+        user.body["hasPurchased"], false,
+        "held, not paid: {:?}",
+        user.body
+    );
+    assert_eq!(
+        (&user.body["state"], &user.body["quantity"]),
+        (&json!("held"), &json!(2))
+    );
+    assert_eq!(user.body["holdExpiresAt"], held.body["holdExpiresAt"]);
     let order = app.order_call("1", "").await;
     assert_eq!(order.status, 200, "{:?}", order.body);
     assert_eq!(order.body["state"], "held");
@@ -97,6 +108,12 @@ async fn a_confirm_is_final_and_idempotent_and_the_buyer_is_then_already_purchas
         .map(|step| step["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["held", "confirmed"]);
+    let user = app.user("ben").await;
+    assert_eq!(
+        (&user.body["hasPurchased"], &user.body["state"]),
+        (&json!(true), &json!("confirmed"))
+    );
+    assert!(user.body.get("holdExpiresAt").is_none());
     let digest = redis.digest().await;
     let again = app.order_call("1", "/confirm").await;
     assert_eq!(
