@@ -1,5 +1,6 @@
-// The demo page: live stock from the sale's event stream, a countdown on the Redis clock, and a
-// Buy button that sends an Idempotency-Key (one per click, reused when a 503 is retried).
+// The demo page: live stock from the sale's event stream, a countdown on the Redis clock, a
+// Buy button that sends an Idempotency-Key (one per click, reused when a 503 is retried), and,
+// on a sale with checkout holds, the hold's own countdown with a Cancel button.
 'use strict';
 
 const params = new URLSearchParams(location.search);
@@ -8,6 +9,7 @@ const base = sale ? `/api/sales/${encodeURIComponent(sale)}` : '/api/sale';
 const $ = (id) => document.getElementById(id);
 let current = null; // the last status event
 let clockOffset = 0; // Redis clock minus this browser's clock, in ms
+let hold = null; // { expiresAt (ms, Redis clock), token or null, orderNumber, quantity }
 
 const STATES = {
   upcoming: 'Not started yet',
@@ -23,11 +25,37 @@ function show(status) {
   $('state').textContent = STATES[status.status] || status.status;
   $('remaining').textContent = `${status.remainingStock} left`;
   $('total').textContent = `of ${status.totalStock}`;
+  $('held').textContent = status.heldStock > 0
+    ? (status.remainingStock > 0 ? `${status.heldStock} in checkouts`
+      : `All units are in checkouts; some may come back.`)
+    : '';
   $('buy').disabled = status.status !== 'active';
   tick();
 }
 
+function clock(seconds) {
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
+}
+
+function showHold() {
+  const panel = $('hold');
+  if (!hold) { panel.hidden = true; return; }
+  panel.hidden = false;
+  const left = Math.max(0, Math.ceil((hold.expiresAt - (Date.now() + clockOffset)) / 1000));
+  if (left === 0) {
+    $('hold-text').textContent = `Your hold on order ${hold.orderNumber} expired: `
+      + 'the units went back on sale.';
+    $('cancel').hidden = true;
+    hold = null;
+    return;
+  }
+  const units = hold.quantity > 1 ? `${hold.quantity} units` : 'your unit';
+  $('hold-text').textContent = `Reserved — pay within ${clock(left)} to keep ${units} (order ${hold.orderNumber}).`;
+  $('cancel').hidden = !hold.token;
+}
+
 function tick() {
+  if (hold) showHold();
   if (!current) return;
   const now = Date.now() + clockOffset;
   const target = current.status === 'upcoming' ? Date.parse(current.startTime)
@@ -55,7 +83,11 @@ function describe(status, body, retryAfter) {
   switch (body.code) {
     case 'PURCHASED': return [`You got one! Your order number is ${body.orderNumber}.`, true];
     case 'ALREADY_PURCHASED': return [`You already bought one (order number ${body.orderNumber}).`, true];
-    case 'SOLD_OUT': return ['Sorry, it is sold out.', false];
+    case 'RESERVED': return ['Reserved! Pay before the hold runs out.', true];
+    case 'ALREADY_RESERVED': return [`You already hold order ${body.orderNumber}: pay or cancel it first.`, true];
+    case 'SOLD_OUT': return [body.heldStock > 0
+      ? 'Sold out for now: all units are in checkouts, and some may come back.'
+      : 'Sorry, it is sold out.', false];
     case 'SALE_NOT_STARTED': return ['The sale has not started yet.', false];
     case 'SALE_ENDED': return ['The sale has ended.', false];
     case 'RATE_LIMITED': return [`Too many attempts. Try again in ${retryAfter || 'a few'} seconds.`, false];
@@ -91,11 +123,42 @@ $('buy-form').addEventListener('submit', async (e) => {
       }
       const [text, good] = describe(res.status, body, retryAfter);
       say(text, good);
+      if ((body.code === 'RESERVED' || body.code === 'ALREADY_RESERVED') && body.holdExpiresAt) {
+        hold = {
+          expiresAt: Date.parse(body.holdExpiresAt),
+          token: body.reservationToken || (hold && hold.orderNumber === body.orderNumber ? hold.token : null),
+          orderNumber: body.orderNumber,
+          quantity: body.quantity || 1,
+        };
+        showHold();
+      }
       break;
     }
   } catch {
     say('Could not reach the shop. Check your connection and try again.', false);
   } finally {
     $('buy').disabled = !current || current.status !== 'active';
+  }
+});
+
+$('cancel').addEventListener('click', async () => {
+  if (!hold || !hold.token) return;
+  $('cancel').disabled = true;
+  try {
+    const res = await fetch(`${base}/reservation`, {
+      method: 'DELETE', headers: { 'Flashsale-Reservation': hold.token },
+    });
+    const body = await res.json();
+    if (res.ok) {
+      hold = null;
+      showHold();
+      say(`Order ${body.orderNumber} cancelled: the units went back on sale.`, true);
+    } else {
+      say(body.message || `Could not cancel (${res.status}).`, false);
+    }
+  } catch {
+    say('Could not reach the shop. Check your connection and try again.', false);
+  } finally {
+    $('cancel').disabled = false;
   }
 });

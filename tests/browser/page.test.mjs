@@ -1,6 +1,7 @@
 // The demo page in a real headless Chromium (Debian's package, driven through playwright-core;
 // nothing is downloaded): at desktop and phone sizes it shows the stock, buys, says "already
-// bought", shows sold out, and counts down to an upcoming sale. Screenshots go to
+// bought", shows sold out, and counts down to an upcoming sale; on a sale with checkout holds
+// it counts a hold down on the Redis clock, cancels it, and says when it expired. Screenshots go to
 // target/browser/. Needs redis-server and a built flashsale binary (FLASHSALE_BIN, default
 // target/debug/flashsale); CHROMIUM overrides /usr/bin/chromium.
 import { test, before, after } from 'node:test';
@@ -71,6 +72,8 @@ before(async () => {
   for (const env of [
     { SALE_ID: 'phone', SALE_TOTAL_STOCK: '3', SALE_PRODUCT_NAME: 'Pocket lamp' },
     { SALE_ID: 'later', SALE_TOTAL_STOCK: '5', SALE_START: inOneHour(), SALE_END: inTwoHours() },
+    // The shortest hold a sale allows, so the expiry test waits half a minute.
+    { SALE_ID: 'held', SALE_TOTAL_STOCK: '2', SALE_HOLD_SECONDS: '30' },
   ]) {
     (await service(env)).child.kill('SIGTERM');
   }
@@ -144,3 +147,45 @@ for (const [size, options] of Object.entries(sizes)) {
     await context.close();
   });
 }
+
+async function reserveOnPage(page, userId) {
+  await page.goto(`${base}/?sale=held`);
+  await page.locator('#state', { hasText: 'On sale now' }).waitFor();
+  await page.getByLabel('Your user id').fill(userId);
+  await page.getByLabel('Your user id').press('Enter');
+  await page.locator('#hold-text', { hasText: 'Reserved — pay within' }).waitFor();
+}
+
+test('hold: the page counts it down on the Redis clock, and Cancel gives the unit back', async () => {
+  const context = await browser.newContext(sizes.desktop);
+  const page = await context.newPage();
+  await reserveOnPage(page, 'holder-1@example.com');
+  const first = await page.locator('#hold-text').textContent();
+  assert.match(first, /^Reserved — pay within 0:(29|30) to keep your unit \(order \d+\)\.$/);
+  await page.waitForFunction((before) => document.querySelector('#hold-text').textContent !== before, first);
+  assert.match(await page.locator('#hold-text').textContent(), /pay within 0:2\d/);
+  await page.locator('#remaining', { hasText: '1 left' }).waitFor();
+  await page.locator('#held', { hasText: '1 in checkouts' }).waitFor();
+  await page.screenshot({ path: `${shots}/hold-reserved.png`, fullPage: true });
+
+  await page.getByRole('button', { name: 'Cancel my hold' }).click();
+  await page.locator('#outcome', { hasText: 'cancelled: the units went back on sale' }).waitFor();
+  assert.equal(await page.locator('#hold').isHidden(), true);
+  await page.locator('#remaining', { hasText: '2 left' }).waitFor();
+  assert.equal(await page.locator('#held').textContent(), '');
+  await context.close();
+});
+
+test('hold: an unpaid hold expires, the page says so and the unit is back on sale', async () => {
+  const context = await browser.newContext(sizes.phone);
+  const page = await context.newPage();
+  await reserveOnPage(page, 'holder-2@example.com');
+  await page.locator('#remaining', { hasText: '1 left' }).waitFor();
+  await page.locator('#hold-text', { hasText: 'expired: the units went back on sale' })
+    .waitFor({ timeout: 40000 });
+  assert.equal(await page.getByRole('button', { name: 'Cancel my hold' }).isHidden(), true);
+  // The sweeper released it: the live stock shows the unit back within about a second.
+  await page.locator('#remaining', { hasText: '2 left' }).waitFor({ timeout: 5000 });
+  await page.screenshot({ path: `${shots}/hold-expired.png`, fullPage: true });
+  await context.close();
+});
