@@ -28,7 +28,7 @@ createServer((req, res) => {
     const order = JSON.parse(body);
     if (!seen.has(order.eventId)) {
       seen.add(order.eventId);
-      console.log('order', order.saleId, order.orderNumber, order.userId, order.eventId);
+      console.log(order.type, order.saleId, order.orderNumber, order.userId, order.eventId);
     }
     res.writeHead(204).end();
   });

@@ -61,6 +61,13 @@ local function read_order(checkouts_key, order)
   return cjson.decode(raw)
 end
 
+-- The order a buyer record names. A sale that became a checkout sale (PATCH) after it sold
+-- has buyers with no order record: each bought one unit, paid, so each is read as that.
+local function buyer_order(checkouts_key, user, bought_ms, order, token)
+  return read_order(checkouts_key, order) or {n = order, u = user, q = 1, s = 'confirmed',
+    c = bought_ms, e = 0, t = token, r = '', rid = '', late = false, h = {}}
+end
+
 local function write_order(checkouts_key, record, state, now_ms, reason)
   record.s = state
   record.h[#record.h + 1] = {state = state, at = now_ms, reason = reason}

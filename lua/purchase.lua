@@ -65,7 +65,7 @@ if record then
   if not k then
     return {same and 'PURCHASED' or 'ALREADY_PURCHASED', remaining, bought_ms, order, 0}
   end
-  local placed = read_order(k.checkouts, order)
+  local placed = buyer_order(k.checkouts, ARGV[1], bought_ms, order, token)
   now_ms = redis_now_ms()
   if placed.s == 'held' and placed.e <= now_ms then
     -- An expired hold the sweeper has not reached yet: released now, and the buyer may buy.

@@ -15,11 +15,11 @@ local record = redis.call('HGET', buyer_bucket(KEYS[2], buckets, ARGV[1]), ARGV[
 if not record then
   return {1}
 end
-local bought_ms, order = parse_buyer(record)
+local bought_ms, order, token = parse_buyer(record)
 if not order_seq then
   return {1, bought_ms, order}
 end
-local placed = read_order(KEYS[3], order)
+local placed = buyer_order(KEYS[3], ARGV[1], bought_ms, order, token)
 if placed.s == 'held' and placed.e <= redis_now_ms() then
   return {1}
 end

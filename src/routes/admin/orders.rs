@@ -232,9 +232,13 @@ pub struct DeadOrderRow {
     /// When it was moved there (RFC 3339, ms).
     dead_time: String,
     event_id: String,
+    /// The event's type, as its delivery carries it (README, Checkout: the order stream).
+    #[serde(rename = "type")]
+    kind: String,
     sale_id: String,
     user_id: String,
     order_number: i64,
+    quantity: i64,
     purchase_time: String,
     request_id: String,
     attempts: i64,
@@ -248,9 +252,11 @@ impl From<DeadOrder> for DeadOrderRow {
             dead_time: rfc3339_ms(dead.dead_ms),
             dead_id: dead.dead_id,
             event_id: order.event_id,
+            kind: order.kind,
             sale_id: order.sale_id,
             user_id: order.user_id,
             order_number: order.order_number,
+            quantity: order.quantity,
             purchase_time: rfc3339_ms(order.purchase_ms),
             request_id: order.request_id,
             attempts: dead.attempts,

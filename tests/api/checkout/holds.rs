@@ -461,3 +461,44 @@ async fn bad_checkout_input_is_refused_with_nothing_written() {
     );
     assert_eq!(app.order_call("2", "").await.body["state"], "confirmed");
 }
+
+#[tokio::test]
+async fn a_sale_that_gets_holds_after_it_sold_keeps_its_buyers_as_paid() {
+    // Found by schemathesis: buyers from before the change have no order record.
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(&redis, &[("ADMIN_TOKEN", TOKEN)]).await;
+    assert_eq!(
+        app.buy("early", None, "key-early").await.code(),
+        "PURCHASED"
+    );
+    let patched = app
+        .http
+        .patch(app.url("/api/admin/sales/default"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"holdSeconds": 120, "maxPerBuyer": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+
+    let retried = app.buy("early", None, "key-early").await;
+    assert_eq!(retried.code(), "PURCHASED", "{:?}", retried.body);
+    assert_eq!(retried.body["orderNumber"], 1);
+    app.buy("early", None, "key-early-2")
+        .await
+        .assert_error(409, "ALREADY_PURCHASED");
+    let user = app.user("early").await;
+    assert_eq!(
+        (&user.body["hasPurchased"], &user.body["state"]),
+        (&json!(true), &json!("confirmed"))
+    );
+    let next = app.buy("later", Some(2), "key-later").await;
+    assert_eq!(next.code(), "RESERVED", "{:?}", next.body);
+    assert_eq!(
+        next.body["orderNumber"], 2,
+        "numbered after the plain orders"
+    );
+    let c = counters(&redis, "default").await;
+    assert_eq!((c["sold"], c["held"], c["confirmed"]), (3, 2, 1));
+    assert_adds_up(&app, &redis).await;
+}
