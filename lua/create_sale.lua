@@ -10,5 +10,5 @@ if read_sale(KEYS[1]) then
   return 0
 end
 write_new_sale(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-write_checkout(KEYS[1], ARGV[5], ARGV[6])
+checkout_lib().write_checkout(KEYS[1], ARGV[5], ARGV[6])
 return 1

@@ -23,7 +23,8 @@ end
 if not order_seq then
   return {'ORDER_NOT_FOUND'}
 end
-local k = checkout_keys(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+local co = checkout_lib()
+local k = co.checkout_keys(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 local order = ARGV[2]
 if order == '' then
   local buyer = redis.call('HGET', buyer_bucket(k.buyers, buckets, ARGV[3]), ARGV[3])
@@ -33,7 +34,7 @@ if order == '' then
   local _, number = parse_buyer(buyer)
   order = number
 end
-local record = read_order(k.checkouts, order)
+local record = co.read_order(k.checkouts, order)
 if not record or (ARGV[3] ~= '' and record.u ~= ARGV[3])
     or (ARGV[4] ~= '' and record.r ~= ARGV[4]) then
   return {'ORDER_NOT_FOUND'}
@@ -56,8 +57,8 @@ if action == 'confirm' then
     redis.call('HINCRBY', k.config, 'held', -record.q)
     redis.call('HINCRBY', k.config, 'confirmed', record.q)
     redis.call('ZREM', k.expiries, record.n)
-    write_order(k.checkouts, record, 'confirmed', now_ms)
-    order_event(k.orders, 'order.confirmed', ARGV[5], record, now_ms, ARGV[6])
+    co.write_order(k.checkouts, record, 'confirmed', now_ms)
+    co.order_event(k.orders, 'order.confirmed', ARGV[5], record, now_ms, ARGV[6])
   elseif record.s == 'released' then
     -- Paid after its hold was released: the units are taken again if they are still free and
     -- the buyer holds no newer order (one order per buyer); otherwise the shop refunds.
@@ -68,12 +69,12 @@ if action == 'confirm' then
       redis.call('HINCRBY', k.config, 'sold', record.q)
       redis.call('HINCRBY', k.config, 'confirmed', record.q)
       redis.call('HSET', bucket, record.u, buyer_record(record.c, record.n, record.t))
-      write_order(k.checkouts, record, 'confirmed', now_ms)
-      order_event(k.orders, 'order.confirmed', ARGV[5], record, now_ms, ARGV[6])
+      co.write_order(k.checkouts, record, 'confirmed', now_ms)
+      co.order_event(k.orders, 'order.confirmed', ARGV[5], record, now_ms, ARGV[6])
     else
       local reason = reordered and 'reordered' or 'resold'
-      write_order(k.checkouts, record, 'refund_required', now_ms, reason)
-      order_event(k.orders, 'order.refund_required', ARGV[5], record, now_ms, ARGV[6], reason)
+      co.write_order(k.checkouts, record, 'refund_required', now_ms, reason)
+      co.order_event(k.orders, 'order.refund_required', ARGV[5], record, now_ms, ARGV[6], reason)
       status = 'HOLD_EXPIRED'
     end
   elseif record.s == 'refund_required' then
@@ -81,7 +82,7 @@ if action == 'confirm' then
   end
 elseif action == 'cancel' then
   if record.s == 'held' then
-    release_order(k, buckets, record, now_ms, ARGV[5], ARGV[6], 'cancelled')
+    co.release_order(k, buckets, record, now_ms, ARGV[5], ARGV[6], 'cancelled')
   elseif record.s == 'confirmed' then
     status = 'ORDER_CONFIRMED'
   end

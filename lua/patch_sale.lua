@@ -25,8 +25,9 @@ if ARGV[1] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'startMs', new_start, 'endMs', new_end)
 if ARGV[5] ~= '' or ARGV[6] ~= '' then
-  local hold_ms, max_per_buyer = read_checkout(KEYS[1])
-  write_checkout(KEYS[1], ARGV[5] ~= '' and ARGV[5] or hold_ms,
+  local co = checkout_lib()
+  local hold_ms, max_per_buyer = co.read_checkout(KEYS[1])
+  co.write_checkout(KEYS[1], ARGV[5] ~= '' and ARGV[5] or hold_ms,
     ARGV[6] ~= '' and ARGV[6] or max_per_buyer)
 end
 return 'OK'

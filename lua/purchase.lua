@@ -31,13 +31,19 @@ if not start_ms then
 end
 local remaining = total - sold
 local bucket = buyer_bucket(KEYS[2], buckets, ARGV[1])
-local k = order_seq and checkout_keys(KEYS[1], KEYS[2], KEYS[6], KEYS[7], KEYS[4])
+-- The checkout helpers, built only for a checkout sale (prelude: checkout_lib).
+local co = order_seq and checkout_lib()
+local k = co and co.checkout_keys(KEYS[1], KEYS[2], KEYS[6], KEYS[7], KEYS[4])
 
 -- The answer of a checkout sale carries the order, the hold and the units still in checkouts.
 -- The reservation token goes only to the request that placed the hold (and its retries).
-local function checkout_answer(code, record)
-  local token = code == 'RESERVED' and record.r or ''
-  return {code, remaining, record.c, record.n, 0, record.q, record.e, token, held}
+-- (Made only for a checkout sale: a function is created anew on every call.)
+local checkout_answer
+if k then
+  checkout_answer = function(code, record)
+    local token = code == 'RESERVED' and record.r or ''
+    return {code, remaining, record.c, record.n, 0, record.q, record.e, token, held}
+  end
 end
 
 -- A refusal; a checkout sale's says how many units are in checkouts.
@@ -65,11 +71,11 @@ if record then
   if not k then
     return {same and 'PURCHASED' or 'ALREADY_PURCHASED', remaining, bought_ms, order, 0}
   end
-  local placed = buyer_order(k.checkouts, ARGV[1], bought_ms, order, token)
+  local placed = co.buyer_order(k.checkouts, ARGV[1], bought_ms, order, token)
   now_ms = redis_now_ms()
   if placed.s == 'held' and placed.e <= now_ms then
     -- An expired hold the sweeper has not reached yet: released now, and the buyer may buy.
-    release_order(k, buckets, placed, now_ms, ARGV[5], '', 'expired')
+    co.release_order(k, buckets, placed, now_ms, ARGV[5], '', 'expired')
     remaining, held = remaining + placed.q, held - placed.q
   elseif placed.s == 'held' then
     return checkout_answer(same and 'RESERVED' or 'ALREADY_RESERVED', placed)
@@ -81,7 +87,7 @@ end
 local quantity = tonumber(ARGV[8])
 local hold_ms, max_per_buyer = 0, 1
 if k then
-  hold_ms, max_per_buyer = read_checkout(KEYS[1])
+  hold_ms, max_per_buyer = co.read_checkout(KEYS[1])
 end
 if quantity > max_per_buyer then
   return refuse('INVALID_REQUEST', remaining, 0, max_per_buyer)
@@ -103,7 +109,7 @@ end
 if k then
   -- Holds that expired come back before the stock is judged, so a unit that came back is
   -- sold at once; the sweeper releases the rest.
-  local back = release_expired(k, buckets, now_ms, ARGV[5], 10)
+  local back = co.release_expired(k, buckets, now_ms, ARGV[5], 10)
   remaining, held = remaining + back, held - back
 end
 
@@ -161,12 +167,12 @@ if hold_ms > 0 then
   held = held + quantity
   redis.call('HINCRBY', KEYS[1], 'held', quantity)
   redis.call('ZADD', k.expiries, placed.e, order)
-  write_order(k.checkouts, placed, 'held', now_ms)
-  order_event(k.orders, 'order.reserved', ARGV[5], placed, now_ms, ARGV[6])
+  co.write_order(k.checkouts, placed, 'held', now_ms)
+  co.order_event(k.orders, 'order.reserved', ARGV[5], placed, now_ms, ARGV[6])
   return checkout_answer('RESERVED', placed)
 end
 redis.call('HINCRBY', KEYS[1], 'confirmed', quantity)
-write_order(k.checkouts, placed, 'confirmed', now_ms)
+co.write_order(k.checkouts, placed, 'confirmed', now_ms)
 redis.call('XADD', KEYS[4], '*', 'saleId', ARGV[5], 'userId', ARGV[1], 'orderNumber', order,
   'quantity', quantity, 'purchaseTime', now_ms, 'requestId', ARGV[6])
 return checkout_answer('PURCHASED', placed)

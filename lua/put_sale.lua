@@ -8,9 +8,10 @@
 -- Returns 'CREATED', 'SAME' (identical, nothing changed), 'HAS_BUYERS' (refused without
 -- force) or 'REPLACED' (stock, buyers, orders and attempt counters reset).
 
+local co = checkout_lib()
 local start_ms, end_ms, total, name, sold, buckets = read_sale(KEYS[1])
 if start_ms then
-  local hold_ms, max_per_buyer = read_checkout(KEYS[1])
+  local hold_ms, max_per_buyer = co.read_checkout(KEYS[1])
   if name == ARGV[1] and total == tonumber(ARGV[2]) and start_ms == tonumber(ARGV[3])
       and end_ms == tonumber(ARGV[4]) and hold_ms == tonumber(ARGV[5])
       and max_per_buyer == tonumber(ARGV[6]) then
@@ -27,5 +28,5 @@ if not created then
   delete_matching(ARGV[8])
 end
 write_new_sale(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-write_checkout(KEYS[1], ARGV[5], ARGV[6])
+co.write_checkout(KEYS[1], ARGV[5], ARGV[6])
 return created and 'CREATED' or 'REPLACED'

@@ -13,7 +13,8 @@ local start_ms, end_ms, total, name, sold, buckets, order_seq = read_sale(KEYS[1
 if not start_ms then
   return nil
 end
-local hold_ms, max_per_buyer = read_checkout(KEYS[1])
+local co = checkout_lib()
+local hold_ms, max_per_buyer = co.read_checkout(KEYS[1])
 local c = redis.call('HMGET', KEYS[1], 'held', 'confirmed', 'released')
 local buyers = 0
 for n = 0, buckets - 1 do

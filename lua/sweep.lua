@@ -11,7 +11,8 @@ local start_ms, _, _, _, _, buckets, order_seq = read_sale(KEYS[1])
 if not (start_ms and order_seq) then
   return {0, 0}
 end
-local k = checkout_keys(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+local co = checkout_lib()
+local k = co.checkout_keys(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 local now_ms = redis_now_ms()
-local units = release_expired(k, buckets, now_ms, ARGV[1], tonumber(ARGV[2]))
+local units = co.release_expired(k, buckets, now_ms, ARGV[1], tonumber(ARGV[2]))
 return {units, redis.call('ZCOUNT', k.expiries, '-inf', now_ms)}

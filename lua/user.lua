@@ -19,7 +19,8 @@ local bought_ms, order, token = parse_buyer(record)
 if not order_seq then
   return {1, bought_ms, order}
 end
-local placed = buyer_order(KEYS[3], ARGV[1], bought_ms, order, token)
+local co = checkout_lib()
+local placed = co.buyer_order(KEYS[3], ARGV[1], bought_ms, order, token)
 if placed.s == 'held' and placed.e <= redis_now_ms() then
   return {1}
 end
