@@ -173,3 +173,78 @@ async fn after_a_script_flush_on_every_primary_purchases_reload_and_work() {
     assert_eq!(reply.code(), "PURCHASED", "{:?}", reply.body);
     assert_eq!(reply.body["orderNumber"], 2);
 }
+
+#[tokio::test]
+async fn checkout_holds_on_every_primary_are_confirmed_cancelled_and_swept() {
+    // One sale with 30 s holds on each primary, created through the admin API.
+    let cluster = TestCluster::start(0).await;
+    let sales = cluster.sales_on_every_primary("held", 1);
+    let redis = TestRedis::start().await; // only for base_env's other variables
+    let mut env = crate::helpers::base_env(&redis);
+    env.insert("REDIS_URL".into(), cluster.url());
+    env.insert("ADMIN_TOKEN".into(), "an-admin-token-for-tests".into());
+    let app = try_spawn_app(env).await.unwrap();
+    let admin = |request: reqwest::RequestBuilder| request.bearer_auth("an-admin-token-for-tests");
+    let now = chrono::Utc::now();
+    for sale in &sales {
+        let body = serde_json::json!({
+            "productName": "Boot", "totalStock": 3, "holdSeconds": 30,
+            "startTime": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "endTime": (now + chrono::Duration::hours(1)).to_rfc3339(),
+        });
+        let put = admin(app.http.put(app.url(&format!("/api/admin/sales/{sale}"))))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201);
+    }
+    let client = cluster.client().await;
+    for sale in &sales {
+        // Three holds: one paid, one given back, one left to expire.
+        for user in ["paid", "cancelled", "unpaid"] {
+            let reply = app.purchase_in(sale, user).await;
+            assert_eq!(reply.code(), "RESERVED", "{sale}: {:?}", reply.body);
+        }
+        let confirm = admin(
+            app.http
+                .post(app.url(&format!("/api/admin/sales/{sale}/orders/1/confirm"))),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(confirm.status(), 200);
+        let cancel = admin(
+            app.http
+                .post(app.url(&format!("/api/admin/sales/{sale}/orders/2/cancel"))),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(cancel.status(), 200);
+    }
+    // The sweeper releases the unpaid hold of every sale, whichever primary holds it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    for sale in &sales {
+        loop {
+            let config: BTreeMap<String, String> = client
+                .hgetall(format!("sale:{{{sale}}}:config"))
+                .await
+                .unwrap();
+            if config["held"] == "0" {
+                assert_eq!(
+                    (
+                        config["sold"].as_str(),
+                        config["confirmed"].as_str(),
+                        config["released"].as_str()
+                    ),
+                    ("1", "1", "2"),
+                    "{sale}"
+                );
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{sale}: {config:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+}
