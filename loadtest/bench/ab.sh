@@ -31,10 +31,7 @@ trap cleanup EXIT
 . loadtest/bench/lib.sh
 
 scripts/install-deps.sh
-command -v wrk >/dev/null || {
-  sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >&2
-}
+need_wrk
 
 log "building B: the working tree (release)"
 cargo build --release --quiet --bin flashsale
@@ -44,10 +41,7 @@ git worktree add --quiet --detach "$WORK/a-src" "$REV"
 (cd "$WORK/a-src" && CARGO_TARGET_DIR="$ROOT/target/ab" cargo build --release --quiet --bin flashsale)
 cp target/ab/release/flashsale "$WORK/a"
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-  --maxmemory-policy noeviction --loglevel warning >"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!; PIDS+=("$REDIS_PID")
-for _ in $(seq 1 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.05; done
+start_redis "$WORK/redis.log"
 
 # One measurement of one build: sets RPS, CPU_US and REDIS_US.
 measure() { # build round

@@ -31,18 +31,12 @@ trap cleanup EXIT
 . loadtest/bench/lib.sh
 
 scripts/install-deps.sh
-command -v wrk >/dev/null || {
-  sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >&2
-}
+need_wrk
 log "building the service (release)"
 cargo build --release --quiet --bin flashsale
 BIN=target/release/flashsale
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-  --maxmemory-policy noeviction --loglevel warning >"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!; PIDS+=("$REDIS_PID")
-for _ in $(seq 1 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.05; done
+start_redis "$WORK/redis.log"
 
 SERVICE_PID=
 start_service() { # saleId holdSeconds stock

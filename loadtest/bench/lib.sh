@@ -21,3 +21,14 @@ cpu_ticks() { # utime + stime of a process and its children, in clock ticks
   echo "$total"
 }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
+need_wrk() { # installs wrk from the distribution when it is missing
+  command -v wrk >/dev/null && return 0
+  local sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >&2
+}
+start_redis() { # logfile: a throw-away redis-server on REDIS_PORT; sets REDIS_PID and waits for it
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --maxmemory-policy noeviction --loglevel warning >"$1" 2>&1 &
+  REDIS_PID=$!; PIDS+=("$REDIS_PID")
+  for _ in $(seq 1 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.05; done
+}

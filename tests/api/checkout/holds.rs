@@ -150,28 +150,10 @@ async fn a_confirm_is_final_and_idempotent_and_the_buyer_is_then_already_purchas
         .collect();
     assert_eq!(kinds, ["order.reserved", "order.confirmed"]);
     // The export lists confirmed buyers by default, and nobody is held.
-    let export = app
-        .http
-        .get(app.url("/api/admin/sales/default/buyers"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
+    let export = app.export(None).await;
     assert_eq!(export["buyers"].as_array().unwrap().len(), 1, "{export}");
     assert_eq!(export["buyers"][0]["userId"], "ben");
-    let held_export = app
-        .http
-        .get(app.url("/api/admin/sales/default/buyers?state=held"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
+    let held_export = app.export(Some("held")).await;
     assert_eq!(held_export["buyers"], json!([]), "{held_export}");
 }
 
@@ -242,16 +224,7 @@ async fn a_cancel_returns_the_units_at_once_and_the_buyer_may_buy_again() {
         .collect();
     assert_eq!(released_entries.len(), 2);
     assert!(released_entries.iter().all(|e| e["reason"] == "cancelled"));
-    let export = app
-        .http
-        .get(app.url("/api/admin/sales/default/buyers?state=released"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
+    let export = app.export(Some("released")).await;
     let users: Vec<&str> = export["buyers"]
         .as_array()
         .unwrap()

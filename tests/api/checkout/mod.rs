@@ -62,6 +62,15 @@ impl TestApp {
         Reply::read(request.send().await.unwrap()).await
     }
 
+    /// The buyers export of `default` as JSON: `?state=` when given.
+    pub async fn export(&self, state: Option<&str>) -> Value {
+        let query = state.map(|s| format!("?state={s}")).unwrap_or_default();
+        let url = self.url(&format!("/api/admin/sales/default/buyers{query}"));
+        let reply = Reply::read(self.http.get(url).bearer_auth(TOKEN).send().await.unwrap()).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply.body
+    }
+
     /// `GET /api/admin/sales/default`.
     pub async fn sale_view(&self) -> Value {
         let request = self.http.get(self.url("/api/admin/sales/default"));
