@@ -92,7 +92,9 @@ local function checkout_lib()
   -- Makes a sale a checkout sale when its settings ask for one (holds, or more than one unit per
   -- buyer), carrying its plain orders over: each was one confirmed unit, numbered by `sold`.
   -- Once a checkout sale, always one (a plain purchase would number orders by `sold` again).
+  -- (Callers that know nothing of checkouts, such as the load-test peer, pass neither: none.)
   local function write_checkout(config_key, hold_ms, max_per_buyer)
+    hold_ms, max_per_buyer = hold_ms or 0, max_per_buyer or 1
     redis.call('HSET', config_key, 'holdMs', hold_ms, 'maxPerBuyer', max_per_buyer)
     if tonumber(hold_ms) > 0 or tonumber(max_per_buyer) > 1 then
       local sold = redis.call('HGET', config_key, 'sold') or 0

@@ -30,14 +30,16 @@ const KEYS = {
   attempts: (user) => `sale:{${SALE_ID}}:rl:${user}`,
   orders: `sale:{${SALE_ID}}:orders`,
   refused: `sale:{${SALE_ID}}:refused`,
+  checkouts: `sale:{${SALE_ID}}:checkouts`,
+  expiries: `sale:{${SALE_ID}}:expiries`,
 };
 
 function redisClient() {
   const Redis = require('ioredis');
   const redis = new Redis(REDIS_URL, { enableAutoPipelining: true, commandTimeout: 2000, maxRetriesPerRequest: 2 });
-  redis.defineCommand('purchase', { numberOfKeys: 5, lua: LUA('purchase.lua') });
+  redis.defineCommand('purchase', { numberOfKeys: 7, lua: LUA('purchase.lua') });
   redis.defineCommand('saleStatus', { numberOfKeys: 1, lua: LUA('status.lua') });
-  redis.defineCommand('saleUser', { numberOfKeys: 2, lua: LUA('user.lua') });
+  redis.defineCommand('saleUser', { numberOfKeys: 3, lua: LUA('user.lua') });
   redis.defineCommand('createSale', { numberOfKeys: 1, lua: LUA('create_sale.lua') });
   return redis;
 }
@@ -121,9 +123,11 @@ function worker() {
       : crypto.createHash('sha1').update(key).digest('hex').slice(0, 16);
     let reply;
     try {
+      // As flashsale calls it: no WAIT, one unit, and a fresh secret for a hold's token.
       reply = await redis.purchase(KEYS.config, KEYS.buyers, KEYS.attempts(userId),
-        KEYS.orders, KEYS.refused, userId, token, ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID,
-        req.get('X-Request-Id') || crypto.randomUUID());
+        KEYS.orders, KEYS.refused, KEYS.checkouts, KEYS.expiries, userId, token, ATTEMPT_LIMIT,
+        ATTEMPT_WINDOW_MS, SALE_ID, req.get('X-Request-Id') || crypto.randomUUID(), '0', 1,
+        crypto.randomBytes(16).toString('hex'));
     } catch {
       return unavailable(res);
     }
@@ -143,7 +147,7 @@ function worker() {
     const { userId } = req.params;
     if (!USER_ID.test(userId)) return error(res, 400, 'INVALID_REQUEST', 'invalid userId');
     try {
-      const reply = await redis.saleUser(KEYS.config, KEYS.buyers, userId);
+      const reply = await redis.saleUser(KEYS.config, KEYS.buyers, KEYS.checkouts, userId);
       if (reply[0] === 0) return error(res, 404, 'SALE_NOT_FOUND', 'no sale is configured');
       const bought = reply.length === 3;
       res.json({ userId, hasPurchased: bought, purchaseTime: bought ? iso(reply[1]) : null, orderNumber: bought ? reply[2] : null });

@@ -391,3 +391,55 @@ async fn an_auth0_subject_buys_and_reads_its_unit() {
     assert_eq!(mine.body["hasPurchased"], true, "{:?}", mine.body);
     assert!(redis.buyers("default").await.contains_key(sub));
 }
+
+#[tokio::test]
+async fn a_signed_in_buyer_cancels_their_own_hold_with_the_token_alone() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(
+        &redis,
+        &[
+            ("AUTH_JWT_SECRET", SECRET),
+            ("AUTH_JWT_ISSUER", ISSUER),
+            ("AUTH_JWT_AUDIENCE", AUDIENCE),
+            ("SALE_HOLD_SECONDS", "60"),
+        ],
+    )
+    .await;
+    let (ana, ben) = (hs256(&claims("ana")), hs256(&claims("ben")));
+    let held = app.purchase_as(Some(&ana), json!({})).await;
+    assert_eq!(held.code(), "RESERVED", "{:?}", held.body);
+    let reservation = held.body["reservationToken"].as_str().unwrap().to_owned();
+    let cancel = |token: Option<String>, reservation: Option<String>| {
+        let mut request = app.http.delete(app.url("/api/sale/reservation"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(reservation) = reservation {
+            request = request.header("Flashsale-Reservation", reservation);
+        }
+        async move { Reply::read(request.send().await.unwrap()).await }
+    };
+
+    // Without a bearer token, or with another buyer's (even holding ana's reservation token):
+    // refused, nothing written.
+    let digest = redis.digest().await;
+    cancel(None, Some(reservation.clone()))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    cancel(Some(ben.clone()), None)
+        .await
+        .assert_error(404, "ORDER_NOT_FOUND");
+    cancel(Some(ben), Some(reservation.clone()))
+        .await
+        .assert_error(404, "ORDER_NOT_FOUND");
+    assert_eq!(redis.digest().await, digest);
+
+    // Her own token alone finds and releases her hold; with the reservation token a repeat
+    // answers the released order again.
+    let released = cancel(Some(ana.clone()), None).await;
+    assert_eq!(released.status, 200, "{:?}", released.body);
+    assert_eq!(released.body["state"], "released");
+    assert_eq!(released.body["userId"], "ana");
+    let again = cancel(Some(ana), Some(reservation)).await;
+    assert_eq!(again.body["state"], "released");
+}

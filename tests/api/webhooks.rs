@@ -461,3 +461,78 @@ async fn dead_letter_routes_refuse_bad_input_without_writing() {
         serde_json::json!({"redriven": 0, "remaining": 0})
     );
 }
+
+#[tokio::test]
+async fn a_checkout_s_lifecycle_events_are_each_delivered_with_their_type() {
+    let redis = TestRedis::start().await;
+    let receiver = Receiver::start(SECRET, Arc::new(|_: &str, _: usize| Action::Accept)).await;
+    let url = receiver.url();
+    let app = spawn_app_with(
+        &redis,
+        &webhook_env(
+            &url,
+            &[("SALE_HOLD_SECONDS", "60"), ("SALE_MAX_PER_BUYER", "2")],
+        ),
+    )
+    .await;
+    let body = |user: &str| serde_json::json!({ "userId": user, "quantity": 2 });
+    for user in ["paid", "gave-up"] {
+        let reply = app
+            .http
+            .post(app.url("/api/sale/purchase"))
+            .json(&body(user))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+    assert_eq!(
+        admin(
+            &app,
+            reqwest::Method::POST,
+            "/sales/default/orders/1/confirm"
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        admin(
+            &app,
+            reqwest::Method::POST,
+            "/sales/default/orders/2/cancel"
+        )
+        .await
+        .status,
+        200
+    );
+
+    let events: BTreeSet<String> = orders(&redis, "default").await.keys().cloned().collect();
+    assert_eq!(events.len(), 4);
+    assert!(receiver.wait_for(&events, Duration::from_secs(10)).await);
+    let mut seen: Vec<(i64, String, Option<String>)> = receiver
+        .deliveries()
+        .into_iter()
+        .map(|d| {
+            assert!(d.signature_valid);
+            assert_eq!(d.body["quantity"], 2);
+            assert!(d.body["eventTime"].is_string());
+            (
+                d.body["orderNumber"].as_i64().unwrap(),
+                d.body["type"].as_str().unwrap().to_owned(),
+                d.body["reason"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [
+            (1, "order.confirmed".into(), None),
+            (1, "order.reserved".into(), None),
+            (2, "order.released".into(), Some("cancelled".into())),
+            (2, "order.reserved".into(), None),
+        ]
+    );
+}
