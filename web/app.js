@@ -41,7 +41,10 @@ function showHold() {
   const panel = $('hold');
   if (!hold) { panel.hidden = true; return; }
   panel.hidden = false;
-  const left = Math.max(0, Math.ceil((hold.expiresAt - (Date.now() + clockOffset)) / 1000));
+  // Whole seconds left, rounded down and never more than the hold's length: the status's clock
+  // may be a little behind Redis's, and a buyer told too little time pays in time.
+  const left = Math.max(0, Math.min(hold.length,
+    Math.floor((hold.expiresAt - (Date.now() + clockOffset)) / 1000)));
   if (left === 0) {
     $('hold-text').textContent = `Your hold on order ${hold.orderNumber} expired: `
       + 'the units went back on sale.';
@@ -126,6 +129,7 @@ $('buy-form').addEventListener('submit', async (e) => {
       if ((body.code === 'RESERVED' || body.code === 'ALREADY_RESERVED') && body.holdExpiresAt) {
         hold = {
           expiresAt: Date.parse(body.holdExpiresAt),
+          length: Math.floor((Date.parse(body.holdExpiresAt) - Date.parse(body.purchaseTime)) / 1000),
           token: body.reservationToken || (hold && hold.orderNumber === body.orderNumber ? hold.token : null),
           orderNumber: body.orderNumber,
           quantity: body.quantity || 1,
