@@ -18,14 +18,14 @@ end
 -- units in unconfirmed holds; they are part of `sold`.
 local function read_sale(config_key)
   local cfg = redis.call('HMGET', config_key, 'startMs', 'endMs', 'totalStock', 'productName',
-    'sold', 'buyerBuckets', 'orderSeq', 'held')
+    'sold', 'buyerBuckets', 'orderSeq', 'held', 'wrRate')
   local start_ms, end_ms, total = tonumber(cfg[1]), tonumber(cfg[2]), tonumber(cfg[3])
   local sold, buckets = tonumber(cfg[5]), tonumber(cfg[6])
   if not (start_ms and end_ms and total and sold and buckets) then
     return nil
   end
   return start_ms, end_ms, total, cfg[4] or '', sold, buckets, tonumber(cfg[7]),
-    tonumber(cfg[8]) or 0
+    tonumber(cfg[8]) or 0, tonumber(cfg[9])
 end
 
 
@@ -197,6 +197,44 @@ local function checkout_lib()
     release_order = release_order,
     release_expired = release_expired,
   }
+end
+
+-- The waiting room's helpers (README, Waiting room), built only by the scripts that need them
+-- (as checkout_lib is, so a purchase pays nothing for them). room_lib() returns them as a table.
+local function room_lib()
+  -- A sale's room: rate (admitPerSecond), admitMs (how long an admission lasts), opensMs (when
+  -- joining opens), commitment (SHA-256 of the draw's seed), seed (secret until the start:
+  -- callers decide what to show), pre (joins before the start), seq (joins after it), used
+  -- (orders placed with an admission). nil when the room is off.
+  local function read_room(config_key)
+    local r = redis.call('HMGET', config_key, 'wrRate', 'wrAdmitMs', 'wrOpensMs',
+      'drawCommitment', 'drawSeed', 'qPre', 'qSeq', 'qUsed')
+    local rate = tonumber(r[1])
+    if not rate or rate <= 0 then
+      return nil
+    end
+    return {rate = rate, admit_ms = tonumber(r[2]) or 0, opens_ms = tonumber(r[3]) or 0,
+      commitment = r[4] or '', seed = r[5] or '', pre = tonumber(r[6]) or 0,
+      seq = tonumber(r[7]) or 0, used = tonumber(r[8]) or 0}
+  end
+
+  -- Turns the room on with these settings, or off (rate 0). The draw's seed and its commitment
+  -- are written once per sale: a room switched off and on again keeps its draw, so a commitment
+  -- once published never changes.
+  local function write_room(config_key, rate, admit_ms, opens_ms, seed, commitment)
+    redis.call('HSET', config_key, 'wrRate', rate, 'wrAdmitMs', admit_ms, 'wrOpensMs', opens_ms)
+    if tonumber(rate) > 0 and seed ~= '' and redis.call('HEXISTS', config_key, 'drawSeed') == 0 then
+      redis.call('HSET', config_key, 'drawSeed', seed, 'drawCommitment', commitment)
+    end
+  end
+
+  -- The room's fields of a reply: rate, admitMs, opensMs, commitment, the seed once the sale
+  -- has started ('' before), pre, seq, used.
+  local function room_reply(room, now_ms, start_ms)
+    return {room.rate, room.admit_ms, room.opens_ms, room.commitment,
+      now_ms >= start_ms and room.seed or '', room.pre, room.seq, room.used}
+  end
+  return {read_room = read_room, write_room = write_room, room_reply = room_reply}
 end
 
 -- Deletes every key matching a pattern of the sale's own keys (its attempt counters). O(keys):

@@ -13,7 +13,8 @@
 -- ARGV[1] userId, ARGV[2] request token, ARGV[3] attempt limit (0 = off), ARGV[4] window ms,
 -- ARGV[5] saleId, ARGV[6] the HTTP request id (for the order entry), ARGV[7] '1' when the
 -- caller WAITs for replicas after this script (PURCHASE_WAIT_REPLICAS), ARGV[8] quantity,
--- ARGV[9] a random secret for the reservation token
+-- ARGV[9] a random secret for the reservation token, ARGV[10] with the waiting room on, the
+-- expiry (Unix ms) of the admission the route verified, '0' without one
 --
 -- Returns {code, remainingStock, purchaseMs, orderNumber, retryAfterMs}, and on a checkout sale
 -- also {quantity, holdExpiresMs, reservationToken, heldStock}; the codes are those of
@@ -25,7 +26,7 @@
 -- nothing (fred re-sends in-flight commands after a reconnect). Every command here is O(1), or
 -- bounded by one buyer bucket (about 100 entries) or by the expired holds released (at most 10).
 
-local start_ms, end_ms, total, _, sold, buckets, order_seq, held = read_sale(KEYS[1])
+local start_ms, end_ms, total, _, sold, buckets, order_seq, held, room_rate = read_sale(KEYS[1])
 if not start_ms then
   return {'SALE_NOT_FOUND', 0, 0, 0, 0}
 end
@@ -84,6 +85,18 @@ if record then
   end
 end
 
+-- With the waiting room on, only an admitted buyer buys. The route checked the admission's
+-- signature before calling (a purchase without one never gets here, unless this instance has
+-- not yet seen the room switched on); its expiry is judged here, on Redis's clock, after a
+-- buyer's own retry was answered above. Nothing is written.
+local in_room = room_rate and room_rate > 0
+if in_room then
+  now_ms = redis_now_ms()
+  if now_ms >= tonumber(ARGV[10]) then
+    return refuse('NOT_ADMITTED', math.max(remaining, 0), 0)
+  end
+end
+
 local quantity = tonumber(ARGV[8])
 local hold_ms, max_per_buyer = 0, 1
 if k then
@@ -139,6 +152,11 @@ if limit > 0 then
     redis.call('INCR', KEYS[5])
     return refuse('RATE_LIMITED', remaining, wait)
   end
+end
+
+if in_room then
+  -- Admissions used, for the operator's view of the room.
+  redis.call('HINCRBY', KEYS[1], 'qUsed', 1)
 end
 
 if not k then

@@ -4,7 +4,7 @@
 -- Returns nil when the sale does not exist, else {productName, totalStock, startMs, endMs,
 -- createdMs, remaining, buyers, orders, refused, redisNowMs, holdMs, maxPerBuyer, checkout (1 on
 -- a checkout sale), held, confirmed, released, orderSeq}; a plain sale's units sold are all
--- confirmed. `buyers` counts the buyer records
+-- confirmed; with the waiting room on, its fields follow (prelude: room_reply). `buyers` counts the buyer records
 -- themselves (every bucket's HLEN), not the sold counter, so the admin API's `consistent`
 -- compares three independent things: the counter, the records and the order stream. That makes
 -- this script O(buckets), about a millisecond per 1,000 buckets (100,000 units): admin only.
@@ -14,13 +14,23 @@ if not start_ms then
   return nil
 end
 local co = checkout_lib()
+local now_ms = redis_now_ms()
 local hold_ms, max_per_buyer = co.read_checkout(KEYS[1])
 local c = redis.call('HMGET', KEYS[1], 'held', 'confirmed', 'released')
 local buyers = 0
 for n = 0, buckets - 1 do
   buyers = buyers + redis.call('HLEN', KEYS[2] .. ':' .. n)
 end
-return {name, total, start_ms, end_ms, tonumber(redis.call('HGET', KEYS[1], 'createdMs')) or 0,
-  total - sold, buyers, redis.call('XLEN', KEYS[3]), tonumber(redis.call('GET', KEYS[4])) or 0,
-  redis_now_ms(), hold_ms, max_per_buyer, order_seq and 1 or 0, tonumber(c[1]) or 0,
-  tonumber(c[2]) or sold, tonumber(c[3]) or 0, order_seq or sold}
+local reply = {name, total, start_ms, end_ms,
+  tonumber(redis.call('HGET', KEYS[1], 'createdMs')) or 0, total - sold, buyers,
+  redis.call('XLEN', KEYS[3]), tonumber(redis.call('GET', KEYS[4])) or 0, now_ms, hold_ms,
+  max_per_buyer, order_seq and 1 or 0, tonumber(c[1]) or 0, tonumber(c[2]) or sold,
+  tonumber(c[3]) or 0, order_seq or sold}
+local rooms = room_lib()
+local room = rooms.read_room(KEYS[1])
+if room then
+  for _, field in ipairs(rooms.room_reply(room, now_ms, start_ms)) do
+    reply[#reply + 1] = field
+  end
+end
+return reply

@@ -61,6 +61,22 @@ pub enum ApiError {
     /// 409 `ORDER_CONFIRMED`: a cancel of a paid order.
     #[error("{}", Code::OrderConfirmed.message())]
     OrderConfirmed,
+    /// 403 `NOT_ADMITTED`: the sale has a waiting room and the purchase carries no admission
+    /// this service signed for this sale and buyer (or an expired one).
+    #[error("{0}")]
+    NotAdmitted(&'static str),
+    /// 403 `QUEUE_NOT_OPEN`: joining opens at `opens_ms` (Redis's clock).
+    #[error("The waiting room opens at {}.", rfc3339_ms(*opens_ms))]
+    QueueNotOpen { opens_ms: i64 },
+    /// 410 `SALE_ENDED`: joining a queue after the sale's end.
+    #[error("{}", Code::SaleEnded.message())]
+    SaleEnded,
+    /// 404 `NO_WAITING_ROOM`: the sale takes purchases without a queue.
+    #[error("{}", Code::NoWaitingRoom.message())]
+    NoWaitingRoom,
+    /// 404 `NOT_IN_QUEUE`: the buyer never joined this sale's queue.
+    #[error("{}", Code::NotInQueue.message())]
+    NotInQueue,
     /// 404 `NOT_FOUND`: no such route.
     #[error("{}", Code::NotFound.message())]
     RouteNotFound,
@@ -122,6 +138,11 @@ impl ApiError {
             ApiError::OrderNotFound => Code::OrderNotFound,
             ApiError::HoldExpired => Code::HoldExpired,
             ApiError::OrderConfirmed => Code::OrderConfirmed,
+            ApiError::NotAdmitted(_) => Code::NotAdmitted,
+            ApiError::QueueNotOpen { .. } => Code::QueueNotOpen,
+            ApiError::NoWaitingRoom => Code::NoWaitingRoom,
+            ApiError::SaleEnded => Code::SaleEnded,
+            ApiError::NotInQueue => Code::NotInQueue,
             ApiError::RouteNotFound => Code::NotFound,
             ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
             ApiError::RateLimited { .. } => Code::RateLimited,

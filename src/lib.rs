@@ -17,6 +17,8 @@
 //!   roles), one file per resource, and the OpenAPI document from the handlers' annotations.
 //! - [`webhooks`]: the delivery loop that POSTs every order, signed, to `ORDER_WEBHOOK_URL`.
 //! - [`checkout`]: the sweeper that releases expired holds, and Stripe's signed events.
+//! - [`queue`]: the waiting room: which sales have one, signed admissions and tickets, the
+//!   shared read of drawn places.
 //! - [`live`], [`status_cache`], [`redis_health`]: event streams (one watcher per sale), the
 //!   ≤ 100 ms status cache, and why `/health` says degraded.
 //! - [`config`]: the environment read once and checked per subsystem, into the settings the
@@ -41,6 +43,7 @@ pub mod error;
 pub mod live;
 pub mod metrics;
 pub mod middleware;
+pub mod queue;
 pub mod redis_health;
 pub mod request_id;
 pub mod routes;

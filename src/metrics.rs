@@ -166,3 +166,23 @@ pub fn bad_data(record: &'static str) {
 pub fn holds_expired(units: i64) {
     metrics::counter!("flashsale_holds_expired_units_total").increment(units.max(0) as u64);
 }
+
+/// A join answered by the waiting room (a rejoin counts again: it is a request like any other).
+pub fn queue_join(sale: &str, state: &'static str) {
+    metrics::counter!("flashsale_queue_joins_total", "sale" => sale.to_owned(), "state" => state)
+        .increment(1);
+}
+
+/// A purchase that went through with an admission.
+pub fn queue_admission_used(sale: &str) {
+    metrics::counter!("flashsale_queue_admissions_used_total", "sale" => sale.to_owned())
+        .increment(1);
+}
+
+/// A room's counters as the status cache last read them: who joined, who has been let in.
+pub fn queue_counts(sale: &str, queued: i64, admitted: i64) {
+    metrics::gauge!("flashsale_queue_joined", "sale" => sale.to_owned()).set(queued as f64);
+    metrics::gauge!("flashsale_queue_admitted", "sale" => sale.to_owned()).set(admitted as f64);
+    metrics::gauge!("flashsale_queue_waiting", "sale" => sale.to_owned())
+        .set((queued - admitted).max(0) as f64);
+}

@@ -57,6 +57,10 @@ impl StatusCache {
                 if let Some(snapshot) = &snapshot {
                     // The gauge costs no Redis call: it follows the reads polling causes anyway.
                     crate::metrics::remaining_stock(sale.as_str(), snapshot.remaining_stock);
+                    if let Some(room) = &snapshot.room {
+                        let admitted = room.admitted_at(snapshot.start_ms, snapshot.redis_now_ms);
+                        crate::metrics::queue_counts(sale.as_str(), room.queued(), admitted);
+                    }
                 }
                 Ok(Arc::new(CachedStatus {
                     snapshot,

@@ -4,7 +4,7 @@
 //! schemes ignored), checked over the raw body before it is parsed, within a tolerance, in
 //! constant time; then the Checkout Session events that confirm or cancel an order.
 
-use crate::domain::SaleId;
+use crate::domain::{hex, SaleId};
 use serde::Deserialize;
 
 /// How far a signature's timestamp may be from now: Stripe's own libraries' default.
@@ -54,10 +54,6 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now: i64) -> Result<(), S
     } else {
         Err(SignatureError::Mismatch)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// An event, as much of it as flashsale reads.

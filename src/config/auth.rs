@@ -36,6 +36,47 @@ impl StripeSecret {
     }
 }
 
+/// `WAITING_ROOM_SECRET`: the key every instance signs admissions and queue tickets with
+/// (README, Waiting room); at least 32 characters, never shown by `Debug`, never logged.
+#[derive(Clone)]
+pub struct RoomSecret(SecretString);
+
+impl RoomSecret {
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose_secret().as_bytes()
+    }
+
+    #[cfg(test)]
+    pub fn for_tests(secret: SecretString) -> Self {
+        Self(secret)
+    }
+}
+
+impl fmt::Debug for RoomSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RoomSecret(***)")
+    }
+}
+
+pub(super) fn room_secret(vars: &Vars) -> Result<Option<RoomSecret>, ConfigError> {
+    match &vars.waiting_room_secret {
+        None => {
+            if vars.sale_waiting_room_admit_per_second > 0 {
+                return Err(ConfigError::var(
+                    "WAITING_ROOM_SECRET",
+                    "must be set when SALE_WAITING_ROOM_ADMIT_PER_SECOND turns the waiting room \
+                     on (it signs admissions; every instance needs the same one)",
+                ));
+            }
+            Ok(None)
+        }
+        Some(secret) if secret.expose_secret().trim().chars().count() < 32 => Err(
+            ConfigError::var("WAITING_ROOM_SECRET", "must be at least 32 characters"),
+        ),
+        Some(secret) => Ok(Some(RoomSecret(secret.clone()))),
+    }
+}
+
 pub(super) fn stripe_secret(vars: &Vars) -> Result<Option<StripeSecret>, ConfigError> {
     Ok(token("STRIPE_WEBHOOK_SECRET", vars.stripe_webhook_secret.clone())?.map(StripeSecret))
 }

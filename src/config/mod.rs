@@ -10,7 +10,8 @@ mod redis;
 mod sale;
 mod webhook;
 
-pub use self::auth::{AdminToken, StripeSecret};
+pub use self::auth::{AdminToken, RoomSecret, StripeSecret};
+pub use self::sale::SaleRoomVars;
 pub use self::webhook::WebhookSettings;
 
 use crate::{
@@ -77,6 +78,12 @@ struct Vars {
     sale_end: Option<String>,
     sale_hold_seconds: u64,
     sale_max_per_buyer: u64,
+    /// 0: no waiting room.
+    sale_waiting_room_admit_per_second: u64,
+    sale_waiting_room_admission_seconds: u64,
+    /// Unset: 15 minutes before the sale's start.
+    sale_waiting_room_opens_at: Option<String>,
+    waiting_room_secret: Option<SecretString>,
     admin_token: Option<SecretString>,
     rate_limit_per_second: u32,
     rate_limit_burst: u32,
@@ -132,6 +139,10 @@ impl Default for Vars {
             sale_end: None,
             sale_hold_seconds: 0,
             sale_max_per_buyer: 1,
+            sale_waiting_room_admit_per_second: 0,
+            sale_waiting_room_admission_seconds: 120,
+            sale_waiting_room_opens_at: None,
+            waiting_room_secret: None,
             admin_token: None,
             rate_limit_per_second: 50,
             rate_limit_burst: 100,
@@ -176,6 +187,11 @@ pub struct Settings {
     pub sale_seed: Option<SaleSeed>,
     /// `SALE_HOLD_SECONDS`, `SALE_MAX_PER_BUYER`: also the rules of local mode's demo sale.
     pub sale_checkout: CheckoutRules,
+    /// `SALE_WAITING_ROOM_*`: the waiting room of that sale, and of local mode's demo sale.
+    pub sale_room: SaleRoomVars,
+    /// `WAITING_ROOM_SECRET`: signs admissions and queue tickets; needed by every instance that
+    /// serves a sale with a waiting room.
+    pub room_secret: Option<RoomSecret>,
     /// Whether `SALE_START` / `SALE_END` were given (else they default to now and now + 1 h,
     /// which differ from a stored sale on every restart and say nothing).
     pub sale_window_given: bool,
@@ -294,6 +310,8 @@ impl Settings {
             redis,
             sale_id: sale::sale_id(&vars)?,
             sale_checkout: sale::checkout(&vars)?,
+            sale_room: sale::room_vars(&vars)?,
+            room_secret: auth::room_secret(&vars)?,
             sale_seed: sale::seed(&vars, now)?,
             sale_window_given: vars.sale_start.is_some() || vars.sale_end.is_some(),
             user_attempts: sale::user_attempts(&vars)?,

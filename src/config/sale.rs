@@ -3,7 +3,9 @@
 
 use super::{within, ConfigError, Vars};
 use crate::{
-    domain::{CheckoutRules, ProductName, SaleId, SaleSeed, SaleWindow, MAX_TOTAL_STOCK},
+    domain::{
+        CheckoutRules, ProductName, SaleId, SaleSeed, SaleWindow, WaitingRoom, MAX_TOTAL_STOCK,
+    },
     store::UserAttemptLimit,
 };
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -65,7 +67,61 @@ pub(super) fn seed(vars: &Vars, now: DateTime<Utc>) -> Result<Option<SaleSeed>, 
         total_stock,
         window,
         checkout: checkout(vars)?,
+        waiting_room: room_vars(vars)?.room(window.start())?,
     }))
+}
+
+/// `SALE_WAITING_ROOM_*` as given: the room is checked against a sale's start by [`Self::room`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleRoomVars {
+    admit_per_second: u64,
+    admission_seconds: u64,
+    opens_at: Option<DateTime<Utc>>,
+}
+
+impl SaleRoomVars {
+    /// The room of a sale starting at `start`; `None` when the rate is 0.
+    pub fn room(&self, start: DateTime<Utc>) -> Result<Option<WaitingRoom>, ConfigError> {
+        if self.admit_per_second == 0 {
+            return Ok(None);
+        }
+        let start_ms = start.timestamp_millis();
+        let opens_ms = self
+            .opens_at
+            .map_or(start_ms - WaitingRoom::DEFAULT_OPENS_BEFORE_MS, |opens| {
+                opens.timestamp_millis()
+            });
+        WaitingRoom::new(
+            self.admit_per_second,
+            self.admission_seconds,
+            opens_ms,
+            start_ms,
+        )
+        .map(Some)
+        .map_err(|(field, rule)| {
+            let name = match field {
+                "admitPerSecond" => "SALE_WAITING_ROOM_ADMIT_PER_SECOND",
+                "admissionSeconds" => "SALE_WAITING_ROOM_ADMISSION_SECONDS",
+                _ => "SALE_WAITING_ROOM_OPENS_AT",
+            };
+            ConfigError::var(name, rule)
+        })
+    }
+}
+
+pub(super) fn room_vars(vars: &Vars) -> Result<SaleRoomVars, ConfigError> {
+    let room = SaleRoomVars {
+        admit_per_second: vars.sale_waiting_room_admit_per_second,
+        admission_seconds: vars.sale_waiting_room_admission_seconds,
+        opens_at: vars
+            .sale_waiting_room_opens_at
+            .as_deref()
+            .map(|text| parse_time("SALE_WAITING_ROOM_OPENS_AT", text))
+            .transpose()?,
+    };
+    // The rules that do not depend on the start, checked even when no sale is created here.
+    room.room(chrono::DateTime::<Utc>::MAX_UTC)?;
+    Ok(room)
 }
 
 /// `SALE_HOLD_SECONDS` and `SALE_MAX_PER_BUYER`: the checkout rules of the sale created at

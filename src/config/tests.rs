@@ -19,7 +19,64 @@ fn the_variable_list_is_the_struct_read() {
     ] {
         assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
     }
-    assert_eq!(names.len(), 48, "{names:?}");
+    assert_eq!(names.len(), 52, "{names:?}");
+}
+
+#[test]
+fn a_waiting_room_needs_its_secret_and_its_rules() {
+    let secret = ("WAITING_ROOM_SECRET", "0123456789abcdef0123456789abcdef");
+    let off = settings(&[("SALE_TOTAL_STOCK", "10")]).unwrap();
+    assert_eq!(off.sale_seed.unwrap().waiting_room, None);
+    assert!(off.room_secret.is_none());
+    let on = settings(&[
+        ("SALE_TOTAL_STOCK", "10"),
+        ("SALE_START", "2030-01-01T12:00:00Z"),
+        ("SALE_WAITING_ROOM_ADMIT_PER_SECOND", "50"),
+        secret,
+    ])
+    .unwrap();
+    let room = on.sale_seed.unwrap().waiting_room.unwrap();
+    assert_eq!(room.admit_per_second(), 50);
+    assert_eq!(room.admission_ms(), 120_000);
+    let start = DateTime::parse_from_rfc3339("2030-01-01T12:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(room.opens_ms(), start - 15 * 60 * 1000);
+    // The room without the secret names the secret; a short secret is refused.
+    let missing = settings(&[("SALE_WAITING_ROOM_ADMIT_PER_SECOND", "50")]).unwrap_err();
+    assert!(
+        missing.to_string().starts_with("WAITING_ROOM_SECRET:"),
+        "{missing}"
+    );
+    let short = settings(&[("WAITING_ROOM_SECRET", "too-short")]).unwrap_err();
+    assert!(
+        short.to_string().starts_with("WAITING_ROOM_SECRET:"),
+        "{short}"
+    );
+    for (name, value) in [
+        ("SALE_WAITING_ROOM_ADMIT_PER_SECOND", "100001"),
+        ("SALE_WAITING_ROOM_ADMISSION_SECONDS", "9"),
+        ("SALE_WAITING_ROOM_OPENS_AT", "yesterday"),
+    ] {
+        let mut vars = vec![secret, (name, value)];
+        if name != "SALE_WAITING_ROOM_ADMIT_PER_SECOND" {
+            vars.push(("SALE_WAITING_ROOM_ADMIT_PER_SECOND", "5"));
+        }
+        let err = settings(&vars).unwrap_err();
+        assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
+    }
+    let late = settings(&[
+        ("SALE_TOTAL_STOCK", "10"),
+        ("SALE_START", "2030-01-01T12:00:00Z"),
+        ("SALE_WAITING_ROOM_ADMIT_PER_SECOND", "5"),
+        ("SALE_WAITING_ROOM_OPENS_AT", "2030-01-01T12:00:01Z"),
+        secret,
+    ])
+    .unwrap_err();
+    assert!(
+        late.to_string().starts_with("SALE_WAITING_ROOM_OPENS_AT"),
+        "{late}"
+    );
 }
 
 #[test]

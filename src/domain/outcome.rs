@@ -31,6 +31,10 @@ pub enum Code {
     OrderNotFound,
     HoldExpired,
     OrderConfirmed,
+    NotAdmitted,
+    QueueNotOpen,
+    NoWaitingRoom,
+    NotInQueue,
     NotFound,
     MethodNotAllowed,
     ServiceUnavailable,
@@ -39,12 +43,13 @@ pub enum Code {
 
 impl Code {
     /// The codes `lua/purchase.lua` may answer, in the order its checks run.
-    pub const PURCHASE: [Code; 10] = [
+    pub const PURCHASE: [Code; 11] = [
         Code::SaleNotFound,
         Code::Purchased,
         Code::AlreadyPurchased,
         Code::Reserved,
         Code::AlreadyReserved,
+        Code::NotAdmitted,
         Code::InvalidRequest,
         Code::SaleNotStarted,
         Code::SaleEnded,
@@ -61,6 +66,10 @@ impl Code {
             Code::OrderNotFound => "ORDER_NOT_FOUND",
             Code::HoldExpired => "HOLD_EXPIRED",
             Code::OrderConfirmed => "ORDER_CONFIRMED",
+            Code::NotAdmitted => "NOT_ADMITTED",
+            Code::QueueNotOpen => "QUEUE_NOT_OPEN",
+            Code::NoWaitingRoom => "NO_WAITING_ROOM",
+            Code::NotInQueue => "NOT_IN_QUEUE",
             Code::SoldOut => "SOLD_OUT",
             Code::SaleNotStarted => "SALE_NOT_STARTED",
             Code::SaleEnded => "SALE_ENDED",
@@ -87,7 +96,8 @@ impl Code {
             Code::HoldExpired | Code::OrderConfirmed => StatusCode::CONFLICT,
             Code::OrderNotFound => StatusCode::NOT_FOUND,
             Code::SoldOut | Code::SaleEnded => StatusCode::GONE,
-            Code::SaleNotStarted => StatusCode::FORBIDDEN,
+            Code::SaleNotStarted | Code::NotAdmitted | Code::QueueNotOpen => StatusCode::FORBIDDEN,
+            Code::NoWaitingRoom | Code::NotInQueue => StatusCode::NOT_FOUND,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::InvalidRequest => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -115,6 +125,12 @@ impl Code {
                 "The hold expired and its units were sold to someone else: refund the payment."
             }
             Code::OrderConfirmed => "The order is paid and confirmed; it cannot be cancelled.",
+            Code::NotAdmitted => {
+                "This sale has a waiting room: join the queue and buy with the admission it gives."
+            }
+            Code::QueueNotOpen => "The waiting room is not open yet.",
+            Code::NoWaitingRoom => "This sale has no waiting room.",
+            Code::NotInQueue => "You are not in this sale's queue: join it first.",
             Code::SoldOut => "Sold out: no units left.",
             Code::SaleNotStarted => "The sale has not started yet.",
             Code::SaleEnded => "The sale has ended.",

@@ -1,6 +1,6 @@
 //! What a sale is: one read of it, its status on the Redis clock, and what a user holds.
 
-use super::Purchase;
+use super::{Purchase, RoomSnapshot, WaitingRoom};
 
 /// One read of a sale: its config, remaining stock and the Redis clock at the time of the read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub struct SaleSnapshot {
     pub redis_now_ms: i64,
     /// Units in unpaid checkout holds: not remaining, not yet confirmed (README, Checkout).
     pub held_stock: i64,
+    /// The waiting room's settings and counters; `None` when the sale has none.
+    pub room: Option<RoomSnapshot>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,13 +178,14 @@ impl CheckoutRules {
     }
 }
 
-/// What a new sale holds: name, stock, window and checkout rules.
+/// What a new sale holds: name, stock, window, checkout rules and waiting room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleSeed {
     pub product_name: ProductName,
     pub total_stock: u64,
     pub window: SaleWindow,
     pub checkout: CheckoutRules,
+    pub waiting_room: Option<WaitingRoom>,
 }
 
 impl SaleSeed {
@@ -193,6 +196,7 @@ impl SaleSeed {
             total_stock: 100,
             window: SaleWindow::new(now, now + chrono::Duration::hours(1))?,
             checkout: CheckoutRules::PLAIN,
+            waiting_room: None,
         })
     }
 }

@@ -163,6 +163,7 @@ pub fn same_view(a: &LiveStatus, b: &LiveStatus) -> bool {
                 && old.status_at(*old_now) == new.status_at(*new_now)
                 && old.product_name == new.product_name
                 && (old.start_ms, old.end_ms) == (new.start_ms, new.end_ms)
+                && old.room == new.room
         }
         (None, None) => true,
         _ => false,

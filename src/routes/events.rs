@@ -19,7 +19,17 @@ use tokio::sync::watch;
 pub const HEARTBEAT_AFTER: Duration = Duration::from_secs(15);
 
 /// How long a browser waits before reconnecting a dropped stream.
-const RETRY_MS: u64 = 2_000;
+pub const RETRY_MS: u64 = 2_000;
+
+/// A stream slot of this instance for a client, or the answer that refuses it.
+pub fn take_slot(state: &AppState, client: Option<std::net::IpAddr>) -> Result<StreamSlot> {
+    state.live.slot(client).map_err(|refused| match refused {
+        SlotRefused::Full => ApiError::StreamsFull,
+        SlotRefused::ClientFull => ApiError::RateLimited {
+            retry_after: crate::error::STREAMS_FULL_RETRY_AFTER,
+        },
+    })
+}
 
 #[utoipa::path(get, path = "/api/sales/{saleId}/events", tag = "sales", operation_id = "sale_events",
     params(("saleId" = String, Path, description = "1–64 of A–Z a–z 0–9 _ -", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
@@ -33,12 +43,7 @@ pub async fn events(
     sale: SaleId,
     ClientAddr(client): ClientAddr,
 ) -> Result<HttpResponse> {
-    let slot = state.live.slot(client).map_err(|refused| match refused {
-        SlotRefused::Full => ApiError::StreamsFull,
-        SlotRefused::ClientFull => ApiError::RateLimited {
-            retry_after: crate::error::STREAMS_FULL_RETRY_AFTER,
-        },
-    })?;
+    let slot = take_slot(&state, client)?;
     // The first event comes from the cache now, so a missing sale is a plain 404.
     let cached = state.status_cache.get(&state.store, &sale).await?;
     let shown: LiveStatus = match (&cached.snapshot, cached.redis_now_ms()) {

@@ -13,6 +13,7 @@ mod health;
 pub mod openapi;
 mod page;
 mod purchase;
+pub mod queue;
 mod state;
 mod status;
 mod stripe;
@@ -88,6 +89,13 @@ pub fn sale_routes(cfg: &mut web::ServiceConfig) {
             resource("/reservation", "DELETE")
                 .route(web::delete().to(checkout::cancel_reservation)),
         )
+        .service(
+            resource("/queue", "POST")
+                .app_data(extract::json_config())
+                .route(web::post().to(queue::join)),
+        )
+        .service(resource("/queue/me", READ).route(read().to(queue::me)))
+        .service(resource("/queue/events", READ).route(read().to(queue::events)))
         .service(resource("/user/{userId}", READ).route(read().to(user::user)))
         .service(resource("/events", READ).route(read().to(events::events)));
 }

@@ -8,6 +8,7 @@ use super::{
 use crate::{
     domain::{CheckoutRules, Code, SaleId, UserId},
     error::{Answer, ApiError, Result},
+    store::Ask,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -42,6 +43,7 @@ fn quantity(value: Option<i64>) -> Result<u32> {
     params(
         ("saleId" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
         ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII; a retry with the same key gets the same answer", pattern = r"^[!-~]{1,255}$"),
+        ("Flashsale-Admission" = Option<String>, Header, description = "With the waiting room on: the admission of the queue's answer"),
     ),
     request_body = PurchaseRequest,
     security((), ("bearer" = [])),
@@ -49,7 +51,7 @@ fn quantity(value: Option<i64>) -> Result<u32> {
         (status = 200, description = codes_and(&[Code::Purchased, Code::Reserved], "RESERVED on a sale with holds"), body = Answer),
         (status = 400, description = codes_and(&[Code::InvalidRequest], "a malformed body, or a quantity over the sale's maxPerBuyer"), body = Answer),
         (status = 401, description = codes_and(&[Code::Unauthorized], "token verification on"), body = Answer),
-        (status = 403, description = codes_and(&[Code::SaleNotStarted, Code::Forbidden], "not started, or a token for another user"), body = Answer),
+        (status = 403, description = codes_and(&[Code::SaleNotStarted, Code::Forbidden, Code::NotAdmitted], "not started, a token for another user, or (waiting room on) no valid admission"), body = Answer),
         (status = 404, description = codes(&[Code::SaleNotFound]), body = Answer),
         (status = 409, description = codes(&[Code::AlreadyPurchased, Code::AlreadyReserved]), body = Answer),
         (status = 410, description = codes(&[Code::SoldOut, Code::SaleEnded]), body = Answer),
@@ -65,6 +67,7 @@ pub async fn purchase(
     let body = body.into_inner();
     let quantity = quantity(body.quantity)?;
     let buyer = state.buyer(&request, body.user_id).await?;
+    let admission_expires_ms = super::queue::admission(&state, &request, &sale, &buyer).await?;
     let outcome = state
         .store
         .purchase(
@@ -73,9 +76,18 @@ pub async fn purchase(
             token,
             state.user_attempts,
             &request_id(&request),
-            quantity,
+            Ask {
+                quantity,
+                admission_expires_ms,
+            },
         )
         .await?;
+    if outcome.code == Code::NotAdmitted {
+        // The room was switched on after this instance last read it.
+        state.rooms.forget(&sale).await;
+    } else if admission_expires_ms > 0 && outcome.is_success() {
+        crate::metrics::queue_admission_used(sale.as_str());
+    }
     crate::metrics::purchase(sale.as_str(), outcome.code.as_str());
     if outcome.code == Code::RateLimited {
         crate::metrics::rate_limited("user");

@@ -6,6 +6,7 @@ use crate::{
     domain::{UserId, UserIdCase},
     error::ApiError,
     live::Live,
+    queue::Rooms,
     status_cache::StatusCache,
     store::{Store, UserAttemptLimit},
 };
@@ -22,6 +23,8 @@ pub struct AppState {
     pub user_id_case: UserIdCase,
     /// The live-status hub: watchers and event-stream slots.
     pub live: Live,
+    /// The waiting rooms this instance has read, and its admission signer.
+    pub rooms: Rooms,
     pub started: Instant,
 }
 

@@ -1,6 +1,10 @@
 //! `GET …/status`: the sale as a storefront shows it, served from the status cache.
 
-use super::{openapi::codes, AppState};
+use super::{
+    openapi::codes,
+    queue::{room_view, RoomView},
+    AppState,
+};
 use crate::{
     domain::{rfc3339_ms, Code, SaleId, SaleSnapshot},
     error::{Answer, ApiError, Result},
@@ -25,6 +29,9 @@ pub struct StatusBody<'a> {
     start_time: String,
     end_time: String,
     server_time: String,
+    /// The waiting room, when the sale has one (README, Waiting room).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_room: Option<RoomView>,
 }
 
 impl<'a> StatusBody<'a> {
@@ -39,6 +46,7 @@ impl<'a> StatusBody<'a> {
             start_time: rfc3339_ms(snapshot.start_ms),
             end_time: rfc3339_ms(snapshot.end_ms),
             server_time: rfc3339_ms(now_ms),
+            waiting_room: room_view(snapshot, now_ms),
         }
     }
 }

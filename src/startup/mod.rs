@@ -85,6 +85,9 @@ impl Application {
             (Some(seed), _) => Some(seed.clone()),
             (None, Some(_)) => SaleSeed::demo(Utc::now()).map(|demo| SaleSeed {
                 checkout: settings.sale_checkout,
+                // Checked at start-up against the latest possible start; a room that cannot
+                // open before the demo's start (now) is left off.
+                waiting_room: settings.sale_room.room(demo.window.start()).unwrap_or(None),
                 ..demo
             }),
             (None, None) => None,

@@ -72,6 +72,8 @@ pub(super) fn serve(
     } = shared;
     let user_id_case = settings.user_id_case;
     let status_cache = StatusCache::new(STATUS_MAX_AGE, MAX_SALES);
+    // One per instance, so every worker sees a room switched on as soon as any of them does.
+    let rooms = crate::queue::Rooms::new(settings.room_secret.as_ref());
     let user_attempts = settings.user_attempts;
     let default_sale = web::Data::new(DefaultSale(settings.sale_id.clone()));
     let redis_health_data = web::Data::new(redis_health.clone());
@@ -112,6 +114,7 @@ pub(super) fn serve(
             verifier: verifier.clone(),
             user_id_case,
             live: live.clone(),
+            rooms: rooms.clone(),
             started,
         });
         let cors = middleware::cors(&cors_origins);

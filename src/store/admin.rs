@@ -30,6 +30,8 @@ pub struct SalePatch<'a> {
     pub close_now: bool,
     pub hold_ms: Option<i64>,
     pub max_per_buyer: Option<i64>,
+    /// `Some(None)` switches the waiting room off.
+    pub room: Option<Option<crate::domain::WaitingRoom>>,
 }
 
 impl Store {
@@ -89,6 +91,7 @@ impl Store {
                 close_now: patch.close_now,
                 hold_ms: patch.hold_ms,
                 max_per_buyer: patch.max_per_buyer,
+                room: patch.room,
             })
             .await?;
         if outcome == PatchOutcome::Done && patch.hold_ms.is_some_and(|ms| ms > 0) {

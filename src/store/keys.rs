@@ -97,6 +97,18 @@ impl SaleKeys {
         self.key("payments")
     }
 
+    /// `sale:{ID}:queue` — hash: userId → waiting-room ticket ('p<rankKey>' for a join before
+    /// the start, else the number of the join after it; `lua/queue_join.lua`).
+    pub fn queue(&self) -> Key {
+        self.key("queue")
+    }
+
+    /// `sale:{ID}:prequeue` — sorted set, every score 0: '<rankKey>:<userId>' of each buyer who
+    /// joined before the start, so ordered by the draw.
+    pub fn prequeue(&self) -> Key {
+        self.key("prequeue")
+    }
+
     /// The keys of the checkout scripts, in their order: config, buyers, checkouts, expiries,
     /// orders.
     pub fn checkout(&self) -> Vec<Key> {
@@ -128,6 +140,8 @@ impl SaleKeys {
             self.checkouts(),
             self.expiries(),
             self.payments(),
+            self.queue(),
+            self.prequeue(),
         ])
     }
 
@@ -165,7 +179,7 @@ mod tests {
             .iter()
             .map(|key| fred::util::redis_keyslot(key.as_bytes()))
             .collect();
-        assert_eq!(slots.len(), 14);
+        assert_eq!(slots.len(), 16);
         assert!(slots.iter().all(|slot| *slot == slots[0]), "{slots:?}");
     }
 }

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod local_server;
 mod migrate;
 mod purchase;
+pub mod queue;
 mod records;
 pub mod scripts;
 mod settings;
@@ -19,7 +20,9 @@ pub mod webhooks;
 
 pub use checkout::OrderRef;
 pub use error::StoreError;
+pub use purchase::Ask;
 pub use records::{DeadOrder, OrderEntry, PendingOrder, Source};
+pub use scripts::{JoinReply, QueuePlace};
 pub use scripts::{OrderAction, OrderChange, OrderRecord, OrderStep, Swept};
 pub use settings::{RedisSettings, ReplicaWait, UserAttemptLimit};
 pub use url::RedisUrl;

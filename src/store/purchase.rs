@@ -13,6 +13,23 @@ use fred::{
     types::{config::Options, ClusterHash},
 };
 
+/// What a buyer asks of a purchase beyond who they are: units, and the admission they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask {
+    /// 1 to the sale's `maxPerBuyer`.
+    pub quantity: u32,
+    /// With the waiting room on, the expiry of the admission the route verified; 0 without.
+    pub admission_expires_ms: i64,
+}
+
+impl Ask {
+    /// One unit, no admission.
+    pub const ONE: Self = Self {
+        quantity: 1,
+        admission_expires_ms: 0,
+    };
+}
+
 impl Store {
     /// Runs `lua/purchase.lua`: the whole decision, one round trip.
     pub async fn purchase(
@@ -22,7 +39,7 @@ impl Store {
         token: RequestToken,
         limit: UserAttemptLimit,
         request_id: &str,
-        quantity: u32,
+        ask: Ask,
     ) -> Result<PurchaseOutcome, StoreError> {
         // Owned strings become `Str` without a copy.
         let call = Purchase {
@@ -33,7 +50,8 @@ impl Store {
             limit,
             request_id: Str::from(request_id),
             waits: self.replica_wait.is_some(),
-            quantity,
+            quantity: ask.quantity,
+            admission_expires_ms: ask.admission_expires_ms,
             // 128 random bits: the secret half of a hold's reservation token.
             secret: Str::from(uuid::Uuid::new_v4().simple().to_string()),
         };
@@ -138,7 +156,14 @@ mod future_size {
             limit: 10,
             window_ms: 10_000,
         };
-        let purchase = store.purchase(&sale, user, RequestToken::generate(), limit, "request", 1);
+        let purchase = store.purchase(
+            &sale,
+            user,
+            RequestToken::generate(),
+            limit,
+            "request",
+            Ask::ONE,
+        );
         let size = std::mem::size_of_val(&purchase);
         assert!(size <= 2048, "a purchase's future is {size} bytes");
     }

@@ -296,7 +296,7 @@ async fn buyers_page_in_purchase_order_and_a_hundred_thousand_export_as_streamed
             let user = flashsale::domain::UserId::parse(format!("b{n}")).unwrap();
             let token = flashsale::domain::RequestToken::generate();
             store
-                .purchase(sale, user, token, limit, "seed", 1)
+                .purchase(sale, user, token, limit, "seed", flashsale::store::Ask::ONE)
                 .await
                 .unwrap()
         }

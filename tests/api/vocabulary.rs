@@ -68,7 +68,7 @@ async fn the_status_order_in_rust_matches_the_purchase_script() {
                 RequestToken::generate(),
                 limit,
                 "vocabulary-test",
-                1,
+                flashsale::store::Ask::ONE,
             )
             .await
             .unwrap()

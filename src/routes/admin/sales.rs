@@ -5,12 +5,13 @@ use super::{page_limit, stats_or_404};
 use crate::{
     domain::{
         rfc3339_ms, CheckoutRules, Code, ProductName, SaleId, SaleSeed, SaleSnapshot, SaleWindow,
-        MAX_TOTAL_STOCK,
+        WaitingRoom, MAX_TOTAL_STOCK,
     },
     error::{Answer, ApiError, Result},
     routes::{
         extract::{Admin, IdempotencyKey},
         openapi::codes,
+        queue::RoomView,
         AppState,
     },
     store::admin::{PatchOutcome, PutOutcome, SalePatch, SaleStats},
@@ -43,6 +44,61 @@ pub struct SaleBody {
     /// The most units one buyer's order may take (default 1).
     #[schema(minimum = 1, maximum = 100)]
     max_per_buyer: Option<i64>,
+    /// A waiting room (README, Waiting room); absent or `null`: none.
+    waiting_room: Option<RoomBody>,
+}
+
+/// A waiting room's settings.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoomBody {
+    /// How many buyers at the head of the queue are let in each second (and at the start).
+    #[schema(minimum = 1, maximum = 100_000)]
+    admit_per_second: i64,
+    /// How long an admission lasts (default 120).
+    #[schema(minimum = 10, maximum = 3600)]
+    admission_seconds: Option<i64>,
+    /// When joining opens, not after the start (default: 15 minutes before it). Joins before
+    /// the start are ordered by the draw.
+    opens_at: Option<DateTime<Utc>>,
+}
+
+impl RoomBody {
+    /// The room of a sale starting at `start_ms`; refused when this instance cannot sign
+    /// admissions (every instance needs `WAITING_ROOM_SECRET`).
+    fn room(&self, state: &AppState, start_ms: i64) -> Result<WaitingRoom> {
+        if state.rooms.signer().is_err() {
+            return Err(ApiError::invalid(
+                "waitingRoom needs WAITING_ROOM_SECRET on every instance; it is not set here.",
+            ));
+        }
+        let opens_ms = self
+            .opens_at
+            .map_or(start_ms - WaitingRoom::DEFAULT_OPENS_BEFORE_MS, |opens| {
+                opens.timestamp_millis()
+            });
+        let number = |value: i64| u64::try_from(value).unwrap_or(u64::MAX);
+        WaitingRoom::new(
+            number(self.admit_per_second),
+            number(
+                self.admission_seconds
+                    .unwrap_or(WaitingRoom::DEFAULT_ADMISSION_SECONDS as i64),
+            ),
+            opens_ms,
+            start_ms,
+        )
+        .map_err(|(field, rule)| ApiError::invalid(format!("waitingRoom.{field} {rule}.")))
+    }
+}
+
+/// `Some(value)` for a field that is present, `null` included: PATCH tells "absent" (leave it)
+/// from `null` (switch it off).
+fn present<'de, D, T>(deserializer: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +126,10 @@ pub struct PatchBody {
     /// 1–100; orders already placed keep their units.
     #[schema(minimum = 1, maximum = 100)]
     max_per_buyer: Option<i64>,
+    /// A waiting room's settings, or `null` to switch it off; the queue and the draw stay.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RoomBody>)]
+    waiting_room: Option<Option<RoomBody>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -112,6 +172,9 @@ pub struct SaleView {
     /// remaining + held + confirmed = total (README, Guarantees); on a plain sale also one
     /// record and one order-stream entry per buyer.
     consistent: bool,
+    /// The waiting room, when the sale has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_room: Option<RoomView>,
 }
 
 impl SaleView {
@@ -124,6 +187,7 @@ impl SaleView {
             end_ms: stats.end_ms,
             redis_now_ms: stats.redis_now_ms,
             held_stock: stats.held,
+            room: None,
         };
         let adds_up = stats.remaining + stats.held + stats.confirmed == stats.total_stock;
         let consistent = if stats.checkout {
@@ -154,6 +218,10 @@ impl SaleView {
             confirmed: stats.confirmed,
             released: stats.released,
             consistent,
+            waiting_room: stats
+                .room
+                .as_ref()
+                .map(|room| RoomView::new(room, stats.start_ms, stats.redis_now_ms)),
         }
     }
 }
@@ -223,6 +291,12 @@ pub async fn put(
     body: web::Json<SaleBody>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
+    let start_ms = body.start_time.timestamp_millis();
+    let waiting_room = body
+        .waiting_room
+        .as_ref()
+        .map(|room| room.room(&state, start_ms))
+        .transpose()?;
     let seed = SaleSeed {
         product_name: product_name(&body.product_name)?,
         total_stock: units(body.total_stock, "totalStock")?,
@@ -233,6 +307,7 @@ pub async fn put(
             u64::from(max_per_buyer(body.max_per_buyer.unwrap_or(1))?),
         )
         .map_err(|(field, rule)| ApiError::invalid(format!("{field} {rule}.")))?,
+        waiting_room,
     };
     let status = match state.store.put_sale(&sale, &seed, query.force).await? {
         PutOutcome::HasBuyers => return Err(ApiError::SaleHasBuyers),
@@ -277,6 +352,18 @@ pub async fn patch(
             .map(max_per_buyer)
             .transpose()?
             .map(i64::from),
+        room: match &body.waiting_room {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(room)) => {
+                // The room's default opening and its rule follow the sale's start.
+                let start_ms = match body.start_time {
+                    Some(start) => start.timestamp_millis(),
+                    None => stats_or_404(&state, &sale).await?.start_ms,
+                };
+                Some(Some(room.room(&state, start_ms)?))
+            }
+        },
     };
     match state.store.patch_sale(&sale, patch).await? {
         PatchOutcome::NotFound => Err(ApiError::SaleNotFound),
@@ -285,6 +372,9 @@ pub async fn patch(
              (DELETE it, or move its startTime first).",
         )),
         PatchOutcome::BadWindow => Err(ApiError::invalid(NOT_AFTER_START)),
+        PatchOutcome::RoomAfterEnd => Err(ApiError::invalid(
+            "waitingRoom.opensAt must be before the sale's end.",
+        )),
         PatchOutcome::Done => {
             Ok(HttpResponse::Ok().json(SaleView::new(&sale, stats_or_404(&state, &sale).await?)))
         }

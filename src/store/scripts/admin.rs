@@ -2,7 +2,7 @@
 
 use super::{flag, int, LuaScript, Reply, ScriptCall, Scripts};
 use crate::{
-    domain::SaleSeed,
+    domain::{Draw, RoomSnapshot, SaleSeed, WaitingRoom},
     store::{error::StoreError, keys::SaleKeys},
 };
 use fred::{prelude::*, types::MultipleKeys};
@@ -24,6 +24,8 @@ pub enum PatchOutcome {
     NotFound,
     /// The end would not follow the start: nothing changed.
     BadWindow,
+    /// The waiting room would open at or after the sale's end: nothing changed.
+    RoomAfterEnd,
     Done,
 }
 
@@ -58,6 +60,8 @@ pub struct SaleStats {
     pub released: i64,
     /// Orders placed (a plain sale: its units sold).
     pub order_count: i64,
+    /// The waiting room; `None` when off.
+    pub room: Option<RoomSnapshot>,
 }
 
 /// The arguments a sale's seed gives a script: productName, totalStock, startMs, endMs, holdMs,
@@ -71,6 +75,24 @@ fn seed_args(seed: &SaleSeed) -> Vec<Value> {
         int(seed.checkout.hold_ms()),
         int(seed.checkout.units_per_buyer()),
     ]
+}
+
+/// The arguments a waiting room gives a script: admitPerSecond (0 = off), admitMs, opensMs, and
+/// a fresh draw (seed, commitment), which the script keeps only if the sale has no draw yet.
+fn room_args(room: Option<&WaitingRoom>) -> Vec<Value> {
+    match room {
+        None => vec![int(0), int(0), int(0), Value::from(""), Value::from("")],
+        Some(room) => {
+            let draw = Draw::fresh();
+            vec![
+                int(room.admit_per_second()),
+                int(room.admission_ms()),
+                int(room.opens_ms()),
+                Value::from(draw.seed),
+                Value::from(draw.commitment),
+            ]
+        }
+    }
 }
 
 /// A script's one-word answer.
@@ -100,7 +122,9 @@ impl ScriptCall for CreateSale<'_> {
     }
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
-        (self.keys.config().into(), seed_args(self.seed))
+        let mut args = seed_args(self.seed);
+        args.extend(room_args(self.seed.waiting_room.as_ref()));
+        (self.keys.config().into(), args)
     }
 
     fn parse(reply: Value) -> Result<bool, StoreError> {
@@ -126,6 +150,7 @@ impl ScriptCall for PutSale<'_> {
         let mut args = seed_args(self.seed);
         args.push(flag(self.force));
         args.push(Value::from(self.keys.attempts_pattern()));
+        args.extend(room_args(self.seed.waiting_room.as_ref()));
         (self.keys.all_fixed(), args)
     }
 
@@ -149,6 +174,8 @@ pub struct PatchSale<'a> {
     pub close_now: bool,
     pub hold_ms: Option<i64>,
     pub max_per_buyer: Option<i64>,
+    /// `Some(None)` turns the waiting room off; `None` leaves it as it is.
+    pub room: Option<Option<WaitingRoom>>,
 }
 
 impl ScriptCall for PatchSale<'_> {
@@ -160,23 +187,26 @@ impl ScriptCall for PatchSale<'_> {
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let millis = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
-        (
-            self.keys.config().into(),
-            vec![
-                Value::from(self.product_name.unwrap_or_default()),
-                Value::from(millis(self.start_ms)),
-                Value::from(millis(self.end_ms)),
-                flag(self.close_now),
-                Value::from(millis(self.hold_ms)),
-                Value::from(millis(self.max_per_buyer)),
-            ],
-        )
+        let mut args = vec![
+            Value::from(self.product_name.unwrap_or_default()),
+            Value::from(millis(self.start_ms)),
+            Value::from(millis(self.end_ms)),
+            flag(self.close_now),
+            Value::from(millis(self.hold_ms)),
+            Value::from(millis(self.max_per_buyer)),
+        ];
+        match &self.room {
+            None => args.push(Value::from("")),
+            Some(room) => args.extend(room_args(room.as_ref())),
+        }
+        (self.keys.config().into(), args)
     }
 
     fn parse(reply: Value) -> Result<PatchOutcome, StoreError> {
         match word("patch_sale", reply)?.as_str() {
             "NOT_FOUND" => Ok(PatchOutcome::NotFound),
             "BAD_WINDOW" => Ok(PatchOutcome::BadWindow),
+            "ROOM_AFTER_END" => Ok(PatchOutcome::RoomAfterEnd),
             "OK" => Ok(PatchOutcome::Done),
             other => Err(Reply::unexpected("patch_sale", other)),
         }
@@ -240,7 +270,7 @@ impl ScriptCall for SaleStatsRead {
 
     /// nil, or `{productName, totalStock, startMs, endMs, createdMs, remaining, buyers, orders,
     /// refused, redisNowMs, holdMs, maxPerBuyer, checkout, held, confirmed, released,
-    /// orderSeq}`.
+    /// orderSeq}`, then the room's fields when it has one (`Reply::room`).
     fn parse(reply: Value) -> Result<Option<SaleStats>, StoreError> {
         if reply.is_null() {
             return Ok(None);
@@ -264,6 +294,7 @@ impl ScriptCall for SaleStatsRead {
             confirmed: reply.int()?,
             released: reply.int()?,
             order_count: reply.int()?,
+            room: reply.room()?,
         }))
     }
 }

@@ -8,6 +8,7 @@
 
 mod admin;
 mod checkout;
+mod queue;
 mod sale;
 mod webhook;
 
@@ -17,11 +18,14 @@ pub(super) use admin::{
 pub use admin::{PatchOutcome, PutOutcome, Restocked, SaleStats};
 pub use checkout::{OrderAction, OrderChange, OrderRecord, OrderStep, Swept};
 pub(super) use checkout::{OrderCall, Sweep};
+pub use queue::{JoinReply, QueuePlace};
+pub(super) use queue::{QueueJoin, QueueRanks};
 pub(super) use sale::{Purchase, Status, User};
 pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
 
 use super::error::StoreError;
+use crate::domain::RoomSnapshot;
 use fred::{
     bytes_utils::Str,
     prelude::*,
@@ -142,6 +146,8 @@ pub(super) struct Scripts {
     webhook_backlog: LuaScript,
     order: LuaScript,
     sweep: LuaScript,
+    queue_join: LuaScript,
+    queue_ranks: LuaScript,
 }
 
 impl Scripts {
@@ -170,10 +176,12 @@ impl Scripts {
             ),
             order: LuaScript::new("order", script_source!("order.lua")),
             sweep: LuaScript::new("sweep", script_source!("sweep.lua")),
+            queue_join: LuaScript::new("queue_join", script_source!("queue_join.lua")),
+            queue_ranks: LuaScript::new("queue_ranks", script_source!("queue_ranks.lua")),
         }
     }
 
-    fn all(&self) -> [&LuaScript; 17] {
+    fn all(&self) -> [&LuaScript; 19] {
         [
             &self.purchase,
             &self.status,
@@ -192,6 +200,8 @@ impl Scripts {
             &self.webhook_backlog,
             &self.order,
             &self.sweep,
+            &self.queue_join,
+            &self.queue_ranks,
         ]
     }
 
@@ -264,6 +274,25 @@ impl Reply {
     /// plain sale's.
     pub(super) fn has_more(&self) -> bool {
         self.items.len() > 0
+    }
+
+    /// The waiting room's fields that end a reply (`lua/prelude.lua`, room_reply): rate,
+    /// admitMs, opensMs, commitment, seed ('' before the start), pre, seq, used; `None` when
+    /// the reply ends before them (the room is off).
+    pub(super) fn room(&mut self) -> Result<Option<RoomSnapshot>, StoreError> {
+        if !self.has_more() {
+            return Ok(None);
+        }
+        Ok(Some(RoomSnapshot {
+            admit_per_second: self.int()?,
+            admission_ms: self.int()?,
+            opens_ms: self.int()?,
+            draw_commitment: self.text()?.to_string(),
+            draw_seed: Some(self.text()?.to_string()).filter(|seed| !seed.is_empty()),
+            pre_queued: self.int()?,
+            joined_after: self.int()?,
+            admissions_used: self.int()?,
+        }))
     }
 
     /// What is left of the reply.

@@ -23,6 +23,8 @@ pub struct Purchase {
     pub quantity: u32,
     /// A fresh random secret: the reservation token of a hold this purchase places.
     pub secret: Str,
+    /// With the waiting room on: the expiry of the admission the route verified (0: none).
+    pub admission_expires_ms: i64,
 }
 
 impl ScriptCall for Purchase {
@@ -53,6 +55,7 @@ impl ScriptCall for Purchase {
             flag(self.waits),
             int(self.quantity),
             Value::String(self.secret.clone()),
+            int(self.admission_expires_ms),
         ];
         (keys.into(), args)
     }
@@ -99,7 +102,7 @@ impl ScriptCall for Status {
     }
 
     /// nil, or `{productName, totalStock, remainingStock, startMs, endMs, redisNowMs,
-    /// heldStock}`.
+    /// heldStock}` and the room's fields when it has one (`Reply::room`).
     fn parse(reply: Value) -> Result<Option<SaleSnapshot>, StoreError> {
         if reply.is_null() {
             return Ok(None);
@@ -113,6 +116,7 @@ impl ScriptCall for Status {
             end_ms: reply.int()?,
             redis_now_ms: reply.int()?,
             held_stock: reply.int()?,
+            room: reply.room()?,
         }))
     }
 }
