@@ -1,6 +1,7 @@
 // The demo page: live stock from the sale's event stream, a countdown on the Redis clock, a
 // Buy button that sends an Idempotency-Key (one per click, reused when a 503 is retried), and,
-// on a sale with checkout holds, the hold's own countdown with a Cancel button.
+// on a sale with checkout holds, the hold's own countdown with a Cancel button; on a sale with a
+// waiting room, the queue: join, the place updating live, Buy when admitted (with the admission).
 'use strict';
 
 const params = new URLSearchParams(location.search);
@@ -10,6 +11,8 @@ const $ = (id) => document.getElementById(id);
 let current = null; // the last status event
 let clockOffset = 0; // Redis clock minus this browser's clock, in ms
 let hold = null; // { expiresAt (ms, Redis clock), token or null, orderNumber, quantity }
+let place = null; // the buyer's last queue answer, on a sale with a waiting room
+let queueEvents = null; // the queue stream, once joined
 
 const STATES = {
   upcoming: 'Not started yet',
@@ -29,8 +32,52 @@ function show(status) {
     ? (status.remainingStock > 0 ? `${status.heldStock} in checkouts`
       : `All units are in checkouts; some may come back.`)
     : '';
-  $('buy').disabled = status.status !== 'active';
+  showRoom(status);
+  $('buy').disabled = !canBuy();
   tick();
+}
+
+// Buy is on while the sale is, and with a waiting room only once it is the buyer's turn.
+function canBuy() {
+  if (!current || current.status !== 'active') return false;
+  return !current.waitingRoom || Boolean(place && place.admission);
+}
+
+function showRoom(status) {
+  const room = status.waitingRoom;
+  $('room').hidden = !room;
+  if (!room) return;
+  $('draw-text').textContent = room.drawSeed
+    ? `Buyers who joined before the start were put in the order of HMAC-SHA256(seed, userId), `
+      + `seed ${room.drawSeed}, whose SHA-256 ${room.drawCommitment} was published before the `
+      + 'start: anyone can check it.'
+    : 'Buyers who join before the start are put in an order drawn at the start from a secret '
+      + `seed. Its SHA-256, published now: ${room.drawCommitment}; the seed is shown at the start.`;
+  $('buy').textContent = place && place.admission ? 'Buy one now' : 'Buy one';
+}
+
+const PLACES = {
+  pre_queue: () => 'You are in the queue. Your place is drawn when the sale starts.',
+  waiting: (p) => `You are number ${p.position} in line: ${p.ahead} ahead of you, `
+    + `about ${clock(p.estimatedWaitSeconds)} to wait.`,
+  unlikely: (p) => `You are number ${p.position} in line: ${p.ahead} ahead of you, about `
+    + `${clock(p.estimatedWaitSeconds)} to wait. With ${p.remainingStock} left, it is unlikely `
+    + 'to reach you.',
+  admitted: (p) => `It is your turn! Buy before ${new Date(p.admissionExpiresAt).toLocaleTimeString()}.`,
+  expired: () => 'Your turn has passed.',
+  sold_out: () => 'Sold out: the queue has closed.',
+  ended: () => 'The sale has ended.',
+};
+
+function showPlace(next) {
+  place = next;
+  $('room-text').textContent = (PLACES[next.state] || (() => next.state))(next);
+  $('join').hidden = true;
+  $('buy').disabled = !canBuy();
+  if (current) showRoom(current);
+  if (next.state === 'sold_out' || next.state === 'ended') {
+    if (queueEvents) queueEvents.close();
+  }
 }
 
 function clock(seconds) {
@@ -95,6 +142,7 @@ function describe(status, body, retryAfter) {
     case 'SALE_ENDED': return ['The sale has ended.', false];
     case 'RATE_LIMITED': return [`Too many attempts. Try again in ${retryAfter || 'a few'} seconds.`, false];
     case 'SERVICE_UNAVAILABLE': return ['The shop is busy. Please try again in a moment.', false];
+    case 'NOT_ADMITTED': return ['It is not your turn yet: join the queue and wait to be let in.', false];
     case 'INVALID_REQUEST': return ['That user id is not valid: use letters, digits and . _ - @ + : only.', false];
     default: return [body.message || `Something went wrong (${status}).`, false];
   }
@@ -113,10 +161,10 @@ $('buy-form').addEventListener('submit', async (e) => {
   say('Buying…', true);
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
+      const headers = { 'Content-Type': 'application/json', 'Idempotency-Key': key };
+      if (place && place.admission) headers['Flashsale-Admission'] = place.admission;
       const res = await fetch(`${base}/purchase`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key },
-        body: JSON.stringify({ userId }),
+        method: 'POST', headers, body: JSON.stringify({ userId }),
       });
       const body = await res.json();
       const retryAfter = Number(res.headers.get('Retry-After')) || 0;
@@ -141,7 +189,33 @@ $('buy-form').addEventListener('submit', async (e) => {
   } catch {
     say('Could not reach the shop. Check your connection and try again.', false);
   } finally {
-    $('buy').disabled = !current || current.status !== 'active';
+    $('buy').disabled = !canBuy();
+  }
+});
+
+$('join').addEventListener('click', async () => {
+  const userId = $('user').value.trim();
+  if (!$('user').checkValidity() || !userId) {
+    say('Enter your user id first (letters, digits and . _ - @ + : only).', false);
+    $('user').focus();
+    return;
+  }
+  $('join').disabled = true;
+  try {
+    const res = await fetch(`${base}/queue`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ userId }),
+    });
+    const body = await res.json();
+    if (!res.ok) { say(body.message || `Could not join (${res.status}).`, false); return; }
+    showPlace(body);
+    if (body.ticket) {
+      queueEvents = new EventSource(`${base}/queue/events?ticket=${encodeURIComponent(body.ticket)}`);
+      queueEvents.addEventListener('queue', (e) => showPlace(JSON.parse(e.data)));
+    }
+  } catch {
+    say('Could not reach the shop. Check your connection and try again.', false);
+  } finally {
+    $('join').disabled = false;
   }
 });
 

@@ -12,6 +12,7 @@ use super::{
     checkout::{OrderStepView, OrderView},
     health::HealthBody,
     purchase::PurchaseRequest,
+    queue::{QueueBody, QueueRequest, RoomView},
     status::StatusBody,
     stripe::StripeReceipt,
     user::UserBody,
@@ -45,15 +46,17 @@ use utoipa::{
         super::admin::orders::buyers, super::admin::orders::dead_orders,
         super::admin::orders::redrive, super::admin::checkout::order,
         super::admin::checkout::confirm, super::admin::checkout::cancel,
-        super::checkout::cancel_reservation, super::stripe::webhook,
+        super::checkout::cancel_reservation, super::stripe::webhook, super::queue::join,
+        super::queue::me, super::queue::events,
     ),
     components(schemas(
         Answer, Code, StatusBody, PurchaseRequest, UserBody, HealthBody, SaleBody, PatchBody,
         RestockBody, SaleView, BuyerRow, DeadOrderRow, OrderEvent, SaleList, RestockAnswer,
-        BuyerPage, DeadOrderPage, Redriven, OrderView, OrderStepView, StripeReceipt
+        BuyerPage, DeadOrderPage, Redriven, OrderView, OrderStepView, StripeReceipt, QueueBody,
+        QueueRequest, RoomView
     )),
     modifiers(&BearerAuth, &CommonErrors, &SaleAlias),
-    tags((name = "sales"), (name = "admin"), (name = "payments"), (name = "operations"))
+    tags((name = "sales"), (name = "queue"), (name = "admin"), (name = "payments"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -99,7 +102,7 @@ impl Modify for CommonErrors {
                     .and_then(|tags| tags.first())
                     .cloned();
                 let mut errors: Vec<(Code, bool)> = match tag.as_deref() {
-                    Some("sales") => vec![
+                    Some("sales" | "queue") => vec![
                         (Code::InvalidRequest, false),
                         (Code::RateLimited, true),
                         (Code::ServiceUnavailable, true),

@@ -359,6 +359,7 @@ pub async fn events(
         latest: Some((snapshot.clone(), now)),
         read_at: Instant::now(),
         shown: None,
+        wake: RECOMPUTE_EVERY,
         started: false,
         updates,
         closing: state.live.closing(),
@@ -385,6 +386,9 @@ struct QueueStream {
     read_at: Instant,
     /// The last place sent (its `serverTime` aside): a place that did not change is not sent.
     shown: Option<QueueBody>,
+    /// When to look again without news from the watcher: at most [`RECOMPUTE_EVERY`], sooner
+    /// when the start or this buyer's admission comes first, so it is sent the moment it is due.
+    wake: Duration,
     started: bool,
     updates: watch::Receiver<LiveStatus>,
     closing: watch::Receiver<bool>,
@@ -400,6 +404,18 @@ impl QueueStream {
             self.resolve().await;
         }
         let room = snapshot.room.as_ref()?;
+        let due_ms = if now_ms < snapshot.start_ms {
+            snapshot.start_ms
+        } else {
+            room.admitted_from(snapshot.start_ms, self.position.max(1))
+        };
+        // A few ms past the moment, so it has come when the stream looks again.
+        let left = due_ms - now_ms;
+        self.wake = if left > 0 {
+            Duration::from_millis((left + 5) as u64).min(RECOMPUTE_EVERY)
+        } else {
+            RECOMPUTE_EVERY
+        };
         let judged = Judged {
             position: self.position,
             window: (snapshot.start_ms, snapshot.end_ms),
@@ -488,7 +504,7 @@ impl QueueStream {
                     Err(_) => return None,
                 },
                 _ = self.closing.changed() => return None,
-                () = tokio::time::sleep(RECOMPUTE_EVERY) => {}
+                () = tokio::time::sleep(self.wake) => {}
                 () = &mut heartbeat => break ": heartbeat\n\n".to_owned(),
             }
             let body = self.body().await;

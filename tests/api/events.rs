@@ -31,11 +31,21 @@ impl Events {
 
     /// The next `status` event's data, within `patience`.
     pub(crate) async fn next_status(&mut self, patience: Duration) -> Option<serde_json::Value> {
+        self.next_event("status", patience).await
+    }
+
+    /// The next event named `name`, its data as JSON, within `patience`.
+    pub(crate) async fn next_event(
+        &mut self,
+        name: &str,
+        patience: Duration,
+    ) -> Option<serde_json::Value> {
         let deadline = Instant::now() + patience;
+        let wanted = format!("event: {name}");
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
-                if block.lines().any(|line| line == "event: status") {
+                if block.lines().any(|line| line == wanted) {
                     let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
                     return serde_json::from_str(data).ok();
                 }

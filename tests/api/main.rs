@@ -19,6 +19,7 @@ mod http_layer;
 mod logs;
 mod openapi;
 mod purchase;
+mod queue;
 mod sale_window;
 mod sales;
 mod security;

@@ -1,7 +1,9 @@
 // The demo page in a real headless Chromium (Debian's package, driven through playwright-core;
 // nothing is downloaded): at desktop and phone sizes it shows the stock, buys, says "already
 // bought", shows sold out, and counts down to an upcoming sale; on a sale with checkout holds
-// it counts a hold down on the Redis clock, cancels it, and says when it expired. Screenshots go to
+// it counts a hold down on the Redis clock, cancels it, and says when it expired; on a sale with a
+// waiting room it joins, counts the place down, buys when admitted, and tells a waiting page the
+// drop sold out. Screenshots go to
 // target/browser/. Needs redis-server and a built flashsale binary (FLASHSALE_BIN, default
 // target/debug/flashsale); CHROMIUM overrides /usr/bin/chromium.
 import { test, before, after } from 'node:test';
@@ -53,11 +55,14 @@ async function service(env) {
   const port = await freePort();
   const child = start(bin, [], {
     HOST: '127.0.0.1', PORT: String(port), REDIS_URL: redisUrl, RATE_LIMIT_PER_SECOND: '0',
-    LOG_FORMAT: 'json', ...env,
+    LOG_FORMAT: 'json', WAITING_ROOM_SECRET: ROOM_SECRET, ...env,
   });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health/ready`)).ok, 'flashsale');
   return { url: `http://127.0.0.1:${port}`, child };
 }
+
+// Every instance signs and checks waiting-room admissions with the same secret.
+const ROOM_SECRET = 'a-waiting-room-secret-for-the-browser';
 
 const inOneHour = () => new Date(Date.now() + 3600e3).toISOString();
 const inTwoHours = () => new Date(Date.now() + 7200e3).toISOString();
@@ -188,4 +193,49 @@ test('hold: an unpaid hold expires, the page says so and the unit is back on sal
   await page.locator('#remaining', { hasText: '2 left' }).waitFor({ timeout: 5000 });
   await page.screenshot({ path: `${shots}/hold-expired.png`, fullPage: true });
   await context.close();
+});
+
+test('waiting room: join, the place counts down, buy when admitted; a waiting page hears sold out', async () => {
+  // A sale of one unit that starts now and lets one buyer in a second; ten joined before us.
+  (await service({ SALE_ID: 'room', SALE_TOTAL_STOCK: '1', SALE_PRODUCT_NAME: 'Queued lamp',
+    SALE_WAITING_ROOM_ADMIT_PER_SECOND: '1' })).child.kill('SIGTERM');
+  for (let n = 0; n < 10; n++) {
+    const res = await fetch(`${base}/api/sales/room/queue`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ userId: `ahead-${n}` }),
+    });
+    assert.equal(res.status, 200);
+  }
+  const context = await browser.newContext(sizes.desktop);
+  const page = await context.newPage();
+  await page.goto(`${base}/?sale=room`);
+  await page.locator('#state', { hasText: 'On sale now' }).waitFor();
+  assert.equal(await page.locator('#room').isVisible(), true);
+  assert.equal(await page.getByRole('button', { name: 'Buy one' }).isDisabled(), true);
+  await page.getByLabel('Your user id').fill('queued@example.com');
+  await page.getByRole('button', { name: 'Join the queue' }).click();
+  const first = await page.locator('#room-text', { hasText: 'You are number 11 in line' }).textContent();
+  await page.waitForFunction((before) => document.querySelector('#room-text').textContent !== before, first);
+  await page.screenshot({ path: `${shots}/room-waiting.png`, fullPage: true });
+
+  // A second buyer waits behind on a phone.
+  const phone = await browser.newContext(sizes.phone);
+  const behind = await phone.newPage();
+  await behind.goto(`${base}/?sale=room`);
+  await behind.getByLabel('Your user id').fill('behind@example.com');
+  await behind.getByRole('button', { name: 'Join the queue' }).click();
+  await behind.locator('#room-text', { hasText: 'You are number 12 in line' }).waitFor();
+
+  await page.locator('#room-text', { hasText: 'It is your turn!' }).waitFor({ timeout: 20000 });
+  await page.getByRole('button', { name: 'Buy one now' }).click();
+  await page.locator('#outcome', { hasText: 'Your order number is 1' }).waitFor();
+  await page.screenshot({ path: `${shots}/room-bought.png`, fullPage: true });
+
+  await behind.locator('#room-text', { hasText: 'Sold out: the queue has closed.' }).waitFor({ timeout: 5000 });
+  assert.equal(await behind.getByRole('button', { name: 'Buy one' }).isDisabled(), true);
+  await behind.locator('summary', { hasText: 'How the queue is ordered' }).click();
+  await behind.locator('#draw-text', { hasText: 'anyone can check it' }).waitFor();
+  await behind.screenshot({ path: `${shots}/room-sold-out.png`, fullPage: true });
+  await context.close();
+  await phone.close();
 });
