@@ -6,8 +6,8 @@
 
 use super::{
     admin::{
-        BuyerPage, BuyerRow, DeadOrderPage, DeadOrderRow, PatchBody, Redriven, RestockAnswer,
-        RestockBody, SaleBody, SaleList, SaleView,
+        BuyerPage, BuyerRow, DeadOrderPage, DeadOrderRow, DrawPage, DrawRow, PatchBody, Redriven,
+        RestockAnswer, RestockBody, SaleBody, SaleList, SaleView,
     },
     checkout::{OrderStepView, OrderView},
     health::HealthBody,
@@ -47,13 +47,13 @@ use utoipa::{
         super::admin::orders::redrive, super::admin::checkout::order,
         super::admin::checkout::confirm, super::admin::checkout::cancel,
         super::checkout::cancel_reservation, super::stripe::webhook, super::queue::join,
-        super::queue::me, super::queue::events,
+        super::queue::me, super::queue::events, super::admin::queue::draw,
     ),
     components(schemas(
         Answer, Code, StatusBody, PurchaseRequest, UserBody, HealthBody, SaleBody, PatchBody,
         RestockBody, SaleView, BuyerRow, DeadOrderRow, OrderEvent, SaleList, RestockAnswer,
         BuyerPage, DeadOrderPage, Redriven, OrderView, OrderStepView, StripeReceipt, QueueBody,
-        QueueRequest, RoomView
+        QueueRequest, RoomView, DrawPage, DrawRow
     )),
     modifiers(&BearerAuth, &CommonErrors, &SaleAlias),
     tags((name = "sales"), (name = "queue"), (name = "admin"), (name = "payments"), (name = "operations"))

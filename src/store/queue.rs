@@ -83,3 +83,31 @@ impl Store {
         .await
     }
 }
+
+impl Store {
+    /// The pre-queue in draw order: up to `limit` userIds from position `offset + 1`.
+    pub async fn draw_page(
+        &self,
+        sale: &SaleId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let key = SaleKeys::new(sale).prequeue();
+        let last = offset.saturating_add(limit).saturating_sub(1);
+        let members: Vec<String> = self
+            .command(|client| async move {
+                client
+                    .zrange(key, offset as i64, last as i64, None, false, None, false)
+                    .await
+            })
+            .await?;
+        // A member is '<rankKey>:<userId>', the rank key 64 hex characters.
+        members
+            .into_iter()
+            .map(|member| match member.get(65..) {
+                Some(user) if member.as_bytes().get(64) == Some(&b':') => Ok(user.to_owned()),
+                _ => Err(StoreError::bad_data("pre-queue member", member)),
+            })
+            .collect()
+    }
+}

@@ -3,13 +3,15 @@
 //! the token is refused before its body is read.
 //!
 //! One file per resource: [`sales`] (a sale's config and stock), [`orders`] (its buyers and the
-//! orders whose webhook died).
+//! orders whose webhook died), [`checkout`] (one order), [`queue`] (the waiting room's draw).
 
 pub mod checkout;
 pub mod orders;
+pub mod queue;
 pub mod sales;
 
 pub use orders::{BuyerPage, BuyerRow, DeadOrderPage, DeadOrderRow, Redriven};
+pub use queue::{DrawPage, DrawRow};
 pub use sales::{PatchBody, RestockAnswer, RestockBody, SaleBody, SaleList, SaleView};
 
 use super::{extract::json_config, read, resource, AppState, READ};
@@ -39,6 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/sales/{saleId}/restock", "POST").route(web::post().to(sales::restock)))
         .service(resource("/sales/{saleId}/buyers", READ).route(read().to(orders::buyers)))
+        .service(resource("/sales/{saleId}/draw", READ).route(read().to(queue::draw)))
         .service(
             resource("/sales/{saleId}/orders/dead", READ).route(read().to(orders::dead_orders)),
         )

@@ -1,8 +1,8 @@
 //! The draw: the pre-queue's order is HMAC-SHA256(seed, userId), the seed's SHA-256 is
 //! published before the start and the seed after it, and anyone can recompute the order.
 
-use super::{room_app, upcoming_room_sale};
-use crate::helpers::TestRedis;
+use super::{room_app, upcoming_room_sale, TOKEN};
+use crate::helpers::{Reply, TestApp, TestRedis};
 use futures::{stream, StreamExt};
 use ring::{digest, hmac};
 
@@ -15,6 +15,27 @@ fn unhex(text: &str) -> Vec<u8> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Every row of the admin draw export, page by page: (position, userId).
+async fn draw_export(app: &TestApp, sale: &str) -> (serde_json::Value, Vec<(i64, String)>) {
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    loop {
+        let url = app.url(&format!("/api/admin/sales/{sale}/draw?offset={offset}"));
+        let page = Reply::read(app.http.get(url).bearer_auth(TOKEN).send().await.unwrap()).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        for row in page.body["rows"].as_array().unwrap() {
+            rows.push((
+                row["position"].as_i64().unwrap(),
+                row["userId"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match page.body["nextOffset"].as_u64() {
+            Some(next) => offset = next,
+            None => return (page.body, rows),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -49,6 +70,9 @@ async fn the_pre_queue_is_in_the_order_anyone_recomputes_from_the_revealed_seed(
     assert!(answers
         .iter()
         .all(|a| a["state"] == "pre_queue" && a["position"].is_null()));
+    let (early, rows) = draw_export(&apps[0], "drawn").await;
+    assert!(rows.is_empty() && early["drawSeed"].is_null(), "{early}");
+    assert_eq!(early["preQueued"], 2_000);
 
     // Act: the sale starts; one buyer joins after it.
     apps[0].start_now("drawn").await;
@@ -85,6 +109,15 @@ async fn the_pre_queue_is_in_the_order_anyone_recomputes_from_the_revealed_seed(
         assert_eq!(*position, drawn, "{user}");
     }
     assert_eq!(late.body["position"], 2_001, "{:?}", late.body);
+    // The shop's export lists the pre-queue in exactly the recomputed order.
+    let (page, rows) = draw_export(&apps[1], "drawn").await;
+    assert_eq!(page["drawSeed"], seed.as_str());
+    let exported: Vec<String> = rows.iter().map(|(_, user)| user.clone()).collect();
+    assert_eq!(exported, expected);
+    assert!(rows
+        .iter()
+        .enumerate()
+        .all(|(n, (p, _))| *p == n as i64 + 1));
     let view = apps[0].admin_view("drawn").await;
     assert_eq!(view["waitingRoom"]["preQueued"], 2_000);
     assert_eq!(view["waitingRoom"]["drawSeed"], seed.as_str());
