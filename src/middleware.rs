@@ -73,12 +73,16 @@ pub fn cors(origins: &CorsOrigins) -> Option<Cors> {
             .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin)),
     };
     Some(
-        base.allowed_methods([Method::GET, Method::HEAD, Method::POST])
+        // DELETE and the two headers of ours: a storefront on another origin cancels its own
+        // hold (README, Checkout) and sends its waiting-room admission (README, Waiting room).
+        base.allowed_methods([Method::GET, Method::HEAD, Method::POST, Method::DELETE])
             .allowed_headers([
                 header::CONTENT_TYPE,
                 header::ACCEPT,
                 header::AUTHORIZATION,
                 HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("flashsale-reservation"),
+                HeaderName::from_static("flashsale-admission"),
                 X_REQUEST_ID,
             ])
             .expose_headers([X_REQUEST_ID, header::RETRY_AFTER])

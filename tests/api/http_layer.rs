@@ -79,9 +79,18 @@ async fn an_allowed_origin_gets_cors_headers_and_preflight_passes() {
     let preflight = app
         .preflight(
             "https://shop.example.com",
-            Some("content-type, idempotency-key"),
+            Some("content-type, idempotency-key, flashsale-admission"),
         )
         .await;
+    let cancel = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/api/sale/reservation"))
+        .header("Origin", "https://shop.example.com")
+        .header("Access-Control-Request-Method", "DELETE")
+        .header("Access-Control-Request-Headers", "flashsale-reservation")
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(
         simple.headers()["access-control-allow-origin"],
@@ -97,6 +106,13 @@ async fn an_allowed_origin_gets_cors_headers_and_preflight_passes() {
         .unwrap()
         .to_lowercase();
     assert!(allowed.contains("idempotency-key"), "{allowed}");
+    assert!(allowed.contains("flashsale-admission"), "{allowed}");
+    assert!(cancel.status().is_success(), "{}", cancel.status());
+    let methods = cancel.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(methods.contains("DELETE"), "{methods}");
 }
 
 #[tokio::test]

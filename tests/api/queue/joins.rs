@@ -80,6 +80,20 @@ async fn a_join_answers_its_place_and_a_ticket_and_is_the_same_every_time() {
         same["serverTime"] = again.body["serverTime"].clone();
         same
     });
+    let bought = app
+        .buy_admitted("one", "ann", first.body["admission"].as_str())
+        .await;
+    assert_eq!(bought.code(), "PURCHASED");
+    // Operators see joins, admissions used and the queue's length.
+    app.get("/api/sales/one/status").await;
+    let metrics = app.metrics_text().await;
+    for series in [
+        r#"flashsale_queue_joins_total{sale="one",state="queued"} 3"#,
+        r#"flashsale_queue_admissions_used_total{sale="one"} 1"#,
+        r#"flashsale_queue_joined{sale="one"} 2"#,
+    ] {
+        assert!(metrics.contains(series), "{series} not in {metrics}");
+    }
 }
 
 #[tokio::test]
