@@ -3,7 +3,7 @@
 -- KEYS[1] config, KEYS[2] buyers (the prefix of its buckets), KEYS[3] orders, KEYS[4] refused,
 -- KEYS[5] restocks, KEYS[6] orders:dead, KEYS[7] orders:retry, KEYS[8] orders:attempts (webhook
 -- delivery), KEYS[9] checkouts, KEYS[10] expiries, KEYS[11] payments, KEYS[12] queue,
--- KEYS[13] prequeue
+-- KEYS[13] prequeue, KEYS[14] room
 -- ARGV[1] the attempt-counter pattern (sale:{ID}:rl:*)
 -- Returns 0 when the sale did not exist (nothing removed), else 1.
 

@@ -1,6 +1,6 @@
 -- patch_sale.lua: changes a sale's name or window, never its stock or buyers (admin PATCH).
 --
--- KEYS[1] config; ARGV[1] productName or '', ARGV[2] startMs or '', ARGV[3] endMs or '',
+-- KEYS[1] config, KEYS[2] room; ARGV[1] productName or '', ARGV[2] startMs or '', ARGV[3] endMs or '',
 -- ARGV[4] 1 when an endMs of "now" should close the sale at Redis's clock, ARGV[5] holdMs or '',
 -- ARGV[6] maxPerBuyer or '' (held orders keep their expiry and their quantity), ARGV[7] '' to
 -- leave the waiting room as it is, else admitPerSecond (0 = off), with ARGV[8] admitMs,
@@ -38,6 +38,6 @@ if ARGV[5] ~= '' or ARGV[6] ~= '' then
     ARGV[6] ~= '' and ARGV[6] or max_per_buyer)
 end
 if ARGV[7] ~= '' then
-  room_lib().write_room(KEYS[1], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11])
+  room_lib().write_room(KEYS[1], KEYS[2], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11])
 end
 return 'OK'

@@ -201,14 +201,16 @@ end
 
 -- The waiting room's helpers (README, Waiting room), built only by the scripts that need them
 -- (as checkout_lib is, so a purchase pays nothing for them). room_lib() returns them as a table.
+-- A room lives in its own hash, sale:{ID}:room, so the sale's config (which every purchase
+-- reads) stays short: the config only says whether the room is on (wrRate).
 local function room_lib()
   -- A sale's room: rate (admitPerSecond), admitMs (how long an admission lasts), opensMs (when
   -- joining opens), commitment (SHA-256 of the draw's seed), seed (secret until the start:
   -- callers decide what to show), pre (joins before the start), seq (joins after it), used
   -- (orders placed with an admission). nil when the room is off.
-  local function read_room(config_key)
-    local r = redis.call('HMGET', config_key, 'wrRate', 'wrAdmitMs', 'wrOpensMs',
-      'drawCommitment', 'drawSeed', 'qPre', 'qSeq', 'qUsed')
+  local function read_room(room_key)
+    local r = redis.call('HMGET', room_key, 'rate', 'admitMs', 'opensMs', 'commitment', 'seed',
+      'pre', 'seq', 'used')
     local rate = tonumber(r[1])
     if not rate or rate <= 0 then
       return nil
@@ -221,10 +223,21 @@ local function room_lib()
   -- Turns the room on with these settings, or off (rate 0). The draw's seed and its commitment
   -- are written once per sale: a room switched off and on again keeps its draw, so a commitment
   -- once published never changes.
-  local function write_room(config_key, rate, admit_ms, opens_ms, seed, commitment)
-    redis.call('HSET', config_key, 'wrRate', rate, 'wrAdmitMs', admit_ms, 'wrOpensMs', opens_ms)
-    if tonumber(rate) > 0 and seed ~= '' and redis.call('HEXISTS', config_key, 'drawSeed') == 0 then
-      redis.call('HSET', config_key, 'drawSeed', seed, 'drawCommitment', commitment)
+  -- (Callers that know nothing of rooms, such as the load-test peer, pass no rate: no room.)
+  local function write_room(config_key, room_key, rate, admit_ms, opens_ms, seed, commitment)
+    rate = tonumber(rate) or 0
+    if rate <= 0 then
+      -- Off: only a sale that has a room has anything to switch off.
+      if redis.call('HEXISTS', config_key, 'wrRate') == 1 then
+        redis.call('HSET', config_key, 'wrRate', 0)
+        redis.call('HSET', room_key, 'rate', 0)
+      end
+      return
+    end
+    redis.call('HSET', config_key, 'wrRate', rate)
+    redis.call('HSET', room_key, 'rate', rate, 'admitMs', admit_ms, 'opensMs', opens_ms)
+    if seed ~= '' and redis.call('HEXISTS', room_key, 'seed') == 0 then
+      redis.call('HSET', room_key, 'seed', seed, 'commitment', commitment)
     end
   end
 

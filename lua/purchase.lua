@@ -10,6 +10,7 @@
 -- KEYS[5] sale:{ID}:refused  integer: attempts refused (not started, ended, limited, sold out)
 -- KEYS[6] sale:{ID}:checkouts  hash: orderNumber -> order record (checkout sales only)
 -- KEYS[7] sale:{ID}:expiries   sorted set: held orderNumber by holdExpiresMs
+-- KEYS[8] sale:{ID}:room       hash: the waiting room (prelude: room_lib), read only with it on
 -- ARGV[1] userId, ARGV[2] request token, ARGV[3] attempt limit (0 = off), ARGV[4] window ms,
 -- ARGV[5] saleId, ARGV[6] the HTTP request id (for the order entry), ARGV[7] '1' when the
 -- caller WAITs for replicas after this script (PURCHASE_WAIT_REPLICAS), ARGV[8] quantity,
@@ -156,7 +157,7 @@ end
 
 if in_room then
   -- Admissions used, for the operator's view of the room.
-  redis.call('HINCRBY', KEYS[1], 'qUsed', 1)
+  redis.call('HINCRBY', KEYS[8], 'used', 1)
 end
 
 if not k then

@@ -3,7 +3,7 @@
 -- KEYS[1] config, KEYS[2] buyers (the prefix of its buckets), KEYS[3] orders, KEYS[4] refused,
 -- KEYS[5] restocks, KEYS[6] orders:dead, KEYS[7] orders:retry, KEYS[8] orders:attempts (webhook
 -- delivery), KEYS[9] checkouts, KEYS[10] expiries, KEYS[11] payments, KEYS[12] queue,
--- KEYS[13] prequeue
+-- KEYS[13] prequeue, KEYS[14] room
 -- ARGV[1] productName, ARGV[2] totalStock, ARGV[3] startMs, ARGV[4] endMs, ARGV[5] holdMs,
 -- ARGV[6] maxPerBuyer, ARGV[7] force (1/0), ARGV[8] the attempt-counter pattern (sale:{ID}:rl:*),
 -- ARGV[9] admitPerSecond (0 = no waiting room), ARGV[10] admitMs, ARGV[11] opensMs, ARGV[12] a
@@ -26,7 +26,7 @@ if start_ms then
   local hold_ms, max_per_buyer = co.read_checkout(KEYS[1])
   if name == ARGV[1] and total == tonumber(ARGV[2]) and start_ms == tonumber(ARGV[3])
       and end_ms == tonumber(ARGV[4]) and hold_ms == tonumber(ARGV[5])
-      and max_per_buyer == tonumber(ARGV[6]) and same_room(rooms.read_room(KEYS[1])) then
+      and max_per_buyer == tonumber(ARGV[6]) and same_room(rooms.read_room(KEYS[14])) then
     return 'SAME'
   end
   if sold > 0 and ARGV[7] ~= '1' then
@@ -41,5 +41,5 @@ if not created then
 end
 write_new_sale(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 co.write_checkout(KEYS[1], ARGV[5], ARGV[6])
-rooms.write_room(KEYS[1], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
+rooms.write_room(KEYS[1], KEYS[14], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
 return created and 'CREATED' or 'REPLACED'

@@ -4,7 +4,7 @@
 -- KEYS[1] config, KEYS[2] sale:{ID}:queue (hash: userId -> ticket: 'p<rankKey>' for a join
 -- before the start, else the join's number after the start), KEYS[3] sale:{ID}:prequeue (sorted
 -- set, every score 0, so ordered by member: '<rankKey>:<userId>', the rank key being the hex of
--- HMAC-SHA256(seed, userId) that the caller computed from the draw's seed)
+-- HMAC-SHA256(seed, userId) that the caller computed from the draw's seed), KEYS[4] room
 -- ARGV[1] userId, ARGV[2] rankKey, ARGV[3] the commitment of the seed the caller used,
 -- ARGV[4] '1' to join, '0' only to read
 --
@@ -24,7 +24,7 @@ if not rate or rate <= 0 then
   return {'NO_WAITING_ROOM'}
 end
 local rooms = room_lib()
-local room = rooms.read_room(KEYS[1])
+local room = rooms.read_room(KEYS[4])
 local now_ms = redis_now_ms()
 local remaining = total - sold
 
@@ -69,10 +69,10 @@ if now_ms < start_ms then
   end
   redis.call('HSET', KEYS[2], ARGV[1], 'p' .. ARGV[2])
   redis.call('ZADD', KEYS[3], 0, ARGV[2] .. ':' .. ARGV[1])
-  room.pre = redis.call('HINCRBY', KEYS[1], 'qPre', 1)
+  room.pre = redis.call('HINCRBY', KEYS[4], 'pre', 1)
   return answer('QUEUED', 0)
 end
-local n = redis.call('HINCRBY', KEYS[1], 'qSeq', 1)
+local n = redis.call('HINCRBY', KEYS[4], 'seq', 1)
 redis.call('HSET', KEYS[2], ARGV[1], n)
 room.seq = n
 return answer('QUEUED', room.pre + n)

@@ -1,6 +1,7 @@
 -- sale_stats.lua: a sale's config and counters in one read (admin GET). Read-only.
 --
--- KEYS[1] config, KEYS[2] buyers (the prefix of its buckets), KEYS[3] orders, KEYS[4] refused
+-- KEYS[1] config, KEYS[2] buyers (the prefix of its buckets), KEYS[3] orders, KEYS[4] refused,
+-- KEYS[5] room
 -- Returns nil when the sale does not exist, else {productName, totalStock, startMs, endMs,
 -- createdMs, remaining, buyers, orders, refused, redisNowMs, holdMs, maxPerBuyer, checkout (1 on
 -- a checkout sale), held, confirmed, released, orderSeq}; a plain sale's units sold are all
@@ -27,7 +28,7 @@ local reply = {name, total, start_ms, end_ms,
   max_per_buyer, order_seq and 1 or 0, tonumber(c[1]) or 0, tonumber(c[2]) or sold,
   tonumber(c[3]) or 0, order_seq or sold}
 local rooms = room_lib()
-local room = rooms.read_room(KEYS[1])
+local room = rooms.read_room(KEYS[5])
 if room then
   for _, field in ipairs(rooms.room_reply(room, now_ms, start_ms)) do
     reply[#reply + 1] = field

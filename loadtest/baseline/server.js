@@ -32,15 +32,16 @@ const KEYS = {
   refused: `sale:{${SALE_ID}}:refused`,
   checkouts: `sale:{${SALE_ID}}:checkouts`,
   expiries: `sale:{${SALE_ID}}:expiries`,
+  room: `sale:{${SALE_ID}}:room`,
 };
 
 function redisClient() {
   const Redis = require('ioredis');
   const redis = new Redis(REDIS_URL, { enableAutoPipelining: true, commandTimeout: 2000, maxRetriesPerRequest: 2 });
-  redis.defineCommand('purchase', { numberOfKeys: 7, lua: LUA('purchase.lua') });
-  redis.defineCommand('saleStatus', { numberOfKeys: 1, lua: LUA('status.lua') });
+  redis.defineCommand('purchase', { numberOfKeys: 8, lua: LUA('purchase.lua') });
+  redis.defineCommand('saleStatus', { numberOfKeys: 2, lua: LUA('status.lua') });
   redis.defineCommand('saleUser', { numberOfKeys: 3, lua: LUA('user.lua') });
-  redis.defineCommand('createSale', { numberOfKeys: 1, lua: LUA('create_sale.lua') });
+  redis.defineCommand('createSale', { numberOfKeys: 2, lua: LUA('create_sale.lua') });
   return redis;
 }
 
@@ -49,7 +50,7 @@ async function primary() {
     const redis = redisClient();
     const start = env.SALE_START ? Date.parse(env.SALE_START) : Date.now();
     const end = env.SALE_END ? Date.parse(env.SALE_END) : start + 3600_000;
-    await redis.createSale(KEYS.config, env.SALE_PRODUCT_NAME || 'Flash sale item', env.SALE_TOTAL_STOCK, start, end);
+    await redis.createSale(KEYS.config, KEYS.room, env.SALE_PRODUCT_NAME || 'Flash sale item', env.SALE_TOTAL_STOCK, start, end);
     redis.disconnect();
   }
   for (let i = 0; i < WORKERS; i++) cluster.fork();
@@ -87,7 +88,7 @@ function worker() {
   let refreshing = null;
   async function status() {
     if (cached && Date.now() - cached.at < 100) return cached;
-    refreshing ??= redis.saleStatus(KEYS.config).then((reply) => {
+    refreshing ??= redis.saleStatus(KEYS.config, KEYS.room).then((reply) => {
       cached = { reply, at: Date.now() };
       return cached;
     }).finally(() => { refreshing = null; });
@@ -123,11 +124,11 @@ function worker() {
       : crypto.createHash('sha1').update(key).digest('hex').slice(0, 16);
     let reply;
     try {
-      // As flashsale calls it: no WAIT, one unit, and a fresh secret for a hold's token.
+      // As flashsale calls it: no WAIT, one unit, a fresh secret for a hold's token, no admission.
       reply = await redis.purchase(KEYS.config, KEYS.buyers, KEYS.attempts(userId),
-        KEYS.orders, KEYS.refused, KEYS.checkouts, KEYS.expiries, userId, token, ATTEMPT_LIMIT,
+        KEYS.orders, KEYS.refused, KEYS.checkouts, KEYS.expiries, KEYS.room, userId, token, ATTEMPT_LIMIT,
         ATTEMPT_WINDOW_MS, SALE_ID, req.get('X-Request-Id') || crypto.randomUUID(), '0', 1,
-        crypto.randomBytes(16).toString('hex'));
+        crypto.randomBytes(16).toString('hex'), 0);
     } catch {
       return unavailable(res);
     }

@@ -109,6 +109,12 @@ impl SaleKeys {
         self.key("prequeue")
     }
 
+    /// `sale:{ID}:room` — hash: the waiting room's settings, draw and counters (rate, admitMs,
+    /// opensMs, seed, commitment, pre, seq, used; `lua/prelude.lua`, room_lib).
+    pub fn room(&self) -> Key {
+        self.key("room")
+    }
+
     /// The keys of the checkout scripts, in their order: config, buyers, checkouts, expiries,
     /// orders.
     pub fn checkout(&self) -> Vec<Key> {
@@ -142,6 +148,7 @@ impl SaleKeys {
             self.payments(),
             self.queue(),
             self.prequeue(),
+            self.room(),
         ])
     }
 
@@ -179,7 +186,7 @@ mod tests {
             .iter()
             .map(|key| fred::util::redis_keyslot(key.as_bytes()))
             .collect();
-        assert_eq!(slots.len(), 16);
+        assert_eq!(slots.len(), 17);
         assert!(slots.iter().all(|slot| *slot == slots[0]), "{slots:?}");
     }
 }

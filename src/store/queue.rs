@@ -33,12 +33,10 @@ pub const RANKS_PER_CALL: usize = 1_000;
 impl Store {
     /// The sale's room switch and draw (one `HMGET`); off for a sale that does not exist.
     pub async fn room_keys(&self, sale: &SaleId) -> Result<RoomKeys, StoreError> {
-        let config = SaleKeys::new(sale).config();
+        let room = SaleKeys::new(sale).room();
         let fields: Vec<Option<String>> = self
             .command(|client| async move {
-                client
-                    .hmget(config, vec!["wrRate", "drawSeed", "drawCommitment"])
-                    .await
+                client.hmget(room, vec!["rate", "seed", "commitment"]).await
             })
             .await?;
         let field = |n: usize| fields.get(n).cloned().flatten().unwrap_or_default();

@@ -1,6 +1,6 @@
 //! Command-line arguments (goose's own parser is not used: these name the drop, not goose).
 
-pub const USAGE: &str = "usage: flashsale-load <flash-burst|steady|retry-storm> [options]
+pub const USAGE: &str = "usage: flashsale-load <flash-burst|steady|retry-storm|waiting-room> [options]
   --host URL        the service (default http://127.0.0.1:8080)
   --buyers N        distinct buyers in flash-burst and retry-storm (default 10000)
   --users U         concurrent goose users, i.e. connections (default 64)
@@ -14,6 +14,8 @@ pub enum Scenario {
     FlashBurst,
     Steady,
     RetryStorm,
+    /// Buyers join the sale's waiting room, wait on the queue stream, buy when admitted.
+    WaitingRoom,
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +36,7 @@ impl Args {
             Some("flash-burst") => Scenario::FlashBurst,
             Some("steady") => Scenario::Steady,
             Some("retry-storm") => Scenario::RetryStorm,
+            Some("waiting-room") => Scenario::WaitingRoom,
             other => return Err(format!("unknown scenario {other:?}")),
         };
         let millis = std::time::SystemTime::now()

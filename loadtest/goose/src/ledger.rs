@@ -30,6 +30,8 @@ struct State {
     /// Buyers whose last answer was a 503 or a transport error: outcome unknown.
     unanswered: usize,
     violations: Vec<String>,
+    /// With a waiting room: each buyer's place in the queue, and whether they bought.
+    places: HashMap<String, (i64, bool)>,
 }
 
 impl Ledger {
@@ -74,6 +76,14 @@ impl Ledger {
         }
     }
 
+    /// Records where a buyer stood in the waiting room when their turn came (or the sale sold
+    /// out), and whether they bought.
+    pub fn record_place(&self, buyer: &str, position: i64, bought: bool) {
+        if let Ok(mut state) = self.state.lock() {
+            state.places.insert(buyer.to_owned(), (position, bought));
+        }
+    }
+
     /// Checks SPEC §1 for this run: sold = min(S, buyers), no buyer twice, remaining + buyers =
     /// total (as remaining_after + this run's buyers = remaining_before), and that Redis (through
     /// the API) holds what the answers said.
@@ -84,12 +94,13 @@ impl Ledger {
         before: &SaleStatus,
         after: &SaleStatus,
     ) -> Report {
-        let (purchased, codes, unanswered, mut violations) = match self.state.lock() {
+        let (purchased, codes, unanswered, mut violations, places) = match self.state.lock() {
             Ok(state) => (
                 state.purchased.clone(),
                 state.codes.clone(),
                 state.unanswered,
                 state.violations.clone(),
+                state.places.clone(),
             ),
             Err(_) => return Report::failed("ledger lock poisoned"),
         };
@@ -147,6 +158,25 @@ impl Ledger {
                 format!("sold {sold}, bound {expected}; {unanswered} buyers without an answer"),
             )
         });
+
+        if !places.is_empty() {
+            // Every buyer bought the moment their turn came, so the buyers are the first places:
+            // no buyer who did not buy stood ahead of one who did.
+            let last_bought = places.values().filter(|p| p.1).map(|p| p.0).max();
+            let first_left = places.values().filter(|p| !p.1 && p.0 > 0).map(|p| p.0).min();
+            let in_order = match (last_bought, first_left) {
+                (Some(bought), Some(left)) => bought < left,
+                _ => true,
+            };
+            let bought = places.values().filter(|p| p.1).count();
+            checks.push(Check::new(
+                "buyers = the first places",
+                in_order,
+                format!(
+                    "{bought} buyers, last place bought {last_bought:?}, first place that did not buy {first_left:?}"
+                ),
+            ));
+        }
 
         let sample: Vec<(String, i64)> = purchased.into_iter().take(VERIFY_AT_MOST).collect();
         let checked = sample.len();

@@ -5,6 +5,7 @@
 //! flashsale-load flash-burst --host http://127.0.0.1:8080 --buyers 100000 --users 64
 //! flashsale-load steady      --host https://my-flashsale.fly.dev --run-time 60
 //! flashsale-load retry-storm --host http://127.0.0.1:8080 --buyers 5000
+//! flashsale-load waiting-room --host http://127.0.0.1:8080 --buyers 3000
 //! ```
 #![forbid(unsafe_code)]
 
@@ -62,6 +63,9 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
             .set_default(GooseDefault::Iterations, iterations)?,
         Scenario::RetryStorm => *attack
             .register_scenario(scenarios::retry_storm())
+            .set_default(GooseDefault::Iterations, iterations)?,
+        Scenario::WaitingRoom => *attack
+            .register_scenario(scenarios::waiting_room())
             .set_default(GooseDefault::Iterations, iterations)?,
         Scenario::Steady => *scenarios::steady()
             .into_iter()

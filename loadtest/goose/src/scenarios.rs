@@ -1,4 +1,4 @@
-//! The scenarios: flash-burst, steady and retry-storm, and the requests they make.
+//! The scenarios: flash-burst, steady, retry-storm and waiting-room, and the requests they make.
 
 use crate::ledger::Ledger;
 use goose::prelude::*;
@@ -75,7 +75,7 @@ async fn buy_once(user: &mut GooseUser) -> TransactionResult {
     let Some(buyer) = ledger().next_buyer() else {
         return Ok(());
     };
-    let answer = purchase(user, &buyer, None).await?;
+    let answer = purchase_with(user, &buyer, None, None).await?;
     let final_code = answer.code.as_deref().filter(|_| answer.status != 503);
     ledger().record(&buyer, final_code, answer.order_number);
     Ok(())
@@ -89,7 +89,7 @@ async fn buy_with_retries(user: &mut GooseUser) -> TransactionResult {
     };
     let key = format!("{buyer}-checkout");
     for _ in 0..MAX_TRIES {
-        let answer = purchase(user, &buyer, Some(&key)).await?;
+        let answer = purchase_with(user, &buyer, Some(&key), None).await?;
         match answer.status {
             503 | 429 | 0 => {
                 // Honour Retry-After, capped so a run stays bounded; 0 = no answer at all.
@@ -113,18 +113,23 @@ struct Answer {
     retry_after: Option<u64>,
 }
 
-/// One `POST /api/sale/purchase`. Every answer the SPEC defines for a well-formed request
-/// counts as a success in goose's report; only 503s, other statuses and transport errors fail.
-async fn purchase(
+/// One `POST /api/sale/purchase`, with an `Idempotency-Key` and a waiting-room admission when
+/// given. Every answer the SPEC defines for a well-formed request counts as a success in goose's
+/// report; only 503s, other statuses and transport errors fail.
+async fn purchase_with(
     user: &mut GooseUser,
     buyer: &str,
     key: Option<&str>,
+    admission: Option<&str>,
 ) -> Result<Answer, Box<TransactionError>> {
     let mut builder = user
         .get_request_builder(&GooseMethod::Post, "/api/sale/purchase")?
         .json(&serde_json::json!({ "userId": buyer }));
     if let Some(key) = key {
         builder = builder.header("Idempotency-Key", key);
+    }
+    if let Some(admission) = admission {
+        builder = builder.header("Flashsale-Admission", admission);
     }
     let request = GooseRequest::builder()
         .set_request_builder(builder)
@@ -155,4 +160,97 @@ async fn purchase(
         order_number: body["orderNumber"].as_i64(),
         retry_after,
     })
+}
+
+/// `waiting-room`: each buyer joins the sale's waiting room, waits on the queue stream, and buys
+/// the moment it is admitted (with the admission), as a storefront does.
+pub fn waiting_room() -> Scenario {
+    scenario!("waiting-room").register_transaction(transaction!(queue_and_buy).set_name("queue"))
+}
+
+/// How long one buyer waits for its turn before giving up.
+const TURN_PATIENCE: Duration = Duration::from_secs(300);
+
+/// The client that reads queue streams: goose times whole answers, and a stream is not one.
+fn stream_client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new)
+}
+
+async fn queue_and_buy(user: &mut GooseUser) -> TransactionResult {
+    let Some(buyer) = ledger().next_buyer() else {
+        return Ok(());
+    };
+    let builder = user
+        .get_request_builder(&GooseMethod::Post, "/api/sale/queue")?
+        .json(&serde_json::json!({ "userId": buyer }));
+    let request = GooseRequest::builder()
+        .set_request_builder(builder)
+        .name("queue/join")
+        .build();
+    let mut goose = user.request(request).await?;
+    let joined: serde_json::Value = match goose.response {
+        Ok(response) if response.status().is_success() => {
+            user.set_success(&mut goose.request)?;
+            response.json().await.unwrap_or_default()
+        }
+        _ => {
+            ledger().record(&buyer, None, None);
+            return Ok(());
+        }
+    };
+    let place = match joined["state"].as_str() {
+        Some("admitted" | "sold_out" | "ended" | "expired") => joined.clone(),
+        _ => match joined["ticket"].as_str() {
+            Some(ticket) => wait_for_turn(&user.base_url, ticket).await,
+            None => joined.clone(),
+        },
+    };
+    let position = place["position"].as_i64().unwrap_or(0);
+    let Some(admission) = place["admission"].as_str() else {
+        // Sold out (or ended) before this buyer's turn: an honest "no", told at once.
+        let code = match place["state"].as_str() {
+            Some("sold_out") => Some("SOLD_OUT"),
+            Some("ended") => Some("SALE_ENDED"),
+            _ => None,
+        };
+        ledger().record(&buyer, code, None);
+        ledger().record_place(&buyer, position, false);
+        return Ok(());
+    };
+    let answer = purchase_with(user, &buyer, None, Some(admission)).await?;
+    let code = answer.code.as_deref().filter(|_| answer.status != 503);
+    ledger().record(&buyer, code, answer.order_number);
+    ledger().record_place(&buyer, position, code == Some("PURCHASED"));
+    Ok(())
+}
+
+/// Reads the buyer's queue stream until it is admitted or the sale is over; the last place.
+async fn wait_for_turn(base: &reqwest::Url, ticket: &str) -> serde_json::Value {
+    let mut url = base.clone();
+    url.set_path("/api/sale/queue/events");
+    url.query_pairs_mut().append_pair("ticket", ticket);
+    let deadline = tokio::time::Instant::now() + TURN_PATIENCE;
+    let mut last = serde_json::Value::Null;
+    let Ok(mut response) = stream_client().get(url).send().await else {
+        return last;
+    };
+    let mut buffer = String::new();
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, response.chunk()).await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let Some(data) = block.lines().find_map(|line| line.strip_prefix("data: ")) else {
+                continue;
+            };
+            last = serde_json::from_str(data).unwrap_or_default();
+            if matches!(
+                last["state"].as_str(),
+                Some("admitted" | "sold_out" | "ended" | "expired")
+            ) {
+                return last;
+            }
+        }
+    }
+    last
 }

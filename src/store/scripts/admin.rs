@@ -124,7 +124,7 @@ impl ScriptCall for CreateSale<'_> {
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let mut args = seed_args(self.seed);
         args.extend(room_args(self.seed.waiting_room.as_ref()));
-        (self.keys.config().into(), args)
+        (vec![self.keys.config(), self.keys.room()].into(), args)
     }
 
     fn parse(reply: Value) -> Result<bool, StoreError> {
@@ -199,7 +199,7 @@ impl ScriptCall for PatchSale<'_> {
             None => args.push(Value::from("")),
             Some(room) => args.extend(room_args(room.as_ref())),
         }
-        (self.keys.config().into(), args)
+        (vec![self.keys.config(), self.keys.room()].into(), args)
     }
 
     fn parse(reply: Value) -> Result<PatchOutcome, StoreError> {
@@ -263,7 +263,14 @@ impl ScriptCall for SaleStatsRead {
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let keys = &self.keys;
         (
-            vec![keys.config(), keys.buyers(), keys.orders(), keys.refused()].into(),
+            vec![
+                keys.config(),
+                keys.buyers(),
+                keys.orders(),
+                keys.refused(),
+                keys.room(),
+            ]
+            .into(),
             Vec::new(),
         )
     }

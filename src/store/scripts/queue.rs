@@ -62,7 +62,13 @@ impl ScriptCall for QueueJoin {
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         (
-            vec![self.keys.config(), self.keys.queue(), self.keys.prequeue()].into(),
+            vec![
+                self.keys.config(),
+                self.keys.queue(),
+                self.keys.prequeue(),
+                self.keys.room(),
+            ]
+            .into(),
             vec![
                 Value::String(self.user.clone()),
                 Value::from(self.rank_key.as_str()),

@@ -43,6 +43,7 @@ impl ScriptCall for Purchase {
             self.keys.refused(),
             self.keys.checkouts(),
             self.keys.expiries(),
+            self.keys.room(),
         ];
         // `Str` clones share their bytes: the rare second call after a reload copies nothing.
         let args = vec![
@@ -98,7 +99,10 @@ impl ScriptCall for Status {
     }
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
-        (self.keys.config().into(), Vec::new())
+        (
+            vec![self.keys.config(), self.keys.room()].into(),
+            Vec::new(),
+        )
     }
 
     /// nil, or `{productName, totalStock, remainingStock, startMs, endMs, redisNowMs,
