@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A few seconds of each goose scenario with small numbers against a local flashsale (embedded
-# Redis, demo sale of 100 units), each checking the invariants: keeps the scenarios from rotting.
+# Redis, demo sale of 100 units; a second one with a waiting room), each checking the
+# invariants: keeps the scenarios from rotting.
 # Run by scripts/check (and so by CI). Usage: loadtest/smoke.sh [path/to/flashsale]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +38,23 @@ scenario() {
 scenario retry-storm --buyers 40 --users 8
 scenario flash-burst --buyers 200 --users 16
 scenario steady --buyers 20 --users 10 --run-time 3
+# A second instance whose demo sale (100 units) has a waiting room letting 20 buyers in a
+# second: 150 buyers join, wait on the queue stream and buy when admitted; the buyers must be
+# exactly the first places.
+ROOM_PORT=$((PORT + 1))
+env -i PATH="$PATH" HOST=127.0.0.1 PORT="$ROOM_PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+  SSE_MAX_STREAMS_PER_CLIENT=1000 \
+  SALE_WAITING_ROOM_ADMIT_PER_SECOND=20 WAITING_ROOM_SECRET=smoke-waiting-room-secret-0123456789 \
+  "$SERVICE" >"$LOG.room" 2>&1 &
+ROOM_PID=$!
+trap 'kill -TERM $PID $ROOM_PID 2>/dev/null || true; wait $PID $ROOM_PID 2>/dev/null || true; rm -f "$LOG" "$LOG.room"' EXIT
+for _ in $(seq 1 200); do
+  curl -fs "http://127.0.0.1:$ROOM_PORT/health/ready" >/dev/null 2>&1 && break
+  sleep 0.05
+done
+HOST_WAS=$HOST; HOST="http://127.0.0.1:$ROOM_PORT"
+scenario waiting-room --buyers 150 --users 32
+HOST=$HOST_WAS
 rm -f "$LOG.run"
 # The open-loop generator of loadtest/bench: one second at 200 requests/s, every one answered.
 echo "== openloop smoke"

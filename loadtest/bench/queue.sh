@@ -47,7 +47,11 @@ start_service() { # saleId admitPerSecond (0 = no room)
   wait_ready "$SERVICE_PORT"
 }
 stop_service() { kill -TERM "$SERVICE_PID"; wait "$SERVICE_PID" 2>/dev/null || true; }
-field() { rcli hget "sale:{$1}:config" "$2"; }
+field() { # saleId [hash/]field: a counter in the sale's config, or in another of its hashes
+  local hash=config name=$2
+  case $2 in */*) hash=${2%%/*}; name=${2#*/} ;; esac
+  rcli hget "sale:{$1}:$hash" "$name"
+}
 # CPU of the service and Redis over one wrk run; counts what `counter` of the sale moved.
 measure() { # saleId script counter wrk-args…
   local sale=$1 script=$2 counter=$3 cpu0 rcpu0 cpu1 rcpu1 c0 n out
@@ -93,7 +97,7 @@ for R in $(seq 1 "$ROUNDS"); do
   measure "$on" queue.lua sold buy "$WORK/admissions"
   log "round $R purchase with the room on: $RPS/s, service $CPU_US µs, Redis $REDIS_US µs (non-2xx: $NON_2XX)"
   V[on_cpu]+=" $CPU_US"; V[on_redis]+=" $REDIS_US"; V[on_rps]+=" $RPS"
-  measure "$on" queue.lua qSeq join "j$on"
+  measure "$on" queue.lua room/seq join "j$on"
   log "round $R join: $RPS/s, service $CPU_US µs, Redis $REDIS_US µs (non-2xx: $NON_2XX)"
   V[join_cpu]+=" $CPU_US"; V[join_redis]+=" $REDIS_US"; V[join_rps]+=" $RPS"
   stop_service

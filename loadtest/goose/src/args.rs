@@ -1,6 +1,7 @@
 //! Command-line arguments (goose's own parser is not used: these name the drop, not goose).
 
-pub const USAGE: &str = "usage: flashsale-load <flash-burst|steady|retry-storm|waiting-room> [options]
+pub const USAGE: &str =
+    "usage: flashsale-load <flash-burst|steady|retry-storm|waiting-room> [options]
   --host URL        the service (default http://127.0.0.1:8080)
   --buyers N        distinct buyers in flash-burst and retry-storm (default 10000)
   --users U         concurrent goose users, i.e. connections (default 64)

@@ -1,6 +1,6 @@
 //! The scenarios: flash-burst, steady, retry-storm and waiting-room, and the requests they make.
 
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Place};
 use goose::prelude::*;
 use serde::Deserialize;
 use std::{sync::OnceLock, time::Duration};
@@ -202,7 +202,7 @@ async fn queue_and_buy(user: &mut GooseUser) -> TransactionResult {
     let place = match joined["state"].as_str() {
         Some("admitted" | "sold_out" | "ended" | "expired") => joined.clone(),
         _ => match joined["ticket"].as_str() {
-            Some(ticket) => wait_for_turn(&user.base_url, ticket).await,
+            Some(ticket) => wait_for_turn(&user.base_url, ticket, &buyer).await,
             None => joined.clone(),
         },
     };
@@ -215,26 +215,92 @@ async fn queue_and_buy(user: &mut GooseUser) -> TransactionResult {
             _ => None,
         };
         ledger().record(&buyer, code, None);
-        ledger().record_place(&buyer, position, false);
+        let place = Place {
+            position,
+            bought: false,
+            admission_expires: None,
+        };
+        ledger().record_place(&buyer, place);
         return Ok(());
     };
-    let answer = purchase_with(user, &buyer, None, Some(admission)).await?;
+    // As a storefront buys: one Idempotency-Key, retried on 503 or no answer (an idle
+    // keep-alive connection the server closed while the buyer waited its turn, say).
+    let key = format!("{buyer}-room");
+    let mut answer = purchase_with(user, &buyer, Some(&key), Some(admission)).await?;
+    for _ in 1..MAX_TRIES {
+        if !matches!(answer.status, 0 | 503) {
+            break;
+        }
+        let wait = answer.retry_after.unwrap_or(1).min(2);
+        tokio::time::sleep(Duration::from_millis(wait * 1000 / 4 + 50)).await;
+        answer = purchase_with(user, &buyer, Some(&key), Some(admission)).await?;
+    }
     let code = answer.code.as_deref().filter(|_| answer.status != 503);
     ledger().record(&buyer, code, answer.order_number);
-    ledger().record_place(&buyer, position, code == Some("PURCHASED"));
+    if code.is_none() {
+        // Unknown outcome: neither a buyer nor a buyer who was refused.
+        return Ok(());
+    }
+    let place = Place {
+        position,
+        bought: code == Some("PURCHASED"),
+        admission_expires: place["admissionExpiresAt"].as_str().map(str::to_owned),
+    };
+    ledger().record_place(&buyer, place);
     Ok(())
 }
 
-/// Reads the buyer's queue stream until it is admitted or the sale is over; the last place.
-async fn wait_for_turn(base: &reqwest::Url, ticket: &str) -> serde_json::Value {
+/// Whether a place is final for this scenario: the buyer's turn came, or never will.
+fn is_final(place: &serde_json::Value) -> bool {
+    matches!(
+        place["state"].as_str(),
+        Some("admitted" | "sold_out" | "ended" | "expired")
+    )
+}
+
+/// Waits for the buyer's turn: on the queue stream, or, when the stream is refused (an instance
+/// caps streams per client address, `SSE_MAX_STREAMS_PER_CLIENT`), by polling `queue/me` every
+/// 100 ms, as a storefront falls back. The last place seen.
+async fn wait_for_turn(base: &reqwest::Url, ticket: &str, buyer: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + TURN_PATIENCE;
+    let last = read_stream(base, ticket, deadline).await;
+    if is_final(&last) {
+        return last;
+    }
+    let mut url = base.clone();
+    url.set_path("/api/sale/queue/me");
+    url.query_pairs_mut().append_pair("userId", buyer);
+    let mut last = last;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(reply) = stream_client().get(url.clone()).send().await {
+            if reply.status().is_success() {
+                last = reply.json().await.unwrap_or_default();
+                if is_final(&last) {
+                    return last;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// Reads the queue stream until the place is final, the stream ends or is refused.
+async fn read_stream(
+    base: &reqwest::Url,
+    ticket: &str,
+    deadline: tokio::time::Instant,
+) -> serde_json::Value {
     let mut url = base.clone();
     url.set_path("/api/sale/queue/events");
     url.query_pairs_mut().append_pair("ticket", ticket);
-    let deadline = tokio::time::Instant::now() + TURN_PATIENCE;
     let mut last = serde_json::Value::Null;
     let Ok(mut response) = stream_client().get(url).send().await else {
         return last;
     };
+    if !response.status().is_success() {
+        return last;
+    }
     let mut buffer = String::new();
     while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, response.chunk()).await {
         buffer.push_str(&String::from_utf8_lossy(&chunk));
@@ -244,10 +310,7 @@ async fn wait_for_turn(base: &reqwest::Url, ticket: &str) -> serde_json::Value {
                 continue;
             };
             last = serde_json::from_str(data).unwrap_or_default();
-            if matches!(
-                last["state"].as_str(),
-                Some("admitted" | "sold_out" | "ended" | "expired")
-            ) {
+            if is_final(&last) {
                 return last;
             }
         }
