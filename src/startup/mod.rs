@@ -47,6 +47,12 @@ pub enum StartupError {
     },
     #[error("cannot use Redis at {url}: {source}")]
     Redis { url: String, source: StoreError },
+    /// Sales with a waiting room exist and this instance cannot sign or check admissions.
+    #[error(
+        "WAITING_ROOM_SECRET: must be set: sale {sales} has a waiting room, and every instance \
+         needs the same secret to sign and check its admissions"
+    )]
+    RoomWithoutSecret { sales: String },
     #[error("cannot start order webhooks: {0}")]
     Webhooks(String),
     #[error("cannot listen on {address}: {source}")]
@@ -107,6 +113,14 @@ impl Application {
         redis::migrate(&control, &settings.sale_id)
             .await
             .map_err(redis_error)?;
+        if settings.room_secret.is_none() {
+            let rooms = control.sales_with_rooms_on().await.map_err(redis_error)?;
+            if !rooms.is_empty() {
+                return Err(StartupError::RoomWithoutSecret {
+                    sales: rooms.join(", "),
+                });
+            }
+        }
 
         let redis_health = RedisHealth::default();
         let mut background = vec![

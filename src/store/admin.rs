@@ -50,6 +50,9 @@ impl Store {
         if created && seed.checkout.hold_ms() > 0 {
             self.index_holds(sale).await?;
         }
+        if created && seed.waiting_room.is_some() {
+            self.index_room(sale).await?;
+        }
         Ok(created)
     }
 
@@ -72,6 +75,9 @@ impl Store {
         }
         if seed.checkout.hold_ms() > 0 && outcome != PutOutcome::HasBuyers {
             self.index_holds(sale).await?;
+        }
+        if seed.waiting_room.is_some() && outcome != PutOutcome::HasBuyers {
+            self.index_room(sale).await?;
         }
         Ok(outcome)
     }
@@ -96,6 +102,9 @@ impl Store {
             .await?;
         if outcome == PatchOutcome::Done && patch.hold_ms.is_some_and(|ms| ms > 0) {
             self.index_holds(sale).await?;
+        }
+        if outcome == PatchOutcome::Done && matches!(patch.room, Some(Some(_))) {
+            self.index_room(sale).await?;
         }
         Ok(outcome)
     }
@@ -137,6 +146,10 @@ impl Store {
         let id = sale.as_str().to_owned();
         let _: i64 = self
             .command(|client| async move { client.srem(super::checkout::HOLD_SALES, id).await })
+            .await?;
+        let id = sale.as_str().to_owned();
+        let _: i64 = self
+            .command(|client| async move { client.srem(super::queue::ROOM_SALES, id).await })
             .await?;
         Ok(deleted)
     }

@@ -109,3 +109,35 @@ impl Store {
             .collect()
     }
 }
+
+/// The set of sale ids that have (or had) a waiting room: what start-up checks when an
+/// instance has no `WAITING_ROOM_SECRET`. A sale leaves it when it is deleted.
+pub const ROOM_SALES: &str = "flashsale:sales:rooms";
+
+impl Store {
+    /// Records that a sale has a waiting room.
+    pub async fn index_room(&self, sale: &SaleId) -> Result<(), StoreError> {
+        let id = sale.as_str().to_owned();
+        let _: i64 = self
+            .command(|client| async move { client.sadd(ROOM_SALES, id).await })
+            .await?;
+        Ok(())
+    }
+
+    /// The sales whose waiting room is on now.
+    pub async fn sales_with_rooms_on(&self) -> Result<Vec<String>, StoreError> {
+        let indexed: Vec<String> = self
+            .command(|client| async move { client.smembers(ROOM_SALES).await })
+            .await?;
+        let mut on = Vec::new();
+        for id in indexed {
+            let Ok(sale) = SaleId::parse(&id) else {
+                continue;
+            };
+            if self.room_keys(&sale).await?.on {
+                on.push(id);
+            }
+        }
+        Ok(on)
+    }
+}

@@ -2,7 +2,7 @@
 //! bad input answered with the SPEC's JSON error and nothing written.
 
 use super::{encode, room_app, upcoming_room_sale, TOKEN};
-use crate::helpers::{Reply, TestRedis};
+use crate::helpers::{base_env, try_spawn_app, Reply, TestRedis};
 use chrono::{Duration as ChronoDuration, Utc};
 use futures::{stream, StreamExt};
 use serde_json::json;
@@ -259,4 +259,22 @@ async fn room_settings_are_checked_and_need_the_secret() {
         back.body["waitingRoom"]["drawCommitment"], commitment,
         "a published commitment never changes"
     );
+
+    // An instance without the secret does not start while a sale has a room on.
+    let mut env = base_env(&redis);
+    for name in [
+        "SALE_TOTAL_STOCK",
+        "SALE_START",
+        "SALE_END",
+        "SALE_PRODUCT_NAME",
+    ] {
+        env.remove(name);
+    }
+    let refused = try_spawn_app(env.clone()).await.err().expect("refused");
+    assert!(
+        refused.starts_with("WAITING_ROOM_SECRET:") && refused.contains("sale s "),
+        "{refused}"
+    );
+    app.patch_sale("s", json!({ "waitingRoom": null })).await;
+    assert!(try_spawn_app(env).await.is_ok(), "no room on: it starts");
 }
