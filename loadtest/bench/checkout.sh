@@ -19,22 +19,10 @@ CONNECTIONS=${CONNECTIONS:-64}
 REDIS_PORT=${REDIS_PORT:-16380}
 SERVICE_PORT=${SERVICE_PORT:-18081}
 TOKEN=bench-admin-token-0123456789
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 # shellcheck source=loadtest/bench/lib.sh
 . loadtest/bench/lib.sh
-
-scripts/install-deps.sh
-need_wrk
-log "building the service (release)"
-cargo build --release --quiet --bin flashsale
-BIN=target/release/flashsale
+work_dir
+prepare_service_bench
 
 start_redis "$WORK/redis.log"
 
@@ -46,23 +34,6 @@ start_service() { # saleId holdSeconds stock
     "$BIN" >>"$WORK/service.log" 2>&1 &
   SERVICE_PID=$!; PIDS+=("$SERVICE_PID")
   wait_ready "$SERVICE_PORT"
-}
-stop_service() { kill -TERM "$SERVICE_PID"; wait "$SERVICE_PID" 2>/dev/null || true; }
-field() { rcli hget "sale:{$1}:config" "$2"; }
-# CPU of the service and Redis over one wrk run; counts what `counter` of the sale moved.
-measure() { # saleId script counter wrk-args…
-  local sale=$1 script=$2 counter=$3 cpu0 rcpu0 cpu1 rcpu1 c0 n out
-  shift 3
-  c0=$(field "$sale" "$counter")
-  cpu0=$(cpu_ticks "$SERVICE_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "loadtest/bench/$script" \
-    "http://127.0.0.1:$SERVICE_PORT" -- "$@" | tail -1)
-  cpu1=$(cpu_ticks "$SERVICE_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
-  n=$(( $(field "$sale" "$counter") - c0 ))
-  RPS=$(awk -v n="$n" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
-  CPU_US=$(awk -v t=$(( (cpu1 - cpu0) * TICK_US )) -v n="$n" 'BEGIN { printf "%.1f", t / n }')
-  REDIS_US=$(awk -v t=$(( (rcpu1 - rcpu0) * TICK_US )) -v n="$n" 'BEGIN { printf "%.1f", t / n }')
-  NON_2XX=$(echo "$out" | json_field non_2xx)
 }
 
 declare -A V=()

@@ -32,3 +32,38 @@ start_redis() { # logfile: a throw-away redis-server on REDIS_PORT; sets REDIS_P
   REDIS_PID=$!; PIDS+=("$REDIS_PID")
   for _ in $(seq 1 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.05; done
 }
+# A scratch directory WORK and a list PIDS of processes to stop, both cleaned up on exit.
+work_dir() {
+  WORK=$(mktemp -d); PIDS=()
+  trap 'for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+}
+# What a single-service bench needs: redis-server, wrk, and the release build as BIN.
+prepare_service_bench() {
+  scripts/install-deps.sh
+  need_wrk
+  log "building the service (release)"
+  cargo build --release --quiet --bin flashsale
+  BIN=target/release/flashsale
+}
+stop_service() { kill -TERM "$SERVICE_PID"; wait "$SERVICE_PID" 2>/dev/null || true; }
+field() { # saleId [hash/]field: a counter of the sale's config, or of another of its hashes
+  local hash=config name=$2
+  case $2 in */*) hash=${2%%/*}; name=${2#*/} ;; esac
+  rcli hget "sale:{$1}:$hash" "$name"
+}
+# One wrk run against SERVICE_PORT: sets RPS (what `counter` of the sale moved, a second),
+# CPU_US and REDIS_US (CPU of SERVICE_PID and REDIS_PID per counted operation) and NON_2XX.
+measure() { # saleId wrk-script [hash/]counter wrk-args…
+  local sale=$1 script=$2 counter=$3 cpu0 rcpu0 cpu1 rcpu1 c0 n out
+  shift 3
+  c0=$(field "$sale" "$counter"); c0=${c0:-0}
+  cpu0=$(cpu_ticks "$SERVICE_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "loadtest/bench/$script" \
+    "http://127.0.0.1:$SERVICE_PORT" -- "$@" | tail -1)
+  cpu1=$(cpu_ticks "$SERVICE_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
+  n=$(( $(field "$sale" "$counter") - c0 ))
+  RPS=$(awk -v n="$n" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
+  CPU_US=$(awk -v t=$(( (cpu1 - cpu0) * TICK_US )) -v n="$n" 'BEGIN { printf "%.1f", t / n }')
+  REDIS_US=$(awk -v t=$(( (rcpu1 - rcpu0) * TICK_US )) -v n="$n" 'BEGIN { printf "%.1f", t / n }')
+  NON_2XX=$(echo "$out" | json_field non_2xx)
+}

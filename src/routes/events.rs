@@ -61,11 +61,23 @@ pub async fn events(
         closing: state.live.closing(),
         _slot: slot,
     };
-    Ok(HttpResponse::Ok()
+    Ok(event_stream(futures_util::stream::unfold(
+        stream,
+        Stream::next,
+    )))
+}
+
+/// A Server-Sent Events answer: never cached, never buffered by a proxy (nginx honours
+/// `X-Accel-Buffering`).
+pub fn event_stream<S>(events: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = std::result::Result<web::Bytes, Infallible>> + 'static,
+{
+    HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(futures_util::stream::unfold(stream, Stream::next)))
+        .streaming(events)
 }
 
 /// One client's stream; it holds its slot until the client goes away.

@@ -3,7 +3,7 @@
 //! admission check a purchase passes before the store is called.
 
 use super::{
-    events::{take_slot, HEARTBEAT_AFTER, RETRY_MS},
+    events::{event_stream, take_slot, HEARTBEAT_AFTER, RETRY_MS},
     extract::ClientAddr,
     openapi::{codes, codes_and},
     AppState,
@@ -365,11 +365,10 @@ pub async fn events(
         closing: state.live.closing(),
         _slot: slot,
     };
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(futures_util::stream::unfold(stream, QueueStream::next)))
+    Ok(event_stream(futures_util::stream::unfold(
+        stream,
+        QueueStream::next,
+    )))
 }
 
 /// One buyer's queue stream: computed from the sale's watcher and the clock, never from a

@@ -143,15 +143,26 @@ impl Store {
         let _: i64 = self
             .command(|client| async move { client.zrem(SALES_INDEX, id).await })
             .await?;
-        let id = sale.as_str().to_owned();
-        let _: i64 = self
-            .command(|client| async move { client.srem(super::checkout::HOLD_SALES, id).await })
-            .await?;
-        let id = sale.as_str().to_owned();
-        let _: i64 = self
-            .command(|client| async move { client.srem(super::queue::ROOM_SALES, id).await })
-            .await?;
+        for set in [super::checkout::HOLD_SALES, super::queue::ROOM_SALES] {
+            let id = sale.as_str().to_owned();
+            let _: i64 = self
+                .command(|client| async move { client.srem(set, id).await })
+                .await?;
+        }
         Ok(deleted)
+    }
+
+    /// Adds a sale to one of the global sets of sales (those with holds, with a room).
+    pub(super) async fn add_to_set(
+        &self,
+        set: &'static str,
+        sale: &SaleId,
+    ) -> Result<(), StoreError> {
+        let id = sale.as_str().to_owned();
+        let _: i64 = self
+            .command(|client| async move { client.sadd(set, id).await })
+            .await?;
+        Ok(())
     }
 
     /// Up to `limit` orders after the stream id `after` (from the start when `None`), in

@@ -155,11 +155,7 @@ impl Store {
 
     /// Records that the sale has holds, so every instance's sweeper visits it.
     pub async fn index_holds(&self, sale: &SaleId) -> Result<(), StoreError> {
-        let id = sale.as_str().to_owned();
-        let _: i64 = self
-            .command(|client| async move { client.sadd(HOLD_SALES, id).await })
-            .await?;
-        Ok(())
+        self.add_to_set(HOLD_SALES, sale).await
     }
 
     /// The sales the sweeper visits.

@@ -117,11 +117,7 @@ pub const ROOM_SALES: &str = "flashsale:sales:rooms";
 impl Store {
     /// Records that a sale has a waiting room.
     pub async fn index_room(&self, sale: &SaleId) -> Result<(), StoreError> {
-        let id = sale.as_str().to_owned();
-        let _: i64 = self
-            .command(|client| async move { client.sadd(ROOM_SALES, id).await })
-            .await?;
-        Ok(())
+        self.add_to_set(ROOM_SALES, sale).await
     }
 
     /// The sales whose waiting room is on now.
