@@ -55,6 +55,24 @@ done
 HOST_WAS=$HOST; HOST="http://127.0.0.1:$ROOM_PORT"
 scenario waiting-room --buyers 150 --users 32
 HOST=$HOST_WAS
+# The verdict must be able to fail: against a server that sells past its stock
+# (loadtest/broken/oversell.py), a burst must end INVARIANTS VIOLATED and a non-zero exit.
+BROKEN_PORT=$((PORT + 2))
+python3 loadtest/broken/oversell.py "$BROKEN_PORT" 100 &
+BROKEN_PID=$!
+trap 'kill -TERM $PID $ROOM_PID $BROKEN_PID 2>/dev/null || true; wait $PID $ROOM_PID $BROKEN_PID 2>/dev/null || true; rm -f "$LOG" "$LOG.room"' EXIT
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$BROKEN_PORT/api/sale/status" >/dev/null 2>&1 && break
+  sleep 0.05
+done
+echo "== goose smoke: flash-burst against a server that oversells (must fail)"
+if "$LOAD" flash-burst --buyers 200 --users 16 --host "http://127.0.0.1:$BROKEN_PORT" >"$LOG.run" 2>&1; then
+  echo "the broken server passed: the verdict cannot fail"
+  failed=$((failed + 1))
+else
+  passed=$((passed + 1))
+fi
+sed -n '/=== flashsale invariants/,$p' "$LOG.run"
 rm -f "$LOG.run"
 # The open-loop generator of loadtest/bench: one second at 200 requests/s, every one answered.
 echo "== openloop smoke"

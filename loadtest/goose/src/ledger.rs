@@ -11,8 +11,12 @@ use std::{
     },
 };
 
-/// Users whose purchase is cross-checked against `GET /api/sale/user/{id}` after the run.
+/// Users whose purchase is read back one by one (`GET …/user/{id}`) after the run, when the
+/// admin API is not available to read them all at once.
 const VERIFY_AT_MOST: usize = 2_000;
+
+/// Tries of one read-back answered 429 or 503 before it counts as unread.
+const READ_TRIES: usize = 20;
 
 pub struct Ledger {
     buyers: usize,
@@ -28,7 +32,7 @@ struct State {
     /// Final answers by code.
     codes: BTreeMap<String, usize>,
     /// Buyers whose last answer was a 503 or a transport error: outcome unknown.
-    unanswered: usize,
+    unanswered: HashSet<String>,
     violations: Vec<String>,
     /// With a waiting room: each buyer's place in the queue, whether they bought, and when
     /// their admission expired (RFC 3339 UTC, ms: it sorts as text).
@@ -61,7 +65,7 @@ impl Ledger {
             return;
         };
         let Some(code) = code else {
-            state.unanswered += 1;
+            state.unanswered.insert(buyer.to_owned());
             return;
         };
         *state.codes.entry(code.to_owned()).or_default() += 1;
@@ -77,6 +81,49 @@ impl Ledger {
         }
     }
 
+    /// Every buyer of this run that Redis holds (userId → order number), read through the admin
+    /// API's buyers export a page at a time.
+    async fn admin_buyers(
+        &self,
+        http: &reqwest::Client,
+        host: &str,
+        token: &str,
+        sale: &str,
+    ) -> Result<HashMap<String, i64>, String> {
+        let mine = format!("{}-", self.prefix);
+        let mut buyers = HashMap::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{host}/api/admin/sales/{sale}/buyers?limit=1000");
+            if let Some(cursor) = &cursor {
+                url.push_str(&format!("&cursor={cursor}"));
+            }
+            let reply = http
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|err| err.to_string())?;
+            if !reply.status().is_success() {
+                return Err(format!("GET {url} answered {}", reply.status()));
+            }
+            let page: serde_json::Value = reply.json().await.map_err(|err| err.to_string())?;
+            for row in page["buyers"].as_array().into_iter().flatten() {
+                if let (Some(user), Some(order)) =
+                    (row["userId"].as_str(), row["orderNumber"].as_i64())
+                {
+                    if user.starts_with(&mine) {
+                        buyers.insert(user.to_owned(), order);
+                    }
+                }
+            }
+            match page["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(buyers),
+            }
+        }
+    }
+
     /// Records where a buyer stood in the waiting room when their turn came (or the sale sold
     /// out), and whether they bought.
     pub fn record_place(&self, buyer: &str, place: Place) {
@@ -88,34 +135,57 @@ impl Ledger {
     /// Checks SPEC §1 for this run: sold = min(S, buyers), no buyer twice, remaining + buyers =
     /// total (as remaining_after + this run's buyers = remaining_before), and that Redis (through
     /// the API) holds what the answers said.
+    ///
+    /// `admin` (token, sale id): every buyer of the run is then read through the admin API, so
+    /// the checks are exact even for buyers whose answer was lost, and no read is rate limited.
     pub async fn check(
         &self,
         http: &reqwest::Client,
         host: &str,
+        base: &str,
+        admin: Option<(&str, &str)>,
         before: &SaleStatus,
         after: &SaleStatus,
     ) -> Report {
-        let (purchased, codes, unanswered, mut violations, places) = match self.state.lock() {
+        let (purchased, codes, unanswered_buyers, mut violations, places) = match self.state.lock()
+        {
             Ok(state) => (
                 state.purchased.clone(),
                 state.codes.clone(),
-                state.unanswered,
+                state.unanswered.clone(),
                 state.violations.clone(),
                 state.places.clone(),
             ),
             Err(_) => return Report::failed("ledger lock poisoned"),
         };
         let attempted = self.attempted();
+        let unanswered = unanswered_buyers.len();
         let sold = before.remaining_stock - after.remaining_stock;
         let buyers = purchased.len() as i64;
         let mut checks = Vec::new();
+        // Every buyer of this run that Redis holds, when the admin API can list them.
+        let in_redis = match admin {
+            Some((token, sale)) => match self.admin_buyers(http, host, token, sale).await {
+                Ok(list) => Some(list),
+                Err(err) => return Report::failed(&format!("reading the buyers: {err}")),
+            },
+            None => None,
+        };
 
+        // Oversold: a negative count, or more buyers told PURCHASED (or held in Redis) than
+        // there were units when the run began.
+        let held = in_redis.as_ref().map_or(0, |list| list.len() as i64);
         checks.push(Check::new(
             "never oversold",
-            after.remaining_stock >= 0 && after.total_stock == before.total_stock,
+            after.remaining_stock >= 0
+                && after.total_stock == before.total_stock
+                && buyers.max(held) <= before.remaining_stock,
             format!(
-                "remaining {} of {}",
-                after.remaining_stock, after.total_stock
+                "remaining {} of {}; {} buyers for {} units",
+                after.remaining_stock,
+                after.total_stock,
+                buyers.max(held),
+                before.remaining_stock
             ),
         ));
         let orders: HashSet<i64> = purchased.values().copied().collect();
@@ -128,17 +198,48 @@ impl Ledger {
                 orders.len()
             ),
         ));
-        checks.push(Check::new(
-            "remaining + buyers = total",
-            sold == buyers,
-            format!(
-                "remaining after {} + this run's buyers {buyers} = remaining before {}",
-                after.remaining_stock, before.remaining_stock
+        checks.push(match &in_redis {
+            Some(list) => Check::new(
+                "remaining + buyers = total",
+                sold == list.len() as i64,
+                format!(
+                    "remaining after {} + this run's buyers in Redis {} = remaining before {}",
+                    after.remaining_stock,
+                    list.len(),
+                    before.remaining_stock
+                ),
             ),
-        ));
+            None if unanswered == 0 => Check::new(
+                "remaining + buyers = total",
+                sold == buyers,
+                format!(
+                    "remaining after {} + this run's buyers {buyers} = remaining before {}",
+                    after.remaining_stock, before.remaining_stock
+                ),
+            ),
+            // A buyer without an answer may hold a unit: the units sold lie between the buyers
+            // told PURCHASED and those plus the buyers without an answer.
+            None => Check::new(
+                "remaining + buyers = total",
+                buyers <= sold && sold <= buyers + unanswered as i64,
+                format!(
+                    "sold {sold}: between {buyers} told PURCHASED and {} with the {unanswered} without an answer",
+                    buyers + unanswered as i64
+                ),
+            ),
+        });
+        // The buyers who reached the stock: told PURCHASED or SOLD_OUT, or left without an
+        // answer. Those refused before it (a per-IP or per-user RATE_LIMITED, a closed window)
+        // never competed for a unit, so they do not count towards min(S, buyers).
+        let reached = ["PURCHASED", "SOLD_OUT", "ALREADY_PURCHASED"]
+            .iter()
+            .map(|code| codes.get(*code).copied().unwrap_or(0))
+            .sum::<usize>();
+        let refused_before = attempted.saturating_sub(reached + unanswered);
         let window_open = before.status == "active" || before.status == "sold_out";
+        let contenders = (reached + unanswered) as i64;
         let expected = if window_open {
-            before.remaining_stock.min(attempted as i64)
+            before.remaining_stock.min(contenders)
         } else {
             0
         };
@@ -147,7 +248,7 @@ impl Ledger {
                 "sold = min(S, buyers)",
                 sold == expected,
                 format!(
-                    "sold {sold}, S {}, buyers {attempted}",
+                    "sold {sold}, S {}, buyers who reached the stock {contenders} ({refused_before} refused before it)",
                     before.remaining_stock
                 ),
             )
@@ -203,29 +304,66 @@ impl Ledger {
             ));
         }
 
-        let sample: Vec<(String, i64)> = purchased.into_iter().take(VERIFY_AT_MOST).collect();
-        let checked = sample.len();
-        let mismatches: Vec<String> = futures::stream::iter(sample)
-            .map(|(user, order)| async move {
-                let url = format!("{host}/api/sale/user/{user}");
-                let body: Option<serde_json::Value> = match http.get(&url).send().await {
-                    Ok(reply) => reply.json().await.ok(),
-                    Err(_) => None,
-                };
-                let held = body.as_ref().and_then(|b| b["orderNumber"].as_i64());
-                (held != Some(order))
-                    .then(|| format!("{user}: answered order {order}, API says {held:?}"))
-            })
-            .buffer_unordered(32)
-            .filter_map(|mismatch| async move { mismatch })
-            .collect()
-            .await;
-        checks.push(Check::new(
-            "every PURCHASED is in Redis",
-            mismatches.is_empty(),
-            format!("{checked} buyers checked through GET /api/sale/user"),
-        ));
-        violations.extend(mismatches.into_iter().take(10));
+        match &in_redis {
+            Some(list) => {
+                let missing: Vec<String> = purchased
+                    .iter()
+                    .filter(|(user, order)| list.get(*user) != Some(order))
+                    .map(|(user, order)| {
+                        format!(
+                            "{user}: answered order {order}, Redis has {:?}",
+                            list.get(user)
+                        )
+                    })
+                    .collect();
+                checks.push(Check::new(
+                    "every PURCHASED is in Redis",
+                    missing.is_empty(),
+                    format!("{} buyers read through the admin API", list.len()),
+                ));
+                violations.extend(missing.into_iter().take(10));
+                // A buyer Redis holds was told PURCHASED, or got no answer at all.
+                let untold: Vec<String> = list
+                    .keys()
+                    .filter(|user| {
+                        !purchased.contains_key(*user) && !unanswered_buyers.contains(*user)
+                    })
+                    .map(|user| format!("{user} holds a unit but was told otherwise"))
+                    .collect();
+                checks.push(Check::new(
+                    "every unit's buyer was told",
+                    untold.is_empty(),
+                    format!(
+                        "{unanswered} buyers without an answer, {} of them bought",
+                        list.keys()
+                            .filter(|u| unanswered_buyers.contains(*u))
+                            .count()
+                    ),
+                ));
+                violations.extend(untold.into_iter().take(10));
+            }
+            None => {
+                let (checked, mismatches, unread) = read_back(
+                    http,
+                    host,
+                    base,
+                    purchased.into_iter().take(VERIFY_AT_MOST).collect(),
+                )
+                .await;
+                let detail = format!("{checked} buyers read back through GET {base}/user");
+                checks.push(if !mismatches.is_empty() || unread == 0 {
+                    Check::new("every PURCHASED is in Redis", mismatches.is_empty(), detail)
+                } else {
+                    // Unread is not lost: say so, and how to read them all.
+                    Check::info(
+                        "every PURCHASED is in Redis",
+                        false,
+                        format!("{detail}; {unread} still refused (429/503) after {READ_TRIES} tries: pass --admin-token"),
+                    )
+                });
+                violations.extend(mismatches.into_iter().take(10));
+            }
+        }
 
         Report {
             checks,
@@ -243,6 +381,54 @@ pub struct Place {
     pub bought: bool,
     /// The admission's `admissionExpiresAt`, when the buyer was admitted.
     pub admission_expires: Option<String>,
+}
+
+/// Reads each buyer back through the sale's user route, honouring `Retry-After` on 429 and 503
+/// (a per-IP limit refuses reads as it refuses purchases). Returns how many were read, the
+/// disagreements, and how many could not be read.
+async fn read_back(
+    http: &reqwest::Client,
+    host: &str,
+    base: &str,
+    sample: Vec<(String, i64)>,
+) -> (usize, Vec<String>, usize) {
+    let results: Vec<Result<Option<String>, ()>> = futures::stream::iter(sample)
+        .map(|(user, order)| async move {
+            let url = format!("{host}{base}/user/{user}");
+            for _ in 0..READ_TRIES {
+                let Ok(reply) = http.get(&url).send().await else {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    continue;
+                };
+                let status = reply.status().as_u16();
+                if status == 429 || status == 503 {
+                    let wait = reply
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(1)
+                        .clamp(1, 5);
+                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                    continue;
+                }
+                let body: serde_json::Value = reply.json().await.unwrap_or_default();
+                let held = body["orderNumber"].as_i64();
+                return Ok((held != Some(order))
+                    .then(|| format!("{user}: answered order {order}, the API says {held:?}")));
+            }
+            Err(())
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let unread = results.iter().filter(|r| r.is_err()).count();
+    let read = results.len() - unread;
+    let mismatches: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.ok().flatten())
+        .collect();
+    (read, mismatches, unread)
 }
 
 pub struct Check {

@@ -6,10 +6,47 @@ use serde::Deserialize;
 use std::{sync::OnceLock, time::Duration};
 
 static LEDGER: OnceLock<Ledger> = OnceLock::new();
+static BASE: OnceLock<String> = OnceLock::new();
 
-/// Sets the run's ledger; goose transactions are plain functions, so it is a global.
-pub fn install(ledger: Ledger) {
+/// Sets the run's ledger and the sale's routes (`/api/sale` or `/api/sales/{id}`); goose
+/// transactions are plain functions, so they are globals.
+pub fn install(ledger: Ledger, base: String) {
     let _ = LEDGER.set(ledger);
+    let _ = BASE.set(base);
+}
+
+/// A route of the sale under load, e.g. `path("/purchase")`.
+fn path(route: &str) -> String {
+    format!("{}{route}", BASE.get().map_or("/api/sale", String::as_str))
+}
+
+/// Creates a fresh sale for the run through the admin API: `stock` units, open from 2000 to
+/// 2100 (so no clock matters), no holds, no room.
+pub async fn create_sale(
+    http: &reqwest::Client,
+    host: &str,
+    token: &str,
+    sale: &str,
+    stock: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let body = serde_json::json!({
+        "productName": format!("Load test {sale}"),
+        "totalStock": stock,
+        "startTime": "2000-01-01T00:00:00Z",
+        "endTime": "2100-01-01T00:00:00Z",
+    });
+    let reply = http
+        .put(format!("{host}/api/admin/sales/{sale}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    if !reply.status().is_success() {
+        let status = reply.status();
+        let text = reply.text().await.unwrap_or_default();
+        return Err(format!("PUT /api/admin/sales/{sale} answered {status}: {text}").into());
+    }
+    Ok(())
 }
 
 pub fn ledger() -> &'static Ledger {
@@ -27,11 +64,12 @@ pub struct SaleStatus {
 pub async fn sale_status(
     http: &reqwest::Client,
     host: &str,
+    base: &str,
 ) -> Result<SaleStatus, Box<dyn std::error::Error>> {
-    let reply = http.get(format!("{host}/api/sale/status")).send().await?;
+    let reply = http.get(format!("{host}{base}/status")).send().await?;
     if !reply.status().is_success() {
         return Err(format!(
-            "GET /api/sale/status answered {}: is a sale configured?",
+            "GET {base}/status answered {}: is the sale there?",
             reply.status()
         )
         .into());
@@ -67,7 +105,7 @@ pub fn retry_storm() -> Scenario {
 }
 
 async fn poll_status(user: &mut GooseUser) -> TransactionResult {
-    let _ = user.get_named("/api/sale/status", "status").await?;
+    let _ = user.get_named(&path("/status"), "status").await?;
     Ok(())
 }
 
@@ -91,11 +129,7 @@ async fn buy_with_retries(user: &mut GooseUser) -> TransactionResult {
     for _ in 0..MAX_TRIES {
         let answer = purchase_with(user, &buyer, Some(&key), None).await?;
         match answer.status {
-            503 | 429 | 0 => {
-                // Honour Retry-After, capped so a run stays bounded; 0 = no answer at all.
-                let wait = answer.retry_after.unwrap_or(1).min(2);
-                tokio::time::sleep(Duration::from_millis(wait * 1000 / 4 + 50)).await;
-            }
+            503 | 429 | 0 => tokio::time::sleep(retry_wait(&answer)).await,
             _ => {
                 ledger().record(&buyer, answer.code.as_deref(), answer.order_number);
                 return Ok(());
@@ -104,6 +138,15 @@ async fn buy_with_retries(user: &mut GooseUser) -> TransactionResult {
     }
     ledger().record(&buyer, None, None);
     Ok(())
+}
+
+/// How long a buyer waits before trying again: the answer's `Retry-After` (at most 5 s, so a
+/// run stays bounded), or a quarter of a second when there was no answer at all.
+fn retry_wait(answer: &Answer) -> Duration {
+    match answer.retry_after {
+        Some(seconds) => Duration::from_secs(seconds.clamp(1, 5)),
+        None => Duration::from_millis(250),
+    }
 }
 
 struct Answer {
@@ -123,7 +166,7 @@ async fn purchase_with(
     admission: Option<&str>,
 ) -> Result<Answer, Box<TransactionError>> {
     let mut builder = user
-        .get_request_builder(&GooseMethod::Post, "/api/sale/purchase")?
+        .get_request_builder(&GooseMethod::Post, &path("/purchase"))?
         .json(&serde_json::json!({ "userId": buyer }));
     if let Some(key) = key {
         builder = builder.header("Idempotency-Key", key);
@@ -152,6 +195,8 @@ async fn purchase_with(
         .and_then(|v| v.parse().ok());
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     if matches!(status, 200 | 403 | 409 | 410 | 429) {
+        // The update must not carry the error again, or goose counts it twice.
+        goose.request.error.clear();
         user.set_success(&mut goose.request)?;
     }
     Ok(Answer {
@@ -182,7 +227,7 @@ async fn queue_and_buy(user: &mut GooseUser) -> TransactionResult {
         return Ok(());
     };
     let builder = user
-        .get_request_builder(&GooseMethod::Post, "/api/sale/queue")?
+        .get_request_builder(&GooseMethod::Post, &path("/queue"))?
         .json(&serde_json::json!({ "userId": buyer }));
     let request = GooseRequest::builder()
         .set_request_builder(builder)
@@ -231,8 +276,7 @@ async fn queue_and_buy(user: &mut GooseUser) -> TransactionResult {
         if !matches!(answer.status, 0 | 503) {
             break;
         }
-        let wait = answer.retry_after.unwrap_or(1).min(2);
-        tokio::time::sleep(Duration::from_millis(wait * 1000 / 4 + 50)).await;
+        tokio::time::sleep(retry_wait(&answer)).await;
         answer = purchase_with(user, &buyer, Some(&key), Some(admission)).await?;
     }
     let code = answer.code.as_deref().filter(|_| answer.status != 503);
@@ -268,7 +312,7 @@ async fn wait_for_turn(base: &reqwest::Url, ticket: &str, buyer: &str) -> serde_
         return last;
     }
     let mut url = base.clone();
-    url.set_path("/api/sale/queue/me");
+    url.set_path(&path("/queue/me"));
     url.query_pairs_mut().append_pair("userId", buyer);
     let mut last = last;
     while tokio::time::Instant::now() < deadline {
@@ -292,7 +336,7 @@ async fn read_stream(
     deadline: tokio::time::Instant,
 ) -> serde_json::Value {
     let mut url = base.clone();
-    url.set_path("/api/sale/queue/events");
+    url.set_path(&path("/queue/events"));
     url.query_pairs_mut().append_pair("ticket", ticket);
     let mut last = serde_json::Value::Null;
     let Ok(mut response) = stream_client().get(url).send().await else {
