@@ -1,6 +1,12 @@
-//! The `flashsale` binary: read the configuration, start logging, serve until a signal.
+//! The `flashsale` binary: read the configuration, start logging, serve until a signal; or,
+//! as `flashsale doctor`, check the Redis of `REDIS_URL` and exit.
 
-use flashsale::{config::Settings, startup::Application, telemetry};
+use flashsale::{
+    config::Settings,
+    startup::Application,
+    store::{doctor::Level, Store},
+    telemetry,
+};
 use std::process::ExitCode;
 
 // Every request allocates a few small buffers (JSON, headers, Redis frames) across threads;
@@ -22,6 +28,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::args().nth(1).as_deref() == Some("doctor") {
+        return doctor(&settings).await;
+    }
     telemetry::init(settings.log_format);
 
     let application = match Application::build(settings).await {
@@ -42,5 +51,29 @@ async fn main() -> ExitCode {
             tracing::error!(error = %err, "server stopped with an error");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `flashsale doctor`: a few lines on whether the Redis of `REDIS_URL` suits the service
+/// (README, What production Redis needs); exit 1 when something blocks it.
+async fn doctor(settings: &Settings) -> ExitCode {
+    let Some(url) = &settings.redis.url else {
+        eprintln!("flashsale doctor: REDIS_URL is unset (local mode starts its own redis-server)");
+        return ExitCode::from(2);
+    };
+    println!("flashsale doctor: {url}");
+    let store = Store::new(url, settings.redis.timeout, std::num::NonZeroUsize::MIN);
+    store.connect();
+    let report = store.doctor(url).await;
+    for finding in &report {
+        println!("{:<5} {}", finding.level.label(), finding.text);
+    }
+    let blockers = report.iter().filter(|f| f.level == Level::Blocker).count();
+    let warnings = report.iter().filter(|f| f.level == Level::Warn).count();
+    println!("{blockers} blocker(s), {warnings} warning(s)");
+    if blockers == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

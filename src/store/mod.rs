@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod checkout;
 mod connection;
+pub mod doctor;
 mod error;
 pub mod keys;
 pub mod local_server;

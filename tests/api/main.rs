@@ -8,6 +8,7 @@ mod bad_input;
 mod checkout;
 mod cluster;
 mod concurrency;
+mod doctor;
 mod embedded;
 mod events;
 mod failover;
