@@ -16,10 +16,14 @@ LOG=$(mktemp)
 env -i PATH="$PATH" HOST=127.0.0.1 PORT="$PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json "$SERVICE" >"$LOG" 2>&1 &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -f "$LOG"' EXIT
-for _ in $(seq 1 200); do
-  curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break
-  sleep 0.05
-done
+# Polls a URL until it answers 2xx, for at most ten seconds.
+wait_for() {
+  for _ in $(seq 1 200); do
+    curl -fs "$1" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+}
+wait_for "http://127.0.0.1:$PORT/health/ready"
 HOST="http://127.0.0.1:$PORT"
 
 # The demo sale has 100 units: 40 go to the retry storm, the other 60 to the burst of 200
@@ -48,10 +52,7 @@ env -i PATH="$PATH" HOST=127.0.0.1 PORT="$ROOM_PORT" RATE_LIMIT_PER_SECOND=0 LOG
   "$SERVICE" >"$LOG.room" 2>&1 &
 ROOM_PID=$!
 trap 'kill -TERM $PID $ROOM_PID 2>/dev/null || true; wait $PID $ROOM_PID 2>/dev/null || true; rm -f "$LOG" "$LOG.room"' EXIT
-for _ in $(seq 1 200); do
-  curl -fs "http://127.0.0.1:$ROOM_PORT/health/ready" >/dev/null 2>&1 && break
-  sleep 0.05
-done
+wait_for "http://127.0.0.1:$ROOM_PORT/health/ready"
 HOST_WAS=$HOST; HOST="http://127.0.0.1:$ROOM_PORT"
 scenario waiting-room --buyers 150 --users 32
 HOST=$HOST_WAS
@@ -61,10 +62,7 @@ BROKEN_PORT=$((PORT + 2))
 python3 loadtest/broken/oversell.py "$BROKEN_PORT" 100 &
 BROKEN_PID=$!
 trap 'kill -TERM $PID $ROOM_PID $BROKEN_PID 2>/dev/null || true; wait $PID $ROOM_PID $BROKEN_PID 2>/dev/null || true; rm -f "$LOG" "$LOG.room"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$BROKEN_PORT/api/sale/status" >/dev/null 2>&1 && break
-  sleep 0.05
-done
+wait_for "http://127.0.0.1:$BROKEN_PORT/api/sale/status"
 echo "== goose smoke: flash-burst against a server that oversells (must fail)"
 if "$LOAD" flash-burst --buyers 200 --users 16 --host "http://127.0.0.1:$BROKEN_PORT" >"$LOG.run" 2>&1; then
   echo "the broken server passed: the verdict cannot fail"
