@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what flashsale's scripts need when it is missing: redis-server and redis-cli (the
-# embedded mode and the tests), and curl (the load-test smoke). apt-get on Debian/Ubuntu, brew
+# embedded mode and the tests), curl and python3 (the load-test smoke, whose oversell server is
+# a Python script). apt-get on Debian/Ubuntu, brew
 # on macOS. Does nothing when all are already on PATH.
 set -euo pipefail
 
 if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 \
-  && command -v curl >/dev/null 2>&1; then
+  && command -v curl >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
   exit 0
 fi
 
@@ -15,12 +16,12 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
 fi
 
 if command -v apt-get >/dev/null 2>&1; then
-  echo "installing redis-server, redis-tools and curl with apt-get..." >&2
+  echo "installing redis-server, redis-tools, curl and python3 with apt-get..." >&2
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools curl
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools curl python3
 elif command -v brew >/dev/null 2>&1; then
   echo "installing redis with brew..." >&2
-  brew install redis curl
+  brew install redis curl python3
 else
   echo "redis-server is missing and neither apt-get nor brew is available:" >&2
   echo "install Redis 7 yourself, or set REDIS_URL to a Redis you run." >&2
