@@ -1,8 +1,11 @@
-//! The `flashsale` binary: read the configuration, start logging, serve until a signal; or,
-//! as `flashsale doctor`, check the Redis of `REDIS_URL` and exit.
+//! The `flashsale` binary: read the configuration, start logging, serve until a signal; or one
+//! of the tools: `flashsale doctor` checks the Redis of `REDIS_URL`, `flashsale token USER` mints
+//! a development bearer token, `flashsale openapi` prints the OpenAPI document.
 
 use flashsale::{
     config::Settings,
+    domain::UserId,
+    routes::openapi::document_json,
     startup::Application,
     store::{doctor::Level, Store},
     telemetry,
@@ -20,6 +23,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // (fewer cross-thread wake-ups; README, Benchmarks).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("openapi") {
+        // The same document whatever the configuration, so no settings are read.
+        println!("{}", document_json());
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(err) => {
@@ -28,8 +37,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if std::env::args().nth(1).as_deref() == Some("doctor") {
-        return doctor(&settings).await;
+    match args.first().map(String::as_str) {
+        Some("doctor") => return doctor(&settings).await,
+        Some("token") => return token(&settings, args.get(1)),
+        Some(other) if !other.is_empty() => {
+            eprintln!("flashsale: unknown command {other:?} (doctor, token USER, openapi)");
+            return ExitCode::from(2);
+        }
+        _ => {}
     }
     telemetry::init(settings.log_format);
 
@@ -75,5 +90,35 @@ async fn doctor(settings: &Settings) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `flashsale token USER`: a bearer token for `USER` that this configuration's
+/// `AUTH_JWT_SECRET` accepts for an hour (README, Trusted buyers), for trying a storefront.
+fn token(settings: &Settings, user: Option<&String>) -> ExitCode {
+    let Some(auth) = &settings.auth else {
+        eprintln!("flashsale token: set AUTH_JWT_SECRET (Trusted buyers is off, so no token is needed)");
+        return ExitCode::from(2);
+    };
+    let user = match user.cloned().map(UserId::parse) {
+        Some(Ok(user)) => user,
+        Some(Err(problem)) => {
+            eprintln!("flashsale token: USER: {problem}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("usage: flashsale token USER");
+            return ExitCode::from(2);
+        }
+    };
+    match auth.dev_token(&user, std::time::Duration::from_secs(3600)) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(problem) => {
+            eprintln!("flashsale token: {problem}");
+            ExitCode::from(2)
+        }
     }
 }

@@ -49,6 +49,36 @@ pub struct AuthSettings {
     pub jwks_refresh: Duration,
 }
 
+impl AuthSettings {
+    /// `flashsale token USER`: a token this configuration accepts for `user`, valid for `ttl`
+    /// (HS256 with `AUTH_JWT_SECRET`, with the configured issuer and audience). For local
+    /// development only; with a public key or a JWKS only the identity provider can sign.
+    pub fn dev_token(&self, user: &UserId, ttl: Duration) -> Result<String, String> {
+        let KeySource::Secret(secret) = &self.keys else {
+            return Err("only AUTH_JWT_SECRET can mint tokens here (a public key or a JWKS \
+                        belongs to the identity provider, which signs them)"
+                .into());
+        };
+        let mut claims = Map::new();
+        claims.insert(self.user_claim.clone(), Value::from(user.as_str()));
+        let now = chrono::Utc::now().timestamp();
+        claims.insert("iat".into(), Value::from(now));
+        claims.insert("exp".into(), Value::from(now + ttl.as_secs() as i64));
+        if let Some(issuer) = &self.issuer {
+            claims.insert("iss".into(), Value::from(issuer.as_str()));
+        }
+        if let Some(audience) = &self.audience {
+            claims.insert("aud".into(), Value::from(audience.as_str()));
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+        )
+        .map_err(|err| err.to_string())
+    }
+}
+
 /// Why a token was refused. Logged at INFO (never the token); the client sees only 401.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

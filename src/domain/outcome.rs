@@ -42,6 +42,37 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in declaration order (the OpenAPI document's unions are built from it).
+    pub const ALL: [Code; 27] = [
+        Code::Purchased,
+        Code::Reserved,
+        Code::AlreadyPurchased,
+        Code::AlreadyReserved,
+        Code::SoldOut,
+        Code::SaleNotStarted,
+        Code::SaleEnded,
+        Code::RateLimited,
+        Code::InvalidRequest,
+        Code::Unauthorized,
+        Code::Forbidden,
+        Code::RequestTimeout,
+        Code::PayloadTooLarge,
+        Code::UnsupportedMediaType,
+        Code::SaleNotFound,
+        Code::SaleHasBuyers,
+        Code::OrderNotFound,
+        Code::HoldExpired,
+        Code::OrderConfirmed,
+        Code::NotAdmitted,
+        Code::QueueNotOpen,
+        Code::NoWaitingRoom,
+        Code::NotInQueue,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::ServiceUnavailable,
+        Code::InternalError,
+    ];
+
     /// The codes `lua/purchase.lua` may answer, in the order its checks run.
     pub const PURCHASE: [Code; 11] = [
         Code::SaleNotFound,

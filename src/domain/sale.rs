@@ -18,7 +18,10 @@ pub struct SaleSnapshot {
     pub room: Option<RoomSnapshot>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Serialized as `as_str` spells it (a test compares them), for the OpenAPI document.
+/// Where a sale stands: `upcoming` before its start, `active`, `sold_out`, `ended` after its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum SaleStatus {
     Upcoming,
     Active,
@@ -204,6 +207,18 @@ impl SaleSeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_serializes_as_it_is_spelled() {
+        for status in [
+            SaleStatus::Upcoming,
+            SaleStatus::Active,
+            SaleStatus::SoldOut,
+            SaleStatus::Ended,
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+    }
 
     #[test]
     fn a_product_name_is_trimmed_and_bounded() {

@@ -2,7 +2,9 @@
 //! `#[utoipa::path]` of each handler and the request and answer types they use. The sale routes
 //! are documented once, under `/api/sales/{saleId}`; their `SALE_ID` alias under `/api/sale` is
 //! derived here (`SaleAlias`), as the route table mounts the same routes twice. A test checks
-//! that the document and the route table list the same routes.
+//! that the document and the route table list the same routes, and that the document is the
+//! same whatever the configuration (the typed client in `clients/js` is generated from a
+//! committed copy of it).
 
 use super::{
     admin::{
@@ -16,10 +18,10 @@ use super::{
     status::StatusBody,
     stripe::StripeReceipt,
     user::UserBody,
-    AppState, ALIAS_PREFIX, SALE_PREFIX,
+    ALIAS_PREFIX, SALE_PREFIX,
 };
 use crate::{domain::Code, error::Answer, webhooks::OrderEvent};
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use utoipa::{
     openapi::{
         content::ContentBuilder,
@@ -55,7 +57,7 @@ use utoipa::{
         BuyerPage, DeadOrderPage, Redriven, OrderView, OrderStepView, StripeReceipt, QueueBody,
         QueueRequest, RoomView, DrawPage, DrawRow
     )),
-    modifiers(&BearerAuth, &CommonErrors, &SaleAlias),
+    modifiers(&BearerAuth, &CommonErrors, &PurchaseAnswers, &SaleAlias),
     tags((name = "sales"), (name = "queue"), (name = "admin"), (name = "payments"), (name = "operations"))
 )]
 pub struct ApiDoc;
@@ -149,6 +151,95 @@ fn add_error(operation: &mut Operation, code: Code, retry_after: bool) {
         .insert(status, response.build().into());
 }
 
+/// The purchase's answers as a union discriminated by `code` (`PurchaseAnswer`): each code that
+/// carries more than a message says which fields it always has, so a typed client knows that
+/// after `code === "PURCHASED"` the order number is there. Runs before [`SaleAlias`], so the
+/// alias route shares it.
+struct PurchaseAnswers;
+
+impl PurchaseAnswers {
+    /// (code, fields it always carries) for the codes with more than a message.
+    const VARIANTS: [(Code, &'static [&'static str]); 5] = [
+        (Code::Purchased, &["orderNumber", "purchaseTime", "remainingStock"]),
+        (
+            Code::Reserved,
+            &[
+                "orderNumber",
+                "purchaseTime",
+                "remainingStock",
+                "quantity",
+                "holdExpiresAt",
+                "reservationToken",
+                "heldStock",
+            ],
+        ),
+        (
+            Code::AlreadyPurchased,
+            &["orderNumber", "purchaseTime", "remainingStock"],
+        ),
+        (
+            Code::AlreadyReserved,
+            &["orderNumber", "holdExpiresAt", "remainingStock"],
+        ),
+        (Code::SoldOut, &["remainingStock"]),
+    ];
+
+    fn schema() -> serde_json::Value {
+        let answer = serde_json::json!({"$ref": "#/components/schemas/Answer"});
+        let mut variants: Vec<serde_json::Value> = Self::VARIANTS
+            .iter()
+            .map(|(code, fields)| {
+                let required: Vec<&str> = ["code"].into_iter().chain(fields.iter().copied()).collect();
+                serde_json::json!({"allOf": [answer, {
+                    "type": "object",
+                    "properties": {"code": {"type": "string", "enum": [code.as_str()]}},
+                    "required": required,
+                }]})
+            })
+            .collect();
+        let others: Vec<&str> = Code::ALL
+            .iter()
+            .filter(|code| !Self::VARIANTS.iter().any(|(known, _)| known == *code))
+            .map(|code| code.as_str())
+            .collect();
+        variants.push(serde_json::json!({"allOf": [answer, {
+            "type": "object",
+            "properties": {"code": {"type": "string", "enum": others}},
+            "required": ["code"],
+        }]}));
+        serde_json::json!({
+            "description": "A purchase's answer, by `code`: the codes that carry an order or \
+                            the stock always carry the fields listed as required.",
+            "oneOf": variants,
+        })
+    }
+}
+
+impl Modify for PurchaseAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Ok(schema) = serde_json::from_value(Self::schema()) else {
+            return;
+        };
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .schemas
+            .insert("PurchaseAnswer".into(), schema);
+        let Some(item) = openapi.paths.paths.get_mut(&format!("{SALE_PREFIX}/purchase")) else {
+            return;
+        };
+        for operation in operations(item) {
+            for response in operation.responses.responses.values_mut() {
+                if let utoipa::openapi::RefOr::T(response) = response {
+                    if let Some(json) = response.content.get_mut("application/json") {
+                        json.schema = Some(Ref::from_schema_name("PurchaseAnswer").into());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Documents every sale route a second time under the `SALE_ID` alias: the same operation,
 /// without the `saleId` parameter and with its own operation id.
 struct SaleAlias;
@@ -199,15 +290,21 @@ fn operations(
     .flatten()
 }
 
-/// The document for this instance: with token verification off, `userId` is required.
+/// The document as served and as committed in `clients/js/openapi.json` (pretty, with a final
+/// newline). It does not depend on the configuration: `userId` is optional in the schema
+/// because a bearer token can name the buyer, and the service says when it is missing.
+pub fn document_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .map(|json| json + "\n")
+        .unwrap_or_default()
+}
+
+/// This document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "operations", operation_id = "document_path",
     responses((status = 200, description = "This document", body = serde_json::Value)))]
-pub async fn document(state: web::Data<AppState>) -> HttpResponse {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    if state.verifier.is_none() {
-        let purchase = &mut doc["components"]["schemas"]["PurchaseRequest"];
-        purchase["required"] = serde_json::json!(["userId"]);
-        purchase["properties"]["userId"]["type"] = serde_json::json!("string");
-    }
-    HttpResponse::Ok().json(doc)
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document_json())
 }

@@ -37,6 +37,7 @@ pub struct QueueRequest {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeQuery {
     /// The buyer, unless a bearer token names them.
@@ -45,11 +46,28 @@ pub struct MeQuery {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TicketQuery {
     /// The `ticket` of the join answer.
     #[param(max_length = 512)]
     ticket: String,
+}
+
+// The names of `Standing` as `state` spells them, for the document only (the answer is built
+// from `Standing::as_str`; a test compares the two).
+/// Where a buyer stands in the waiting room (see `QueueBody.state`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum QueueState {
+    PreQueue,
+    Waiting,
+    Unlikely,
+    Admitted,
+    Expired,
+    SoldOut,
+    Ended,
 }
 
 /// Where a buyer stands, as join, polling and the stream answer it.
@@ -59,7 +77,7 @@ pub struct QueueBody {
     /// `pre_queue` (joined before the start: the place is drawn at the start), `waiting`,
     /// `unlikely` (everyone ahead buying would leave nothing), `admitted` (buy now, with
     /// `admission`), `expired` (the admission lapsed), `sold_out`, `ended`.
-    #[schema(value_type = String, example = "waiting")]
+    #[schema(value_type = QueueState, example = "waiting")]
     state: &'static str,
     /// 1-based, exact; `null` before the draw.
     position: Option<i64>,
@@ -523,4 +541,35 @@ pub fn room_view(snapshot: &SaleSnapshot, now_ms: i64) -> Option<RoomView> {
         .room
         .as_ref()
         .map(|room| RoomView::new(room, snapshot.start_ms, now_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QueueState;
+    use crate::domain::room::Standing;
+
+    #[test]
+    fn the_documented_states_are_the_ones_standing_spells() {
+        let spelled = [
+            Standing::PreQueue,
+            Standing::Waiting { position: 2, ahead: 1, wait_seconds: 1, unlikely: false },
+            Standing::Waiting { position: 2, ahead: 1, wait_seconds: 1, unlikely: true },
+            Standing::Admitted { position: 1, expires_ms: 1 },
+            Standing::Expired { position: 1 },
+            Standing::SoldOut,
+            Standing::Ended,
+        ]
+        .map(|standing| standing.as_str());
+        let documented = [
+            QueueState::PreQueue,
+            QueueState::Waiting,
+            QueueState::Unlikely,
+            QueueState::Admitted,
+            QueueState::Expired,
+            QueueState::SoldOut,
+            QueueState::Ended,
+        ]
+        .map(|state| serde_json::to_value(state).unwrap());
+        assert_eq!(documented.map(|v| v.as_str().unwrap().to_owned()), spelled);
+    }
 }

@@ -19,6 +19,7 @@ pub const STATUS_CACHE_CONTROL: &str = "public, max-age=1";
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusBody<'a> {
+    #[schema(value_type = crate::domain::SaleStatus)]
     status: &'static str,
     product_name: &'a str,
     total_stock: i64,

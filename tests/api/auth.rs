@@ -102,6 +102,46 @@ async fn a_valid_token_buys_as_its_subject_and_the_body_user_is_optional() {
 }
 
 #[tokio::test]
+async fn flashsale_token_mints_a_token_the_same_configuration_accepts() {
+    let redis = TestRedis::start().await;
+    let app = app_with_secret(&redis).await;
+    let mint = |user: &str, secret: &str| {
+        crate::helpers::binary::flashsale()
+            .args(["token", user])
+            .env("AUTH_JWT_SECRET", secret)
+            .env("AUTH_JWT_ISSUER", ISSUER)
+            .env("AUTH_JWT_AUDIENCE", AUDIENCE)
+            .output()
+            .unwrap()
+    };
+
+    let minted = mint("carla", SECRET);
+    assert!(minted.status.success(), "{minted:?}");
+    let token = String::from_utf8(minted.stdout).unwrap();
+    let bought = app.purchase_as(Some(token.trim()), json!({})).await;
+    assert_eq!(bought.code(), "PURCHASED", "{:?}", bought.body);
+    assert_eq!(app.user_as(token.trim(), "carla").await.body["hasPurchased"], true);
+
+    // Another secret's token is refused; a bad user or no key source mints nothing.
+    let foreign = mint("dora", "another-secret-of-at-least-32-characters");
+    let refused = app
+        .purchase_as(Some(String::from_utf8(foreign.stdout).unwrap().trim()), json!({}))
+        .await;
+    assert_eq!(refused.status, 401);
+    let bad_user = mint("no spaces", SECRET);
+    assert_eq!(bad_user.status.code(), Some(2));
+    assert!(bad_user.stdout.is_empty());
+    let off = crate::helpers::binary::flashsale()
+        .args(["token", "erin"])
+        .output()
+        .unwrap();
+    assert_eq!(off.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&off.stderr).contains("AUTH_JWT_SECRET"));
+    let buyers: Vec<String> = redis.buyers("default").await.into_keys().collect();
+    assert_eq!(buyers, ["carla"]);
+}
+
+#[tokio::test]
 async fn every_refused_token_is_401_or_403_json_and_changes_nothing() {
     // Arrange
     let redis = TestRedis::start().await;

@@ -1,0 +1,365 @@
+// @flashsale/client: a typed, dependency-free client for one flashsale sale, for browsers and
+// Node 18+. Every answer is typed from the service's OpenAPI document (src/openapi.ts). What it
+// adds to plain fetch: an Idempotency-Key per purchase that survives retries (and works without
+// a secure context), bounded retries of 503s and network failures honouring Retry-After, answers
+// that are not JSON (a proxy's HTML 502) turned into a typed error, an event stream that comes
+// back after any refusal and falls back to polling meanwhile, the checkout hold's countdown on
+// Redis's clock, and the waiting room's place with the admission sent on the purchase.
+import type {
+  Answer,
+  Code,
+  OrderView,
+  PurchaseAnswer,
+  QueueBody,
+  SaleStatus,
+  StatusBody,
+  UserBody,
+} from './openapi.js';
+
+export type * from './openapi.js';
+
+/** A purchase's answer narrowed to one code: `AnswerOf<'PURCHASED'>['orderNumber']` is a number. */
+export type AnswerOf<C extends Code> = Extract<PurchaseAnswer, { code: C }>;
+
+export interface ClientOptions {
+  /** The service, e.g. `https://shop-drop.fly.dev`; `''` for the same origin. */
+  baseUrl?: string;
+  saleId: string;
+  /** Trusted buyers: the shop's JWT for the signed-in buyer (sent as a bearer token). */
+  getToken?: () => string | null | undefined | Promise<string | null | undefined>;
+  /** How many times a 502/503/504 or a network failure is retried (default 4). */
+  retries?: number;
+  /** The longest single wait between retries, whatever Retry-After says (default 5,000 ms). */
+  maxRetryWaitMs?: number;
+  /** Polling interval while the event stream is refused (default 1,000 ms). */
+  pollMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** Why a call has no answer from the service: the network, or a reply that is not its JSON. */
+export class FlashsaleError extends Error {
+  /** `network`: no reply (service down, offline); `http`: a reply that is not the service's. */
+  readonly kind: 'network' | 'http';
+  /** The HTTP status, for `http`. */
+  readonly status?: number;
+  constructor(kind: 'network' | 'http', message: string, status?: number) {
+    super(message);
+    this.name = 'FlashsaleError';
+    this.kind = kind;
+    this.status = status;
+  }
+}
+
+/** The status stream's state: `stream` (live events), `polling` (the stream was refused). */
+export type LiveMode = 'connecting' | 'stream' | 'polling';
+
+export interface WatchHandlers<T> {
+  onData: (data: T) => void;
+  onError?: (error: FlashsaleError | Answer) => void;
+  onMode?: (mode: LiveMode) => void;
+  /** The sale was deleted (status stream only). */
+  onGone?: () => void;
+}
+
+/** A checkout hold: pay before `expiresAt` (Redis's clock) or the units go back. */
+export interface Hold {
+  orderNumber: number;
+  quantity: number;
+  expiresAt: number;
+  /** Cancels the hold (the `Flashsale-Reservation` header); absent on ALREADY_RESERVED. */
+  reservationToken?: string;
+}
+
+const RETRY_STATUSES = new Set([502, 503, 504]);
+
+/**
+ * A random key for one purchase. `crypto.randomUUID` exists only in secure contexts (https or
+ * localhost); `getRandomValues` everywhere, so a phone on `http://192.168.x.y:5173` can buy.
+ */
+export function newIdempotencyKey(): string {
+  const c = (globalThis as { crypto?: Crypto }).crypto;
+  if (c && typeof c.randomUUID === 'function') return c.randomUUID();
+  const bytes = new Uint8Array(16);
+  if (c && typeof c.getRandomValues === 'function') {
+    c.getRandomValues(bytes);
+  } else {
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  }
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Seconds a `Retry-After` header asks for (delta seconds or an HTTP date); `null` if absent. */
+export function retryAfterMs(header: string | null, now = Date.now()): number | null {
+  if (!header) return null;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class FlashsaleClient {
+  readonly saleId: string;
+  private readonly base: string;
+  private readonly options: Required<Pick<ClientOptions, 'retries' | 'maxRetryWaitMs' | 'pollMs'>> &
+    ClientOptions;
+  private readonly fetcher: typeof fetch;
+  /** Redis's clock minus this machine's, from the last `serverTime` seen. */
+  private offsetMs = 0;
+
+  constructor(options: ClientOptions) {
+    this.options = { retries: 4, maxRetryWaitMs: 5000, pollMs: 1000, ...options };
+    this.saleId = options.saleId;
+    this.base = `${(options.baseUrl ?? '').replace(/\/$/, '')}/api/sales/${encodeURIComponent(options.saleId)}`;
+    this.fetcher = options.fetch ?? ((...args) => globalThis.fetch(...args));
+  }
+
+  /** Now on Redis's clock (ms), as far as this client has seen it. */
+  serverNow(): number {
+    return Date.now() + this.offsetMs;
+  }
+
+  /** Seconds left on a hold, on Redis's clock (0 once it has expired). */
+  secondsLeft(hold: Hold): number {
+    return Math.max(0, Math.floor((hold.expiresAt - this.serverNow()) / 1000));
+  }
+
+  async status(): Promise<StatusBody> {
+    const { body, ok } = await this.call<StatusBody>('GET', '/status');
+    if (!ok) throw body as Answer;
+    this.seen(body as StatusBody);
+    return body as StatusBody;
+  }
+
+  /**
+   * Buys. `key` is the Idempotency-Key: keep it until the purchase is settled (the hook does) so
+   * that a retry after a lost answer is told what happened instead of buying twice. A 503 that
+   * outlasts the retries is answered as SERVICE_UNAVAILABLE; no reply at all throws.
+   */
+  async purchase(
+    request: { userId?: string; quantity?: number; admission?: string | null },
+    key: string = newIdempotencyKey(),
+  ): Promise<PurchaseAnswer & { retryAfterMs: number | null }> {
+    const headers: Record<string, string> = { 'Idempotency-Key': key };
+    if (request.admission) headers['Flashsale-Admission'] = request.admission;
+    const body: Record<string, unknown> = {};
+    if (request.userId) body.userId = request.userId;
+    if (request.quantity !== undefined) body.quantity = request.quantity;
+    const reply = await this.call<PurchaseAnswer>('POST', '/purchase', { headers, body });
+    return { ...(reply.body as PurchaseAnswer), retryAfterMs: reply.retryAfterMs };
+  }
+
+  /** The hold a RESERVED or ALREADY_RESERVED answer describes. */
+  holdOf(answer: PurchaseAnswer): Hold | null {
+    if (answer.code === 'RESERVED') {
+      return {
+        orderNumber: answer.orderNumber,
+        quantity: answer.quantity,
+        expiresAt: Date.parse(answer.holdExpiresAt),
+        reservationToken: answer.reservationToken,
+      };
+    }
+    if (answer.code === 'ALREADY_RESERVED') {
+      return {
+        orderNumber: answer.orderNumber,
+        quantity: answer.quantity ?? 1,
+        expiresAt: Date.parse(answer.holdExpiresAt),
+      };
+    }
+    return null;
+  }
+
+  /** Gives a hold back (its units return to stock at once). */
+  async cancel(hold: Hold): Promise<OrderView | Answer> {
+    const headers: Record<string, string> = {};
+    if (hold.reservationToken) headers['Flashsale-Reservation'] = hold.reservationToken;
+    return (await this.call<OrderView>('DELETE', '/reservation', { headers })).body;
+  }
+
+  async user(userId: string): Promise<UserBody | Answer> {
+    return (await this.call<UserBody>('GET', `/user/${encodeURIComponent(userId)}`)).body;
+  }
+
+  /** Joins the waiting room (the same place on every call). */
+  async join(userId?: string): Promise<QueueBody | Answer> {
+    const { body } = await this.call<QueueBody>('POST', '/queue', { body: userId ? { userId } : {} });
+    if ('serverTime' in body) this.seen(body);
+    return body;
+  }
+
+  /** Where the buyer stands in the waiting room now. */
+  async queuePlace(userId?: string): Promise<QueueBody | Answer> {
+    const query = userId ? `?userId=${encodeURIComponent(userId)}` : '';
+    const { body } = await this.call<QueueBody>('GET', `/queue/me${query}`);
+    if ('serverTime' in body) this.seen(body);
+    return body;
+  }
+
+  /**
+   * The sale's status, live: the event stream, and while it is refused (503 at the stream cap,
+   * 429, a proxy) or broken, `GET /status` every `pollMs`, with the stream tried again with
+   * backoff. Returns a function that stops it all.
+   */
+  watchStatus(handlers: WatchHandlers<StatusBody>): () => void {
+    return this.watch<StatusBody>('/events', 'status', () => this.status(), handlers);
+  }
+
+  /**
+   * The buyer's place, live: the queue stream named by the join's `ticket`, falling back to
+   * polling `GET …/queue/me` (which needs `userId` or a token) while it is refused.
+   */
+  watchQueue(ticket: string, userId: string | undefined, handlers: WatchHandlers<QueueBody>): () => void {
+    const poll = async () => {
+      const body = await this.queuePlace(userId);
+      if (!('state' in body)) throw body;
+      return body;
+    };
+    return this.watch<QueueBody>(`/queue/events?ticket=${encodeURIComponent(ticket)}`, 'queue', poll, handlers);
+  }
+
+  private watch<T extends { serverTime: string }>(
+    path: string,
+    event: string,
+    poll: () => Promise<T>,
+    handlers: WatchHandlers<T>,
+  ): () => void {
+    let stopped = false;
+    let source: EventSource | null = null;
+    let pollTimer: ReturnType<typeof setTimeout> | undefined;
+    let retryTimer: ReturnType<typeof setTimeout> | undefined;
+    let backoff = 1000;
+    const deliver = (data: T) => {
+      this.seen(data);
+      handlers.onData(data);
+    };
+    const startPolling = () => {
+      if (pollTimer !== undefined || stopped) return;
+      handlers.onMode?.('polling');
+      const tick = async () => {
+        try {
+          deliver(await poll());
+        } catch (error) {
+          handlers.onError?.(error as FlashsaleError | Answer);
+        }
+        if (!stopped && pollTimer !== undefined) pollTimer = setTimeout(tick, this.options.pollMs);
+      };
+      pollTimer = setTimeout(tick, 0);
+    };
+    const stopPolling = () => {
+      clearTimeout(pollTimer);
+      pollTimer = undefined;
+    };
+    const open = () => {
+      if (stopped) return;
+      const ES = (globalThis as { EventSource?: typeof EventSource }).EventSource;
+      if (!ES) {
+        startPolling();
+        return;
+      }
+      handlers.onMode?.(pollTimer === undefined ? 'connecting' : 'polling');
+      source = new ES(`${this.base}${path}`);
+      source.addEventListener(event, (e) => {
+        backoff = 1000;
+        stopPolling();
+        handlers.onMode?.('stream');
+        deliver(JSON.parse((e as MessageEvent).data) as T);
+      });
+      source.addEventListener('gone', () => handlers.onGone?.());
+      source.onerror = () => {
+        // A refused stream (any status but 200, or not an event stream) is CLOSED and the
+        // browser never tries it again; a broken one it retries itself. Either way the data
+        // keeps coming by polling until the stream delivers again.
+        startPolling();
+        if (source && source.readyState === 2) {
+          source.close();
+          source = null;
+          retryTimer = setTimeout(open, backoff);
+          backoff = Math.min(backoff * 2, 30000);
+        }
+      };
+    };
+    open();
+    return () => {
+      stopped = true;
+      stopPolling();
+      clearTimeout(retryTimer);
+      source?.close();
+    };
+  }
+
+  private seen(body: { serverTime?: string }) {
+    const at = body.serverTime ? Date.parse(body.serverTime) : NaN;
+    if (!Number.isNaN(at)) this.offsetMs = at - Date.now();
+  }
+
+  /**
+   * One call with bounded retries: a network failure or a 502/503/504 is tried again after
+   * Retry-After (at most `maxRetryWaitMs`, 1 s when absent), up to `retries` times. The last
+   * reply is returned when it is the service's JSON; otherwise a FlashsaleError is thrown.
+   */
+  private async call<T>(
+    method: string,
+    path: string,
+    init: { headers?: Record<string, string>; body?: unknown } = {},
+  ): Promise<{ ok: boolean; status: number; body: T | Answer; retryAfterMs: number | null }> {
+    const headers: Record<string, string> = { Accept: 'application/json', ...init.headers };
+    if (init.body !== undefined) headers['Content-Type'] = 'application/json';
+    const token = this.options.getToken ? await this.options.getToken() : null;
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let failure: FlashsaleError | null = null;
+    for (let attempt = 0; ; attempt++) {
+      let wait: number | null = null;
+      try {
+        const response = await this.fetcher(`${this.base}${path}`, {
+          method,
+          headers,
+          body: init.body === undefined ? undefined : JSON.stringify(init.body),
+        });
+        wait = retryAfterMs(response.headers.get('Retry-After'));
+        const body = await readJson<T>(response);
+        if (body !== null && !(RETRY_STATUSES.has(response.status) && attempt < this.options.retries)) {
+          return { ok: response.ok, status: response.status, body, retryAfterMs: wait };
+        }
+        failure =
+          body === null
+            ? new FlashsaleError(
+                'http',
+                `The shop answered ${response.status} ${response.statusText || ''}`.trim() +
+                  ' without its data (a proxy or the network in between); try again.',
+                response.status,
+              )
+            : null;
+        if (!RETRY_STATUSES.has(response.status)) break;
+      } catch (error) {
+        failure = new FlashsaleError(
+          'network',
+          `The shop cannot be reached (${(error as Error).message}); check your connection and try again.`,
+        );
+      }
+      if (attempt >= this.options.retries) break;
+      await sleep(Math.min(wait ?? 1000, this.options.maxRetryWaitMs));
+    }
+    throw failure ?? new FlashsaleError('http', 'The shop is busy; try again.');
+  }
+}
+
+/** The reply's JSON when it is the service's (an object with `code`, or any JSON object). */
+async function readJson<T>(response: Response): Promise<T | Answer | null> {
+  const type = response.headers.get('Content-Type') ?? '';
+  if (!type.includes('json')) {
+    await response.body?.cancel().catch(() => undefined);
+    return null;
+  }
+  try {
+    const body = await response.json();
+    return body && typeof body === 'object' ? (body as T) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a sale can be bought from now (for a Buy button). */
+export function isOpen(status: Pick<StatusBody, 'status'> | null): boolean {
+  return status?.status === ('active' satisfies SaleStatus);
+}
