@@ -109,7 +109,9 @@ export class FlashsaleClient {
   private offsetMs = 0;
 
   constructor(options: ClientOptions) {
-    this.options = { retries: 4, maxRetryWaitMs: 5000, pollMs: 1000, ...options };
+    // An option passed as `undefined` (a hook forwarding its own) keeps the default.
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+    this.options = { retries: 4, maxRetryWaitMs: 5000, pollMs: 1000, ...given } as typeof this.options;
     this.saleId = options.saleId;
     this.base = `${(options.baseUrl ?? '').replace(/\/$/, '')}/api/sales/${encodeURIComponent(options.saleId)}`;
     this.fetcher = options.fetch ?? ((...args) => globalThis.fetch(...args));

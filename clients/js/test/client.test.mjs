@@ -172,6 +172,16 @@ test('503s are retried after Retry-After with the same key; an HTML 502 is a typ
   assert.equal(tired.retryAfterMs, 1000);
   assert.equal(always.seen.length, 2);
 
+  // Options forwarded as undefined (as a hook does) keep their defaults: four retries.
+  const zero = [503, { ...json, 'Retry-After': '0' }, busy[2]];
+  const defaults = await scripted([zero]);
+  const forwarded = await new FlashsaleClient({
+    baseUrl: defaults.url, saleId: 's', retries: undefined, maxRetryWaitMs: undefined, pollMs: undefined,
+  }).purchase({ userId: 'hal' });
+  defaults.close();
+  assert.equal(forwarded.code, 'SERVICE_UNAVAILABLE');
+  assert.equal(defaults.seen.length, 5);
+
   const proxy = await scripted([[502, { 'Content-Type': 'text/html' }, '<html>Bad Gateway</html>']]);
   const error = await new FlashsaleClient({ baseUrl: proxy.url, saleId: 's', retries: 2, maxRetryWaitMs: 10 })
     .purchase({ userId: 'hal' })
