@@ -24,7 +24,7 @@ RUN apt-get update \
 # Only the binary: the Lua scripts are embedded in it.
 COPY --from=builder /app/target/release/flashsale /usr/local/bin/flashsale
 USER flashsale:flashsale
-ENV HOST=0.0.0.0 PORT=8080 LOG_FORMAT=json RUST_LOG=info
+ENV HOST=:: PORT=8080 LOG_FORMAT=json RUST_LOG=info
 EXPOSE 8080
 # SIGTERM stops accepting, lets in-flight purchases finish (10 s at most), then exits.
 STOPSIGNAL SIGTERM

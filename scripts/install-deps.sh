@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what flashsale's scripts need when it is missing: redis-server and redis-cli (the
-# embedded mode and the tests), curl and python3 (the load-test smoke, whose oversell server is
-# a Python script). apt-get on Debian/Ubuntu, brew
-# on macOS. Does nothing when all are already on PATH.
+# embedded mode and the tests), curl, and python3 with venv (the load-test smoke's oversell server
+# is a Python script; schemathesis and, where the system's Node is too old, Node.js come from PyPI
+# into virtual environments). apt-get on Debian/Ubuntu, brew on macOS. Does nothing when all are
+# already there.
 set -euo pipefail
 
 if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 \
-  && command -v curl >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
+  && command -v curl >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1 \
+  && python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   exit 0
 fi
 
@@ -16,9 +18,10 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
 fi
 
 if command -v apt-get >/dev/null 2>&1; then
-  echo "installing redis-server, redis-tools, curl and python3 with apt-get..." >&2
+  echo "installing redis-server, redis-tools, curl, python3 and python3-venv with apt-get..." >&2
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools curl python3
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools curl python3 \
+    python3-venv
 elif command -v brew >/dev/null 2>&1; then
   echo "installing redis with brew..." >&2
   brew install redis curl python3

@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("openapi") {
         // The same document whatever the configuration, so no settings are read.
-        println!("{}", document_json());
+        print!("{}", document_json());
         return ExitCode::SUCCESS;
     }
     let settings = match Settings::from_env() {
@@ -97,7 +97,9 @@ async fn doctor(settings: &Settings) -> ExitCode {
 /// `AUTH_JWT_SECRET` accepts for an hour (README, Trusted buyers), for trying a storefront.
 fn token(settings: &Settings, user: Option<&String>) -> ExitCode {
     let Some(auth) = &settings.auth else {
-        eprintln!("flashsale token: set AUTH_JWT_SECRET (Trusted buyers is off, so no token is needed)");
+        eprintln!(
+            "flashsale token: set AUTH_JWT_SECRET (Trusted buyers is off, so no token is needed)"
+        );
         return ExitCode::from(2);
     };
     let user = match user.cloned().map(UserId::parse) {

@@ -326,3 +326,107 @@ fn the_grafana_dashboard_only_charts_metrics_the_service_exports() {
     }
     assert!(charted >= 8, "{charted} series charted");
 }
+
+#[test]
+fn compose_yaml_runs_the_service_against_redis_set_up_right_with_prometheus_and_grafana() {
+    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&read("compose.yaml")).unwrap();
+    let service = |name: &str| compose["services"][name].clone();
+
+    // Redis: AOF fsynced on every write, nothing evicted, no RDB snapshots.
+    let redis: Vec<String> = service("redis")["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|arg| arg.as_str().unwrap().to_owned())
+        .collect();
+    let flag = |name: &str| {
+        let at = redis.iter().position(|arg| arg == name).unwrap();
+        redis[at + 1].clone()
+    };
+    assert_eq!(flag("--appendonly"), "yes");
+    assert_eq!(flag("--appendfsync"), "always");
+    assert_eq!(flag("--maxmemory-policy"), "noeviction");
+
+    // The service: the Dockerfile, its port, an environment it accepts, Redis healthy first.
+    let app = service("flashsale");
+    assert_eq!(app["build"], ".");
+    assert_eq!(app["depends_on"]["redis"]["condition"], "service_healthy");
+    let port = &dockerfile_env()["PORT"];
+    assert_eq!(app["ports"][0].as_str().unwrap(), format!("{port}:{port}"));
+    let env: BTreeMap<String, String> = app["environment"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let value = v.as_str().unwrap();
+            // `${VAR:?message}`: compose refuses to start without it; any value validates.
+            let value = if value.starts_with("${") {
+                "a-secret-from-the-shell"
+            } else {
+                value
+            };
+            (k.as_str().unwrap().to_owned(), value.to_owned())
+        })
+        .collect();
+    assert_known("compose.yaml", env.keys().cloned());
+    assert_eq!(env["REDIS_URL"], "redis://redis:6379");
+    assert!(env.contains_key("METRICS_TOKEN"), "/metrics is not public");
+    let mut merged = dockerfile_env();
+    merged.extend(env);
+    assert_valid_settings("compose.yaml", merged);
+
+    // Prometheus scrapes the service with the token, from the file it writes at start.
+    let prometheus = service("prometheus");
+    let mounted = |svc: &serde_yaml_ng::Value, inside: &str| -> String {
+        svc["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .find_map(|v| {
+                let mut parts = v.split(':');
+                let host = parts.next()?;
+                (parts.next()? == inside).then(|| host.trim_start_matches("./").to_owned())
+            })
+            .unwrap_or_else(|| panic!("{inside} is mounted"))
+    };
+    let scrape: serde_yaml_ng::Value = serde_yaml_ng::from_str(&read(&mounted(
+        &prometheus,
+        "/etc/prometheus/prometheus.yml",
+    )))
+    .unwrap();
+    let job = &scrape["scrape_configs"][0];
+    assert_eq!(job["metrics_path"], "/metrics");
+    assert_eq!(
+        job["static_configs"][0]["targets"][0].as_str().unwrap(),
+        format!("flashsale:{port}")
+    );
+    let token_file = job["authorization"]["credentials_file"].as_str().unwrap();
+    let entrypoint = prometheus["entrypoint"][2].as_str().unwrap();
+    assert!(
+        entrypoint.contains(&format!("> {token_file}")),
+        "{entrypoint}"
+    );
+
+    // Grafana: the compose Prometheus as its data source, and the dashboard of deploy/grafana.
+    let grafana = service("grafana");
+    let sources: serde_yaml_ng::Value = serde_yaml_ng::from_str(&read(&format!(
+        "{}/prometheus.yml",
+        mounted(&grafana, "/etc/grafana/provisioning/datasources")
+    )))
+    .unwrap();
+    assert_eq!(sources["datasources"][0]["type"], "prometheus");
+    assert_eq!(sources["datasources"][0]["url"], "http://prometheus:9090");
+    let providers: serde_yaml_ng::Value = serde_yaml_ng::from_str(&read(&mounted(
+        &grafana,
+        "/etc/grafana/provisioning/dashboards/flashsale.yml",
+    )))
+    .unwrap();
+    let folder = providers["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap();
+    let dashboard = mounted(&grafana, &format!("{folder}/flashsale.json"));
+    assert_eq!(dashboard, "deploy/grafana/flashsale.json");
+    let json: serde_json::Value = serde_json::from_str(&read(&dashboard)).unwrap();
+    assert_eq!(json["uid"], "flashsale-drop");
+}

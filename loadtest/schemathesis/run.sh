@@ -10,8 +10,16 @@ MAX_TIME=${MAX_TIME:-110}
 PORT=${PORT:-18095}
 TOKEN=schemathesis-admin-token-$RANDOM$RANDOM
 
-command -v st >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check schemathesis
-ST=$(command -v st || echo "python3 -m schemathesis.cli")
+# schemathesis from PyPI into a virtual environment of the repository's (Debian's own pip refuses
+# to install into the system Python), unless one is on PATH already.
+if command -v st >/dev/null 2>&1; then
+  ST=$(command -v st)
+else
+  VENV=$ROOT/target/py-venv
+  [ -x "$VENV/bin/st" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet \
+    --disable-pip-version-check schemathesis==4.32.5; }
+  ST=$VENV/bin/st
+fi
 
 # Local mode: the service starts its own redis-server, with a demo sale (with checkout holds and
 # up to three units per buyer, so the checkout routes have orders to find).

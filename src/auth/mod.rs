@@ -55,9 +55,11 @@ impl AuthSettings {
     /// development only; with a public key or a JWKS only the identity provider can sign.
     pub fn dev_token(&self, user: &UserId, ttl: Duration) -> Result<String, String> {
         let KeySource::Secret(secret) = &self.keys else {
-            return Err("only AUTH_JWT_SECRET can mint tokens here (a public key or a JWKS \
+            return Err(
+                "only AUTH_JWT_SECRET can mint tokens here (a public key or a JWKS \
                         belongs to the identity provider, which signs them)"
-                .into());
+                    .into(),
+            );
         };
         let mut claims = Map::new();
         claims.insert(self.user_claim.clone(), Value::from(user.as_str()));

@@ -121,7 +121,7 @@ struct Vars {
 impl Default for Vars {
     fn default() -> Self {
         Self {
-            host: "0.0.0.0".to_owned(),
+            host: "::".to_owned(),
             port: 8080,
             redis_url: None,
             redis_pool_size: 4,

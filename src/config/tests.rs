@@ -181,7 +181,7 @@ fn webhooks_need_a_url_a_long_secret_and_a_claim_longer_than_two_timeouts() {
 fn defaults_match_the_spec() {
     let s = settings(&[("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap();
     assert_eq!(s.port, 8080);
-    assert_eq!(s.host.to_string(), "0.0.0.0");
+    assert_eq!(s.host.to_string(), "::");
     assert_eq!(s.redis.pool_size.get(), 4);
     assert_eq!(s.redis.timeout, Duration::from_millis(2000));
     assert_eq!(s.sale_id.as_str(), "default");

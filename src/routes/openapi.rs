@@ -160,7 +160,10 @@ struct PurchaseAnswers;
 impl PurchaseAnswers {
     /// (code, fields it always carries) for the codes with more than a message.
     const VARIANTS: [(Code, &'static [&'static str]); 5] = [
-        (Code::Purchased, &["orderNumber", "purchaseTime", "remainingStock"]),
+        (
+            Code::Purchased,
+            &["orderNumber", "purchaseTime", "remainingStock"],
+        ),
         (
             Code::Reserved,
             &[
@@ -189,7 +192,8 @@ impl PurchaseAnswers {
         let mut variants: Vec<serde_json::Value> = Self::VARIANTS
             .iter()
             .map(|(code, fields)| {
-                let required: Vec<&str> = ["code"].into_iter().chain(fields.iter().copied()).collect();
+                let required: Vec<&str> =
+                    ["code"].into_iter().chain(fields.iter().copied()).collect();
                 serde_json::json!({"allOf": [answer, {
                     "type": "object",
                     "properties": {"code": {"type": "string", "enum": [code.as_str()]}},
@@ -225,7 +229,11 @@ impl Modify for PurchaseAnswers {
             .get_or_insert_with(Default::default)
             .schemas
             .insert("PurchaseAnswer".into(), schema);
-        let Some(item) = openapi.paths.paths.get_mut(&format!("{SALE_PREFIX}/purchase")) else {
+        let Some(item) = openapi
+            .paths
+            .paths
+            .get_mut(&format!("{SALE_PREFIX}/purchase"))
+        else {
             return;
         };
         for operation in operations(item) {

@@ -546,15 +546,28 @@ pub fn room_view(snapshot: &SaleSnapshot, now_ms: i64) -> Option<RoomView> {
 #[cfg(test)]
 mod tests {
     use super::QueueState;
-    use crate::domain::room::Standing;
+    use crate::domain::Standing;
 
     #[test]
     fn the_documented_states_are_the_ones_standing_spells() {
         let spelled = [
             Standing::PreQueue,
-            Standing::Waiting { position: 2, ahead: 1, wait_seconds: 1, unlikely: false },
-            Standing::Waiting { position: 2, ahead: 1, wait_seconds: 1, unlikely: true },
-            Standing::Admitted { position: 1, expires_ms: 1 },
+            Standing::Waiting {
+                position: 2,
+                ahead: 1,
+                wait_seconds: 1,
+                unlikely: false,
+            },
+            Standing::Waiting {
+                position: 2,
+                ahead: 1,
+                wait_seconds: 1,
+                unlikely: true,
+            },
+            Standing::Admitted {
+                position: 1,
+                expires_ms: 1,
+            },
             Standing::Expired { position: 1 },
             Standing::SoldOut,
             Standing::Ended,

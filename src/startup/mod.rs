@@ -154,7 +154,7 @@ impl Application {
 
         let address = SocketAddr::new(settings.host, settings.port);
         let listen_error = |source| StartupError::Listen { address, source };
-        let listener = TcpListener::bind(address).map_err(listen_error)?;
+        let listener = listen(address).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
         let live = Live::new(
             settings.sse_max_streams,
@@ -255,4 +255,34 @@ fn forget_idle_clients(config: &middleware::IpGovernorConfig) -> JoinHandle<()> 
             limiter.shrink_to_fit();
         }
     })
+}
+
+/// The listener on `address`. An unspecified address (`0.0.0.0` or `::`, the default) means
+/// every address, IPv4 and IPv6 both: one dual-stack socket on `[::]`, so a platform whose
+/// private network is IPv6 (Fly.io's, for a Prometheus scrape) reaches the service as well as
+/// its IPv4 proxy does. Where the kernel has no IPv6, IPv4 alone.
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    if !address.ip().is_unspecified() {
+        return TcpListener::bind(address);
+    }
+    let any = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), address.port());
+    match dual_stack(any) {
+        Ok(listener) => Ok(listener),
+        Err(_) => TcpListener::bind(SocketAddr::new(
+            std::net::Ipv4Addr::UNSPECIFIED.into(),
+            address.port(),
+        )),
+    }
+}
+
+fn dual_stack(address: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, None)?;
+    socket.set_only_v6(false)?;
+    // As std's bind does, so a restart can take the port while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    // actix-web's own default backlog for the listeners it binds itself.
+    socket.listen(2048)?;
+    Ok(socket.into())
 }

@@ -120,12 +120,18 @@ async fn flashsale_token_mints_a_token_the_same_configuration_accepts() {
     let token = String::from_utf8(minted.stdout).unwrap();
     let bought = app.purchase_as(Some(token.trim()), json!({})).await;
     assert_eq!(bought.code(), "PURCHASED", "{:?}", bought.body);
-    assert_eq!(app.user_as(token.trim(), "carla").await.body["hasPurchased"], true);
+    assert_eq!(
+        app.user_as(token.trim(), "carla").await.body["hasPurchased"],
+        true
+    );
 
     // Another secret's token is refused; a bad user or no key source mints nothing.
     let foreign = mint("dora", "another-secret-of-at-least-32-characters");
     let refused = app
-        .purchase_as(Some(String::from_utf8(foreign.stdout).unwrap().trim()), json!({}))
+        .purchase_as(
+            Some(String::from_utf8(foreign.stdout).unwrap().trim()),
+            json!({}),
+        )
         .await;
     assert_eq!(refused.status, 401);
     let bad_user = mint("no spaces", SECRET);

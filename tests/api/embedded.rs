@@ -144,3 +144,54 @@ fn without_redis_server_installed_it_says_how_to_install_it() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn every_address_means_ipv4_and_ipv6_both() {
+    // Fly.io's private network (a Prometheus scrape) is IPv6; its proxy comes over IPv4.
+    for host in [None, Some("0.0.0.0"), Some("::")] {
+        let port = free_port().unwrap();
+        let mut command = flashsale();
+        command
+            .env("PORT", port.to_string())
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::piped());
+        if let Some(host) = host {
+            command.env("HOST", host);
+        }
+        let mut child = command.spawn().unwrap();
+        wait_for_log(&mut child, "flashsale listening");
+        let http = reqwest::Client::new();
+        for url in [
+            format!("http://127.0.0.1:{port}/health/live"),
+            format!("http://[::1]:{port}/health/live"),
+        ] {
+            let reply = http.get(&url).send().await;
+            assert!(
+                reply.as_ref().is_ok_and(|r| r.status() == 200),
+                "HOST={host:?}: {url}: {reply:?}"
+            );
+        }
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap();
+    }
+    // A specific address is only that one.
+    let port = free_port().unwrap();
+    let mut child = flashsale()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_log(&mut child, "flashsale listening");
+    let refused = reqwest::get(format!("http://[::1]:{port}/health/live")).await;
+    assert!(refused.is_err(), "{refused:?}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}

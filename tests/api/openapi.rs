@@ -132,7 +132,10 @@ async fn the_served_document_is_the_committed_one_whatever_the_configuration() {
             ("AUTH_JWT_SECRET", "a-test-secret-of-at-least-32-characters"),
             ("ADMIN_TOKEN", "an-admin-token-for-tests"),
             ("STRIPE_WEBHOOK_SECRET", "whsec_for_the_openapi_test"),
-            ("WAITING_ROOM_SECRET", "a-waiting-room-secret-of-32-characters"),
+            (
+                "WAITING_ROOM_SECRET",
+                "a-waiting-room-secret-of-32-characters",
+            ),
         ],
     )
     .await;
@@ -168,7 +171,10 @@ async fn the_served_document_is_the_committed_one_whatever_the_configuration() {
             for parameter in operation["parameters"].as_array().into_iter().flatten() {
                 if parameter["in"] == "path" {
                     let name = parameter["name"].as_str().unwrap();
-                    assert!(path.contains(&format!("{{{name}}}")), "{method} {path}: {name}");
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: {name}"
+                    );
                 }
             }
         }
@@ -189,7 +195,11 @@ async fn the_served_document_is_the_committed_one_whatever_the_configuration() {
         .contains(&"orderNumber".into()));
     let mut codes: Vec<&str> = variants
         .iter()
-        .flat_map(|v| v["allOf"][1]["properties"]["code"]["enum"].as_array().unwrap())
+        .flat_map(|v| {
+            v["allOf"][1]["properties"]["code"]["enum"]
+                .as_array()
+                .unwrap()
+        })
         .map(|code| code.as_str().unwrap())
         .collect();
     codes.sort_unstable();
