@@ -39,11 +39,14 @@ pub enum StartupError {
     LocalRedis(#[from] LocalServerError),
     #[error(transparent)]
     Auth(#[from] AuthError),
-    #[error("cannot reach Redis at {url} (tried for {waited_secs} s): {source}")]
+    #[error("cannot reach Redis at {url} (tried for {waited_secs} s): {source}{}",
+        cause.as_deref().map(|cause| format!("; the connection failed with: {cause}")).unwrap_or_default())]
     RedisUnreachable {
         url: String,
         waited_secs: u64,
         source: StoreError,
+        /// The connection's own error (TLS, refused, AUTH), when it had one.
+        cause: Option<String>,
     },
     #[error("cannot use Redis at {url}: {source}")]
     Redis { url: String, source: StoreError },

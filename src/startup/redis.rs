@@ -40,11 +40,17 @@ pub(super) async fn wait_for_redis(
             Ok(()) => return Ok(()),
             Err(err) => err,
         };
-        if started.elapsed() + backoff > within {
+        // A certificate the client does not trust stays untrusted: no use waiting for it.
+        let cause = store.last_connection_error();
+        let hopeless = cause
+            .as_deref()
+            .is_some_and(|c| c.contains("InvalidCertificate"));
+        if hopeless || started.elapsed() + backoff > within {
             return Err(StartupError::RedisUnreachable {
                 url: url.to_string(),
                 waited_secs: started.elapsed().as_secs(),
                 source: error,
+                cause,
             });
         }
         tracing::warn!(redis = %url, error = %error, retry_in_ms = backoff.as_millis() as u64, "Redis not reachable yet; retrying");

@@ -60,3 +60,23 @@ pub(super) async fn supervise(client: Client) {
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
+
+/// Keeps the last error a connection broadcast (fred reports failed connects and reconnects
+/// there, not to the commands waiting for them), until the client is dropped.
+pub(super) async fn remember_errors(
+    mut errors: tokio::sync::broadcast::Receiver<(Error, Option<Server>)>,
+    last: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match errors.recv().await {
+            Ok((error, _)) => {
+                if let Ok(mut slot) = last.lock() {
+                    *slot = Some(error.to_string());
+                }
+            }
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        }
+    }
+}

@@ -55,6 +55,9 @@ pub struct Store {
     scripts: Scripts,
     timeout: Duration,
     replica_wait: Option<ReplicaWait>,
+    /// The last error a connection met (TLS, refused, AUTH): a command that then times out
+    /// says only "no answer", and start-up's one line should say why.
+    last_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Store {
@@ -70,7 +73,14 @@ impl Store {
             scripts: Scripts::new(),
             timeout,
             replica_wait: None,
+            last_error: Default::default(),
         }
+    }
+
+    /// What the connections last failed with, if they did (README, Deploy: a `rediss://`
+    /// certificate no trusted CA signed shows as `InvalidCertificate(UnknownIssuer)`).
+    pub fn last_connection_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|last| last.clone())
     }
 
     /// Purchases wait for replicas (`PURCHASE_WAIT_REPLICAS`) before they are answered.
@@ -84,6 +94,10 @@ impl Store {
     /// by the command timeout).
     pub fn connect(&self) {
         for client in self.pool.clients() {
+            tokio::spawn(connection::remember_errors(
+                client.error_rx(),
+                self.last_error.clone(),
+            ));
             tokio::spawn(connection::supervise(client.clone()));
         }
     }

@@ -139,4 +139,7 @@ async fn a_rediss_url_with_an_untrusted_certificate_refuses_to_start() {
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains(&redis.url()), "{stderr}");
+    // One line that says why: the certificate, not only "no answer".
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
