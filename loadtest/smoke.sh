@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A few seconds of each goose scenario with small numbers against a local flashsale (embedded
 # Redis, demo sale of 100 units; a second one with a waiting room), each checking the
-# invariants: keeps the scenarios from rotting.
+# invariants, and five seconds of the Artillery drop with its verdict: keeps the load tools from
+# rotting, and proves their verdicts can fail (against loadtest/broken/oversell.py).
 # Run by scripts/check (and so by CI). Usage: loadtest/smoke.sh [path/to/flashsale]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,6 +72,31 @@ else
   passed=$((passed + 1))
 fi
 sed -n '/=== flashsale invariants/,$p' "$LOG.run"
+# Artillery's drop, five seconds of it, with its verdict (loadtest/artillery/run.sh): correct on
+# the service (an instance of its own, 50 units), wrong on the server that oversells,
+# inconclusive when the per-IP limit refused most purchases (limit on, 50 units).
+artillery() {
+  local want=$1 target=$2
+  echo "== artillery smoke: $target (must end $want)"
+  local got=0
+  bash loadtest/artillery/run.sh "$target" smoke >"$LOG.run" 2>&1 || got=$?
+  sed -n '/flashsale verdict/,$p' "$LOG.run"
+  if [ "$got" -eq "$want" ]; then passed=$((passed + 1)); else
+    echo "(exit $got, wanted $want)"; cat "$LOG.run"; failed=$((failed + 1)); fi
+}
+ART_PORT=$((PORT + 3)) LIMITED_PORT=$((PORT + 4))
+env -i PATH="$PATH" HOST=127.0.0.1 PORT="$ART_PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+  SALE_TOTAL_STOCK=50 "$SERVICE" >"$LOG.art" 2>&1 &
+ART_PID=$!
+env -i PATH="$PATH" HOST=127.0.0.1 PORT="$LIMITED_PORT" RATE_LIMIT_PER_SECOND=5 LOG_FORMAT=json \
+  SALE_TOTAL_STOCK=50 "$SERVICE" >"$LOG.limited" 2>&1 &
+LIMITED_PID=$!
+trap 'kill -TERM $PID $ROOM_PID $BROKEN_PID $ART_PID $LIMITED_PID 2>/dev/null || true; wait $PID $ROOM_PID $BROKEN_PID $ART_PID $LIMITED_PID 2>/dev/null || true; rm -f "$LOG" "$LOG".*' EXIT
+wait_for "http://127.0.0.1:$ART_PORT/health/ready"
+wait_for "http://127.0.0.1:$LIMITED_PORT/health/ready"
+artillery 0 "http://127.0.0.1:$ART_PORT"
+artillery 1 "http://127.0.0.1:$BROKEN_PORT"
+artillery 2 "http://127.0.0.1:$LIMITED_PORT"
 rm -f "$LOG.run"
 # The open-loop generator of loadtest/bench: one second at 200 requests/s, every one answered.
 echo "== openloop smoke"

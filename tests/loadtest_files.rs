@@ -9,21 +9,33 @@ fn read(file: &str) -> String {
 }
 
 #[test]
-fn the_artillery_drop_warms_up_then_spikes_against_real_routes_with_thresholds() {
+fn the_artillery_drop_warms_up_then_spikes_against_real_routes_and_counts_every_answer() {
     let yaml: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&read("loadtest/artillery/flash-sale.yml")).unwrap();
     let config = &yaml["config"];
-    let phases: Vec<&str> = config["phases"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|phase| phase["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(&phases[..2], ["warm-up", "spike"]);
-    assert!(config["ensure"]["thresholds"][0]["http.response_time.p99"].is_number());
+    let phases = |env: &str| -> Vec<String> {
+        config["environments"][env]["phases"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("environment {env} has phases"))
+            .iter()
+            .map(|phase| phase["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(&phases("drop")[..2], ["warm-up", "spike"]);
+    assert_eq!(phases("smoke"), ["smoke"]);
+    // Top-level phases would be merged entry by entry into each environment's.
+    assert!(config["phases"].is_null());
+    // The verdict counts purchases by code: the processor must be there and every purchase
+    // must go through it.
+    let processor = config["processor"].as_str().unwrap();
+    let source = read(&format!(
+        "loadtest/artillery/{}",
+        processor.trim_start_matches("./")
+    ));
+    assert!(source.contains("function countAnswer"));
     assert!(
-        config["plugins"]["expect"].is_mapping(),
-        "expect needs its plugin enabled"
+        config["plugins"]["expect"].is_null(),
+        "expect prints every request"
     );
 
     let mut urls = Vec::new();
@@ -42,6 +54,7 @@ fn the_artillery_drop_warms_up_then_spikes_against_real_routes_with_thresholds()
             }
             if let Some(user) = step["post"]["json"]["userId"].as_str() {
                 buys_with_unique_user = user.contains("$uuid");
+                assert_eq!(step["post"]["afterResponse"], "countAnswer");
                 assert!(step["post"]["headers"]["Idempotency-Key"].is_string());
             }
         }
