@@ -89,6 +89,12 @@ impl RedisHealth {
                     Err(StoreError::BadData { detail, .. }) => vec![format!(
                         "Redis memory and eviction policy could not be read ({detail})"
                     )],
+                    // Redis answered with an error (an ACL without INFO, a managed plan that
+                    // renames it): it is there, but whether it evicts cannot be known.
+                    Err(StoreError::Unexpected(detail)) => vec![format!(
+                        "the eviction policy cannot be read: INFO memory was refused ({detail}); \
+                         make sure this Redis does not evict (noeviction)"
+                    )],
                     // Unreachable Redis is `/health`'s "disconnected": nothing to add here.
                     Err(_) => continue,
                 };
@@ -108,10 +114,17 @@ impl RedisHealth {
 /// The reasons a memory report gives to worry.
 fn reasons_of(info: &MemoryInfo) -> Vec<String> {
     let mut reasons = Vec::new();
-    if let Some(policy) = info.policy.as_deref().filter(|p| *p != "noeviction") {
-        reasons.push(format!(
+    match info.policy.as_deref() {
+        Some("noeviction") => {}
+        Some(policy) => reasons.push(format!(
             "maxmemory-policy is {policy}: Redis may evict stock or buyer records; set noeviction"
-        ));
+        )),
+        // Some managed Redis (Upstash's, Fly's) leave it out of INFO: it may well evict.
+        None => reasons.push(
+            "the eviction policy cannot be read: INFO memory has no maxmemory_policy; make sure \
+             this Redis does not evict (noeviction)"
+                .to_owned(),
+        ),
     }
     if info.max_bytes > 0 {
         let share = info.used_bytes as f64 / info.max_bytes as f64;
@@ -146,6 +159,14 @@ mod tests {
         assert_eq!(reasons.len(), 2, "{reasons:?}");
         assert!(reasons[0].contains("allkeys-lru"));
         assert!(reasons[1].contains("95%"));
+        let unknown = MemoryInfo {
+            used_bytes: 10,
+            max_bytes: 0,
+            policy: None,
+        };
+        let reasons = reasons_of(&unknown);
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].starts_with("the eviction policy cannot be read"));
     }
 
     #[test]

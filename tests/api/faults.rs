@@ -205,6 +205,50 @@ async fn an_eviction_policy_set_at_run_time_is_noticed_and_its_removal_too() {
 }
 
 #[tokio::test]
+async fn an_eviction_policy_that_cannot_be_read_is_a_reason() {
+    // A Redis user that may do everything the service needs but INFO (as some managed plans).
+    let redis = TestRedis::start().await;
+    let _: () = redis
+        .client
+        .custom(
+            fred::cmd!("ACL"),
+            vec![
+                "SETUSER",
+                "noinfo",
+                "on",
+                ">a-long-password",
+                "~*",
+                "&*",
+                "+@all",
+                "-info",
+            ],
+        )
+        .await
+        .unwrap();
+    let url = format!("redis://noinfo:a-long-password@127.0.0.1:{}", redis.port());
+    let app = spawn_app_with(
+        &redis,
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_HEALTH_CHECK_MS", "100"),
+        ],
+    )
+    .await;
+
+    let health = health_until(&app, |h| h["status"] == "degraded").await;
+
+    assert!(
+        has_reason(
+            &health,
+            "the eviction policy cannot be read: INFO memory was refused"
+        ),
+        "{health}"
+    );
+    // It still sells: only the report is degraded.
+    assert_eq!(app.purchase("still-sells").await.code(), "PURCHASED");
+}
+
+#[tokio::test]
 async fn start_up_waits_for_a_redis_that_comes_up_late() {
     use crate::helpers::{flashsale, wait_until_ready};
     use flashsale::store::local_server::{free_port, LocalRedisServer, LocalServerOptions};
