@@ -145,22 +145,37 @@ fn without_redis_server_installed_it_says_how_to_install_it() {
     );
 }
 
+/// The binary in local mode on a free port, `HOST` as given (unset: the default), once it
+/// listens; with its port.
+fn listening(host: Option<&str>) -> (std::process::Child, u16) {
+    let port = free_port().unwrap();
+    let mut command = flashsale();
+    command
+        .env("PORT", port.to_string())
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped());
+    if let Some(host) = host {
+        command.env("HOST", host);
+    }
+    let mut child = command.spawn().unwrap();
+    wait_for_log(&mut child, "flashsale listening");
+    (child, port)
+}
+
+fn stop(mut child: std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
 #[tokio::test]
 async fn every_address_means_ipv4_and_ipv6_both() {
     // Fly.io's private network (a Prometheus scrape) is IPv6; its proxy comes over IPv4.
+    let http = reqwest::Client::new();
     for host in [None, Some("0.0.0.0"), Some("::")] {
-        let port = free_port().unwrap();
-        let mut command = flashsale();
-        command
-            .env("PORT", port.to_string())
-            .env("LOG_FORMAT", "json")
-            .stdout(Stdio::piped());
-        if let Some(host) = host {
-            command.env("HOST", host);
-        }
-        let mut child = command.spawn().unwrap();
-        wait_for_log(&mut child, "flashsale listening");
-        let http = reqwest::Client::new();
+        let (child, port) = listening(host);
         for url in [
             format!("http://127.0.0.1:{port}/health/live"),
             format!("http://[::1]:{port}/health/live"),
@@ -171,27 +186,14 @@ async fn every_address_means_ipv4_and_ipv6_both() {
                 "HOST={host:?}: {url}: {reply:?}"
             );
         }
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        child.wait().unwrap();
+        stop(child);
     }
     // A specific address is only that one.
-    let port = free_port().unwrap();
-    let mut child = flashsale()
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_log(&mut child, "flashsale listening");
-    let refused = reqwest::get(format!("http://[::1]:{port}/health/live")).await;
+    let (child, port) = listening(Some("127.0.0.1"));
+    let refused = http
+        .get(format!("http://[::1]:{port}/health/live"))
+        .send()
+        .await;
     assert!(refused.is_err(), "{refused:?}");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    stop(child);
 }

@@ -208,24 +208,7 @@ async fn an_eviction_policy_set_at_run_time_is_noticed_and_its_removal_too() {
 async fn an_eviction_policy_that_cannot_be_read_is_a_reason() {
     // A Redis user that may do everything the service needs but INFO (as some managed plans).
     let redis = TestRedis::start().await;
-    let _: () = redis
-        .client
-        .custom(
-            fred::cmd!("ACL"),
-            vec![
-                "SETUSER",
-                "noinfo",
-                "on",
-                ">a-long-password",
-                "~*",
-                "&*",
-                "+@all",
-                "-info",
-            ],
-        )
-        .await
-        .unwrap();
-    let url = format!("redis://noinfo:a-long-password@127.0.0.1:{}", redis.port());
+    let url = redis.url_without("noinfo", &["info"]).await;
     let app = spawn_app_with(
         &redis,
         &[

@@ -10,10 +10,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+// Shared with the client's and the storefront's tests.
+import { freePort, waitFor } from '../../clients/js/test/service.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = process.env.FLASHSALE_BIN || resolve(root, 'target/debug/flashsale');
@@ -24,30 +25,10 @@ let browser;
 let base;
 let redisUrl;
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => ok(port));
-    });
-    server.on('error', fail);
-  });
-}
-
 function start(cmd, args, env = {}) {
   const child = spawn(cmd, args, { env: { PATH: process.env.PATH, ...env }, stdio: 'ignore' });
   children.push(child);
   return child;
-}
-
-async function waitFor(check, what, ms = 20000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    try { if (await check()) return; } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** An instance of the service on its own port; resolves once it is ready. */

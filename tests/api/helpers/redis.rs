@@ -159,6 +159,24 @@ impl TestRedis {
             .unwrap();
     }
 
+    /// A URL for a new ACL user that may run every command but `denied` (as a managed plan or
+    /// an operator's ACL can forbid some), on every key and channel.
+    pub async fn url_without(&self, user: &str, denied: &[&str]) -> String {
+        let password = format!("{user}-a-long-password");
+        let mut rules = vec![
+            "SETUSER".to_owned(),
+            user.to_owned(),
+            "on".to_owned(),
+            format!(">{password}"),
+            "~*".to_owned(),
+            "&*".to_owned(),
+            "+@all".to_owned(),
+        ];
+        rules.extend(denied.iter().map(|command| format!("-{command}")));
+        let _: () = self.client.custom(fred::cmd!("ACL"), rules).await.unwrap();
+        format!("redis://{user}:{password}@127.0.0.1:{}", self.port())
+    }
+
     /// A digest of the whole dataset: equal digests mean nothing was written.
     pub async fn digest(&self) -> String {
         self.client
