@@ -180,6 +180,15 @@ fn fly_toml_agrees_with_the_service() {
         read("fly.toml").contains("METRICS_TOKEN=$(openssl rand -hex 24)"),
         "the set-up sets a metrics token: /metrics is not public"
     );
+    // Fly's Prometheus scrapes the private metrics port, which no service exposes.
+    let scraped = fly["metrics"]["port"].as_integer().unwrap().to_string();
+    assert_eq!(env["METRICS_PORT"], scraped);
+    assert_eq!(fly["metrics"]["path"].as_str(), Some("/metrics"));
+    assert_ne!(scraped, env["PORT"]);
+    assert!(
+        fly.get("services").is_none(),
+        "only the http_service is public"
+    );
     assert_eq!(service["force_https"].as_bool(), Some(true));
     assert_eq!(service["concurrency"]["type"].as_str(), Some("requests"));
     let checks = service["checks"].as_array().unwrap();

@@ -123,3 +123,17 @@ pub(super) fn cors_origins(value: Option<&str>) -> Result<CorsOrigins, ConfigErr
         .collect::<Result<Vec<_>, _>>()?;
     Ok(CorsOrigins::List(origins))
 }
+
+/// `METRICS_PORT`: 1–65535 and not `PORT` (the public listener never serves metrics without
+/// the token).
+pub(super) fn metrics_port(vars: &Vars) -> Result<Option<u16>, ConfigError> {
+    match vars.metrics_port {
+        None => Ok(None),
+        Some(0) => Err(ConfigError::var("METRICS_PORT", "must be 1 to 65535")),
+        Some(port) if port == vars.port => Err(ConfigError::var(
+            "METRICS_PORT",
+            "must differ from PORT (it serves /metrics without the token)",
+        )),
+        Some(port) => Ok(Some(port)),
+    }
+}

@@ -106,6 +106,7 @@ struct Vars {
     sse_max_streams: Option<usize>,
     sse_max_streams_per_client: usize,
     metrics_token: Option<SecretString>,
+    metrics_port: Option<u16>,
     stripe_webhook_secret: Option<SecretString>,
     token_failures_per_minute: u32,
     order_webhook_url: Option<String>,
@@ -163,6 +164,7 @@ impl Default for Vars {
             sse_max_streams: None,
             sse_max_streams_per_client: 32,
             metrics_token: None,
+            metrics_port: None,
             stripe_webhook_secret: None,
             token_failures_per_minute: 10,
             order_webhook_url: None,
@@ -212,6 +214,9 @@ pub struct Settings {
     pub sse_max_streams_per_client: usize,
     /// `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
     pub metrics_token: Option<AdminToken>,
+    /// `METRICS_PORT`: a second listener serving only `GET /metrics`, without the token, for
+    /// a scraper on a private network (Fly.io's `[metrics]`), never to be exposed publicly.
+    pub metrics_port: Option<u16>,
     /// `STRIPE_WEBHOOK_SECRET`: `POST /api/payments/stripe/webhook` exists only when set.
     pub stripe_secret: Option<StripeSecret>,
     /// `TOKEN_FAILURES_PER_MINUTE`: wrong admin or metrics tokens an address may send a minute
@@ -317,6 +322,7 @@ impl Settings {
             user_attempts: sale::user_attempts(&vars)?,
             admin_token: auth::admin_token(&vars)?,
             metrics_token: auth::metrics_token(&vars)?,
+            metrics_port: http::metrics_port(&vars)?,
             stripe_secret: auth::stripe_secret(&vars)?,
             token_failures_per_minute: NonZeroU32::new(within(
                 "TOKEN_FAILURES_PER_MINUTE",

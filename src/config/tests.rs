@@ -19,7 +19,7 @@ fn the_variable_list_is_the_struct_read() {
     ] {
         assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
     }
-    assert_eq!(names.len(), 52, "{names:?}");
+    assert_eq!(names.len(), 53, "{names:?}");
 }
 
 #[test]
@@ -369,5 +369,18 @@ fn our_tokens_are_long_and_failed_ones_are_limited() {
     for (name, value) in [("CLIENT_IP_HOPS", "0"), ("CLIENT_IP_HOPS", "17")] {
         let err = settings(&[(name, value)]).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{name}: ")), "{err}");
+    }
+}
+
+#[test]
+fn a_metrics_port_is_a_port_other_than_port() {
+    assert_eq!(settings(&[]).unwrap().metrics_port, None);
+    assert_eq!(
+        settings(&[("METRICS_PORT", "9091")]).unwrap().metrics_port,
+        Some(9091)
+    );
+    for bad in ["0", "8080", "70000", "nine"] {
+        let err = settings(&[("METRICS_PORT", bad)]).unwrap_err().to_string();
+        assert!(err.starts_with("METRICS_PORT"), "{bad}: {err}");
     }
 }

@@ -76,6 +76,11 @@ pub async fn metrics(
     _: MetricsReader,
     handle: Option<web::Data<PrometheusHandle>>,
 ) -> HttpResponse {
+    metrics_private(handle).await
+}
+
+/// The same on `METRICS_PORT`'s private listener, where no token is asked.
+pub async fn metrics_private(handle: Option<web::Data<PrometheusHandle>>) -> HttpResponse {
     let body = handle.map(|handle| handle.render()).unwrap_or_default();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -9,7 +9,7 @@ pub mod admin;
 pub mod checkout;
 mod events;
 pub mod extract;
-mod health;
+pub(crate) mod health;
 pub mod openapi;
 mod page;
 mod purchase;
@@ -133,6 +133,6 @@ fn resource(path: &str, allow: &'static str) -> Resource {
     }))
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
+pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::RouteNotFound)
 }

@@ -72,6 +72,8 @@ pub struct Application {
     live: Live,
     /// Background tasks that run for the whole life of the service, stopped after it.
     background: Vec<JoinHandle<()>>,
+    /// `METRICS_PORT`'s listener, stopped with the main one.
+    metrics_server: Option<actix_web::dev::Server>,
     signals: ShutdownSignals,
     local_redis: Option<LocalRedisServer>,
 }
@@ -171,10 +173,20 @@ impl Application {
         };
         let server =
             server::serve(listener, url.clone(), shared, &settings).map_err(listen_error)?;
-        tracing::info!(host = %settings.host, port, redis = %url, sale_id = %settings.sale_id, "flashsale listening");
+        let metrics_server = match settings.metrics_port {
+            Some(metrics_port) => {
+                let address = SocketAddr::new(settings.host, metrics_port);
+                let listen_error = |source| StartupError::Listen { address, source };
+                let listener = listen(address).map_err(listen_error)?;
+                Some(server::serve_metrics(listener).map_err(listen_error)?)
+            }
+            None => None,
+        };
+        tracing::info!(host = %settings.host, port, metrics_port = settings.metrics_port, redis = %url, sale_id = %settings.sale_id, "flashsale listening");
         Ok(Self {
             port,
             server,
+            metrics_server,
             live,
             background,
             signals,
@@ -211,7 +223,15 @@ impl Application {
             live.close_all();
             handle.stop(true).await;
         });
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         self.live.close_all();
         // Webhook deliveries in flight stop here; their orders stay pending and another
         // instance (or this one, restarted) claims them after ORDER_WEBHOOK_CLAIM_IDLE_MS.

@@ -172,6 +172,24 @@ fn security_headers() -> DefaultHeaders {
         ))
 }
 
+/// `METRICS_PORT`'s listener: `GET /metrics` only, without the token (the port is for a private
+/// network's scraper), one worker; anything else is a JSON 404.
+pub(super) fn serve_metrics(listener: TcpListener) -> std::io::Result<Server> {
+    let prometheus = crate::metrics::install().map(web::Data::new);
+    let server = HttpServer::new(move || {
+        let mut app = App::new();
+        if let Some(handle) = &prometheus {
+            app = app.app_data(handle.clone());
+        }
+        app.route("/metrics", web::get().to(routes::health::metrics_private))
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(1)
+    .listen(listener)?
+    .shutdown_timeout(1);
+    Ok(server.run())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,6 @@
 //! wrong (eviction, no AOF, scripts refused by an ACL) and away.
 
 use crate::helpers::{flashsale, TestRedis};
-use fred::prelude::*;
 
 /// Runs `flashsale doctor` against `url`: its exit code and what it printed.
 fn doctor(url: &str) -> (i32, String) {
