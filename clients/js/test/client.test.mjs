@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { FlashsaleClient, FlashsaleError, newIdempotencyKey, retryAfterMs } from '../dist/index.js';
-import { redis, service, putSale, freePort, isoIn, waitFor } from './service.mjs';
+import { redis, service, putSale, freePort, isoIn, waitFor, stopAll } from './service.mjs';
 
 let redisUrl;
 let app;
@@ -15,7 +15,10 @@ before(async () => {
   redisUrl = await redis();
   app = await service(redisUrl);
 });
-after(() => app.stop());
+after(async () => {
+  await app.stop();
+  stopAll();
+});
 
 const client = (saleId, options = {}) => new FlashsaleClient({ baseUrl: app.url, saleId, ...options });
 
@@ -147,7 +150,11 @@ async function scripted(replies) {
     response.end(body);
   });
   await new Promise((ok) => server.listen(port, '127.0.0.1', ok));
-  return { url: `http://127.0.0.1:${port}`, seen, close: () => server.close() };
+  const close = () => {
+    server.closeAllConnections(); // keep-alive connections would keep the process alive
+    server.close();
+  };
+  return { url: `http://127.0.0.1:${port}`, seen, close };
 }
 
 test('503s are retried after Retry-After with the same key; an HTML 502 is a typed error', async () => {

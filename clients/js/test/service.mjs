@@ -14,7 +14,12 @@ export const ADMIN_TOKEN = 'an-admin-token-for-the-client-tests';
 export const ROOM_SECRET = 'a-waiting-room-secret-for-the-client-tests';
 
 const children = new Set();
-process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
+process.on('exit', () => stopAll());
+
+/** Kills every server started here; call it in `after`, or they keep the test process alive. */
+export function stopAll() {
+  children.forEach((child) => child.kill('SIGKILL'));
+}
 
 export function freePort() {
   return new Promise((ok, fail) => {
@@ -74,7 +79,8 @@ export async function service(redisUrl, env = {}, port) {
   await waitFor(async () => (await fetch(`${url}/health/ready`)).ok, `flashsale on ${port}`);
   const stop = () =>
     new Promise((ok) => {
-      if (child.exitCode !== null) return ok();
+      // Exited already (by itself or by a signal): its 'exit' event has been and gone.
+      if (child.exitCode !== null || child.signalCode !== null) return ok();
       child.on('exit', () => ok());
       child.kill('SIGKILL');
     });

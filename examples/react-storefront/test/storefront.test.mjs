@@ -10,7 +10,9 @@ import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { redis, service, putSale, freePort, isoIn, root, ADMIN_TOKEN } from '../../../clients/js/test/service.mjs';
+import {
+  redis, service, putSale, freePort, isoIn, root, ADMIN_TOKEN, stopAll,
+} from '../../../clients/js/test/service.mjs';
 
 const dist = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const shots = resolve(root, 'target/browser');
@@ -38,7 +40,11 @@ async function staticSite() {
     response.end(readFileSync(file));
   });
   await new Promise((ok) => server.listen(port, '127.0.0.1', ok));
-  return { port, close: () => server.close() };
+  const close = () => {
+    server.closeAllConnections();
+    server.close();
+  };
+  return { port, close };
 }
 
 // The storefront is served from shop.lan and 127.0.0.1; the service allows both origins.
@@ -68,6 +74,7 @@ after(async () => {
   await browser?.close();
   shop?.close();
   for (const stop of stops) await stop();
+  stopAll(); // Redis too
 });
 
 async function open(query, { host = '127.0.0.1' } = {}) {
