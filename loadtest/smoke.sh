@@ -2,7 +2,8 @@
 # A few seconds of each goose scenario with small numbers against a local flashsale (embedded
 # Redis, demo sale of 100 units; a second one with a waiting room), each checking the
 # invariants, and five seconds of the Artillery drop with its verdict: keeps the load tools from
-# rotting, and proves their verdicts can fail (against loadtest/broken/oversell.py).
+# rotting, proves their verdicts can fail (against loadtest/broken/oversell.py), and that they
+# stay true on a correct service whose Redis freezes mid-run.
 # Run by scripts/check (and so by CI). Usage: loadtest/smoke.sh [path/to/flashsale]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,7 +98,55 @@ wait_for "http://127.0.0.1:$LIMITED_PORT/health/ready"
 artillery 0 "http://127.0.0.1:$ART_PORT"
 artillery 1 "http://127.0.0.1:$BROKEN_PORT"
 artillery 2 "http://127.0.0.1:$LIMITED_PORT"
-rm -f "$LOG.run"
+
+# A correct service under a fault must still be judged correct. An instance whose embedded
+# Redis is frozen (SIGSTOP) for 1.5 s once the drop is under way: with REDIS_TIMEOUT_MS=300 the
+# purchases waiting on it are answered 503, and Redis decides them when it thaws, so units
+# leave the stock that no buyer was told about. Each tool must count them as unknown outcomes
+# (never a loss, never an oversell) and end CORRECT / INVARIANTS HOLD.
+FAULT_PORT=$((PORT + 5))
+env -i PATH="$PATH" HOST=127.0.0.1 PORT="$FAULT_PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+  REDIS_TIMEOUT_MS=300 SALE_TOTAL_STOCK=1000 "$SERVICE" >"$LOG.fault" 2>&1 &
+FAULT_PID=$!
+trap 'kill -CONT "${FROZEN:-0}" 2>/dev/null || true; kill -TERM $PID $ROOM_PID $BROKEN_PID $ART_PID $LIMITED_PID $FAULT_PID 2>/dev/null || true; wait $PID $ROOM_PID $BROKEN_PID $ART_PID $LIMITED_PID $FAULT_PID 2>/dev/null || true; rm -f "$LOG" "$LOG".*' EXIT
+wait_for "http://127.0.0.1:$FAULT_PORT/health/ready"
+FROZEN=$(grep -o '"redis_pid":[0-9]*' "$LOG.fault" | head -1 | cut -d: -f2)
+# Waits (at most 10 s) until the sale's remaining stock is below $1, then freezes the
+# instance's Redis for 1.5 s and thaws it.
+freeze_when_below() {
+  local remaining=""
+  for _ in $(seq 1 400); do
+    remaining=$(curl -fs "http://127.0.0.1:$FAULT_PORT/api/sale/status" \
+      | grep -o '"remainingStock":[0-9]*' | cut -d: -f2) || true
+    [ -n "$remaining" ] && [ "$remaining" -lt "$1" ] && break
+    sleep 0.025
+  done
+  kill -STOP "$FROZEN"; sleep 1.5; kill -CONT "$FROZEN"
+  echo "(froze Redis for 1.5 s at $remaining units left)"
+}
+# Passes when the run's output shows at least one purchase without an answer (the fault bit).
+unknown_outcomes() {
+  grep -Eq "$1" "$LOG.run" && return 0
+  echo "(the freeze left no purchase without an answer: the fault was not exercised)"; return 1
+}
+echo "== artillery smoke: Redis frozen for 1.5 s mid-drop (must end 0, with purchases unanswered)"
+freeze_when_below 990 >"$LOG.freeze" &
+got=0
+bash loadtest/artillery/run.sh "http://127.0.0.1:$FAULT_PORT" smoke >"$LOG.run" 2>&1 || got=$?
+wait $! || true
+cat "$LOG.freeze"; sed -n '/flashsale verdict/,$p' "$LOG.run"
+if [ "$got" -eq 0 ] && unknown_outcomes 'no answer +[1-9]'; then passed=$((passed + 1)); else
+  echo "(exit $got)"; cat "$LOG.run"; failed=$((failed + 1)); fi
+echo "== goose smoke: flash-burst with Redis frozen for 1.5 s mid-burst (must hold, with buyers unanswered)"
+before=$(curl -fs "http://127.0.0.1:$FAULT_PORT/api/sale/status" | grep -o '"remainingStock":[0-9]*' | cut -d: -f2)
+freeze_when_below $((before - 10)) >"$LOG.freeze" &
+got=0
+"$LOAD" flash-burst --buyers 600 --users 16 --host "http://127.0.0.1:$FAULT_PORT" >"$LOG.run" 2>&1 || got=$?
+wait $! || true
+cat "$LOG.freeze"; sed -n '/=== flashsale invariants/,$p' "$LOG.run"
+if [ "$got" -eq 0 ] && unknown_outcomes '[1-9][0-9]* buyers without an answer'; then passed=$((passed + 1)); else
+  echo "(exit $got)"; failed=$((failed + 1)); fi
+rm -f "$LOG.run" "$LOG.freeze"
 # The open-loop generator of loadtest/bench: one second at 200 requests/s, every one answered.
 echo "== openloop smoke"
 out=$(loadtest/goose/target/debug/openloop "$HOST" 200 1 smoke-open 64)

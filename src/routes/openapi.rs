@@ -312,7 +312,9 @@ pub fn document_json() -> String {
 #[utoipa::path(get, path = "/api/openapi.json", tag = "operations", operation_id = "document_path",
     responses((status = 200, description = "This document", body = serde_json::Value)))]
 pub async fn document() -> HttpResponse {
+    // Built once: the document never changes while the process runs.
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(document_json())
+        .body(DOCUMENT.get_or_init(document_json).as_str())
 }

@@ -40,7 +40,9 @@ pub(super) async fn wait_for_redis(
             Ok(()) => return Ok(()),
             Err(err) => err,
         };
-        // A certificate the client does not trust stays untrusted: no use waiting for it.
+        // A certificate the client does not trust stays untrusted: no use waiting for it. fred
+        // hands the TLS failure over as text (it formats rustls's error into its own), so the
+        // text is all there is to match: `InvalidCertificate(…)` is rustls's variant name.
         let cause = store.last_connection_error();
         let hopeless = cause
             .as_deref()
