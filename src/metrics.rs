@@ -122,6 +122,13 @@ pub fn redis_error(kind: &'static str) {
 }
 
 /// A script loaded again after `NOSCRIPT`.
+/// One call of the purchase script deciding `purchases` purchases (batching on): the mean batch
+/// is `flashsale_purchase_batched_total / flashsale_purchase_batches_total`.
+pub fn purchase_batch(purchases: usize) {
+    metrics::counter!("flashsale_purchase_batches_total").increment(1);
+    metrics::counter!("flashsale_purchase_batched_total").increment(purchases as u64);
+}
+
 pub fn script_reload(script: &'static str) {
     metrics::counter!("flashsale_script_reloads_total", "script" => script).increment(1);
 }

@@ -88,7 +88,8 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
         package["dependencies"]["express"].is_string()
             && package["dependencies"]["ioredis"].is_string()
     );
-    // The peer and the ceiling pass the purchase script every key and argument it reads.
+    // The peer and the ceiling pass the purchase script every key and argument a batch of
+    // one purchase takes: the fixed KEYS and ARGV, then two keys and six arguments per purchase.
     let script = read("lua/purchase.lua");
     let count = |prefix: &str| {
         (1..=20)
@@ -96,32 +97,39 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
             .max()
             .unwrap_or(0)
     };
-    let (keys, args) = (count("KEYS"), count("ARGV"));
-    // ARGV[7] is '1' only when the service WAITs for replicas, which neither the peer nor the
+    assert!(script.contains("KEYS[6 + 2 * i]") && script.contains("KEYS[7 + 2 * i]"));
+    assert!(script.contains("local a = 5 + 6 * (i - 1)") && script.contains("ARGV[a + 6]"));
+    let (keys, args) = (count("KEYS") + 2, count("ARGV") + 6);
+    // ARGV[4] is '1' only when the service WAITs for replicas, which neither the peer nor the
     // ceiling does: both pass '0', as flashsale does by default.
-    assert!(script.contains("ARGV[7] == '1'"));
+    assert!(script.contains("ARGV[4] == '1'"));
     assert!(
         baseline.contains(&format!("numberOfKeys: {keys}, lua: LUA('purchase.lua')")),
         "the peer passes {keys} keys"
     );
-    let bench = read("loadtest/bench/run.sh");
-    let ceiling = bench.split("evalsha \"$PURCHASE_SHA\" ").nth(1).unwrap();
-    assert!(
-        ceiling.starts_with(&format!("{keys} ")),
-        "the ceiling passes {keys} keys"
-    );
-    let ceiling_args = ceiling
-        .split('|')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .filter(|word| *word != "\\")
-        .count();
-    assert_eq!(
-        ceiling_args,
-        1 + keys + args,
-        "the ceiling passes {keys} keys and {args} args"
-    );
+    for (file, sha) in [
+        ("loadtest/bench/run.sh", "evalsha \"$PURCHASE_SHA\" "),
+        ("loadtest/bench/cluster.sh", "evalsha \"$sha\" "),
+    ] {
+        let bench = read(file);
+        let ceiling = bench.split(sha).nth(1).unwrap();
+        assert!(
+            ceiling.starts_with(&format!("{keys} ")),
+            "{file}: the ceiling passes {keys} keys"
+        );
+        let ceiling_args = ceiling
+            .split(['|', '>'])
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .filter(|word| *word != "\\")
+            .count();
+        assert_eq!(
+            ceiling_args,
+            1 + keys + args,
+            "{file}: the ceiling passes {keys} keys and {args} args"
+        );
+    }
     let wrk = read("loadtest/bench/purchase.lua");
     assert!(wrk.contains("\"/api/sale/purchase\"") && wrk.contains("application/json"));
 }

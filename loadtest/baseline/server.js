@@ -35,10 +35,19 @@ const KEYS = {
   room: `sale:{${SALE_ID}}:room`,
 };
 
+// The sale's buyerBuckets as the purchase script last answered it (0: not yet known), and a
+// buyer's bucket as flashsale computes it (src/store/keys.rs): the first 32 bits of
+// SHA-1(userId) modulo the buckets.
+let buckets = 0;
+const bucketOf = (user) => `${KEYS.buyers}:${buckets <= 1 ? 0
+  : parseInt(crypto.createHash('sha1').update(user).digest('hex').slice(0, 8), 16) % buckets}`;
+
 function redisClient() {
   const Redis = require('ioredis');
   const redis = new Redis(REDIS_URL, { enableAutoPipelining: true, commandTimeout: 2000, maxRetriesPerRequest: 2 });
-  redis.defineCommand('purchase', { numberOfKeys: 8, lua: LUA('purchase.lua') });
+  // One purchase per call (a batch of one): Node has no batching of its own; auto-pipelining
+  // shares the socket writes.
+  redis.defineCommand('purchase', { numberOfKeys: 9, lua: LUA('purchase.lua') });
   redis.defineCommand('saleStatus', { numberOfKeys: 2, lua: LUA('status.lua') });
   redis.defineCommand('saleUser', { numberOfKeys: 3, lua: LUA('user.lua') });
   redis.defineCommand('createSale', { numberOfKeys: 2, lua: LUA('create_sale.lua') });
@@ -124,11 +133,22 @@ function worker() {
       : crypto.createHash('sha1').update(key).digest('hex').slice(0, 16);
     let reply;
     try {
-      // As flashsale calls it: no WAIT, one unit, a fresh secret for a hold's token, no admission.
-      reply = await redis.purchase(KEYS.config, KEYS.buyers, KEYS.attempts(userId),
-        KEYS.orders, KEYS.refused, KEYS.checkouts, KEYS.expiries, KEYS.room, userId, token, ATTEMPT_LIMIT,
-        ATTEMPT_WINDOW_MS, SALE_ID, req.get('X-Request-Id') || crypto.randomUUID(), '0', 1,
-        crypto.randomBytes(16).toString('hex'), 0);
+      // As flashsale calls it: no WAIT, one unit, a fresh secret for a hold's token, no admission,
+      // the buyer's bucket computed here; a reply of the sale's buyerBuckets alone means the
+      // bucket was computed with a stale count: again with the right one.
+      const rid = req.get('X-Request-Id') || crypto.randomUUID();
+      const secret = crypto.randomBytes(16).toString('hex');
+      for (let tries = 0; tries < 3; tries++) {
+        const answers = await redis.purchase(KEYS.config, KEYS.buyers, KEYS.orders, KEYS.refused,
+          KEYS.checkouts, KEYS.expiries, KEYS.room, bucketOf(userId), KEYS.attempts(userId),
+          ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID, '0', buckets, userId, token, rid, 1, secret, 0);
+        if (answers.length > 1) {
+          reply = answers[1];
+          break;
+        }
+        buckets = answers[0];
+      }
+      if (!reply) return unavailable(res);
     } catch {
       return unavailable(res);
     }

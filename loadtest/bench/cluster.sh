@@ -68,10 +68,14 @@ bench_sales() { # label port-of-sale-0 port-of-sale-1 port-of-sale-2 → sets TO
     sha=$(redis-cli -p "$port" script load "$(lua_script purchase.lua)")
     redis-cli -p "$port" eval "$(lua_script create_sale.lua)" 1 "sale:{$sale}:config" \
       scale 2000000 "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null
+    # One bucket: redis-benchmark cannot compute a buyer's (SHA-1 of the userId).
+    redis-cli -p "$port" hset "sale:{$sale}:config" buyerBuckets 1 >/dev/null
     redis-benchmark -p "$port" -c "$CONNECTIONS" -n "$REQUESTS" -r 1000000000 --csv \
-      evalsha "$sha" 5 "sale:{$sale}:config" "sale:{$sale}:buyers" \
-      "sale:{$sale}:rl:u__rand_int__" "sale:{$sale}:orders" "sale:{$sale}:refused" \
-      "u__rand_int__" 0123456789abcdef 10 10000 "$sale" scale \
+      evalsha "$sha" 9 "sale:{$sale}:config" "sale:{$sale}:buyers" "sale:{$sale}:orders" \
+      "sale:{$sale}:refused" "sale:{$sale}:checkouts" "sale:{$sale}:expiries" \
+      "sale:{$sale}:room" "sale:{$sale}:buyers:0" "sale:{$sale}:rl:u__rand_int__" \
+      10 10000 "$sale" 0 1 \
+      "u__rand_int__" 0123456789abcdef scale 1 0123456789abcdef0123456789abcdef 0 \
       >"$WORK/$label-$i.csv" 2>/dev/null &
     pids+=("$!")
   done

@@ -70,6 +70,7 @@ struct Vars {
     client_timeout_ms: u64,
     purchase_wait_replicas: u32,
     purchase_wait_timeout_ms: u64,
+    purchase_batch_max: usize,
     max_connections: usize,
     sale_id: String,
     sale_product_name: Option<String>,
@@ -132,6 +133,7 @@ impl Default for Vars {
             client_timeout_ms: 5_000,
             purchase_wait_replicas: 0,
             purchase_wait_timeout_ms: 0,
+            purchase_batch_max: 64,
             max_connections: 10_000,
             sale_id: "default".to_owned(),
             sale_product_name: None,
@@ -224,6 +226,9 @@ pub struct Settings {
     pub token_failures_per_minute: Option<NonZeroU32>,
     /// `PURCHASE_WAIT_*`: answer `PURCHASED` only once replicas have the write; `None` = off.
     pub replica_wait: Option<ReplicaWait>,
+    /// `PURCHASE_BATCH_MAX`: the most purchases of one sale one script call decides (1 = each
+    /// purchase alone; README, Batched decisions).
+    pub purchase_batch_max: usize,
     /// `CLIENT_TIMEOUT_MS`: a client's time to send a request's headers, and then its body.
     pub client_timeout: Duration,
     /// `MAX_CONNECTIONS`: open connections per instance; more wait in the listen backlog.
@@ -312,6 +317,7 @@ impl Settings {
                 1..=1_000_000,
             )?,
             replica_wait: redis::replica_wait(&vars)?,
+            purchase_batch_max: within("PURCHASE_BATCH_MAX", vars.purchase_batch_max, 1..=1000)?,
             redis,
             sale_id: sale::sale_id(&vars)?,
             sale_checkout: sale::checkout(&vars)?,

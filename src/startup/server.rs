@@ -89,6 +89,7 @@ pub(super) fn serve(
     let cors_origins = settings.cors.clone();
     let client_timeout = settings.client_timeout;
     let replica_wait = settings.replica_wait;
+    let batch_max = settings.purchase_batch_max;
     let prometheus = crate::metrics::install().map(web::Data::new);
     let admin_token = settings.admin_token.clone().map(web::Data::new);
     let stripe_secret = settings.stripe_secret.clone().map(web::Data::new);
@@ -105,7 +106,8 @@ pub(super) fn serve(
             timeout,
             connections_of_worker(pool_size, workers, index),
         )
-        .with_replica_wait(replica_wait);
+        .with_replica_wait(replica_wait)
+        .with_batch_max(batch_max);
         store.connect();
         let state = web::Data::new(AppState {
             store,

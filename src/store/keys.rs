@@ -4,6 +4,14 @@
 use crate::domain::SaleId;
 use fred::types::{Key, MultipleKeys};
 
+/// The first 32 bits of SHA-1(userId), big-endian: what picks a buyer's bucket
+/// (`lua/prelude.lua`, `buyer_bucket`: the first 8 hex digits of `redis.sha1hex`).
+pub fn user_hash(user: &str) -> u32 {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, user.as_bytes());
+    let bytes = digest.as_ref();
+    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
 /// The key names of one sale, built from its (validated) id.
 #[derive(Clone, Debug)]
 pub struct SaleKeys {
@@ -47,6 +55,13 @@ impl SaleKeys {
     /// `sale:{ID}:buyers:<n>` — one buyer bucket.
     pub fn buyer_bucket(&self, n: u32) -> Key {
         self.key(&format!("buyers:{n}"))
+    }
+
+    /// The buyer bucket of a user whose [`user_hash`] this is, in a sale of `buckets` buckets:
+    /// the key `lua/prelude.lua`'s `buyer_bucket` names, computed here so the purchase script
+    /// is given every key it touches.
+    pub fn bucket_of(&self, hash: u32, buckets: u32) -> Key {
+        self.buyer_bucket(if buckets <= 1 { 0 } else { hash % buckets })
     }
 
     /// `sale:{ID}:orders` — stream: one entry per unit sold (saleId, userId, orderNumber,
@@ -164,6 +179,21 @@ impl SaleKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_hash_is_the_first_32_bits_of_sha1() {
+        // SHA-1("abc") = a9993e36 4706816a … (FIPS 180-2, appendix A.1).
+        assert_eq!(user_hash("abc"), 0xa999_3e36);
+        let keys = SaleKeys::new(&SaleId::parse("s").unwrap());
+        assert_eq!(
+            keys.bucket_of(0xa999_3e36, 10).as_str(),
+            Some(format!("sale:{{s}}:buyers:{}", 0xa999_3e36_u32 % 10).as_str())
+        );
+        assert_eq!(
+            keys.bucket_of(0xa999_3e36, 1).as_str(),
+            Some("sale:{s}:buyers:0")
+        );
+    }
 
     #[test]
     fn every_key_carries_the_sale_hash_tag() {

@@ -55,6 +55,8 @@ pub struct Store {
     scripts: Scripts,
     timeout: Duration,
     replica_wait: Option<ReplicaWait>,
+    /// Per sale: its buyer buckets and the purchases waiting to be decided together.
+    lanes: std::sync::Arc<purchase::Lanes>,
     /// The last error a connection met (TLS, refused, AUTH): a command that then times out
     /// says only "no answer", and start-up's one line should say why.
     last_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
@@ -73,6 +75,7 @@ impl Store {
             scripts: Scripts::new(),
             timeout,
             replica_wait: None,
+            lanes: std::sync::Arc::new(purchase::Lanes::new(1)),
             last_error: Default::default(),
         }
     }
@@ -81,6 +84,13 @@ impl Store {
     /// certificate no trusted CA signed shows as `InvalidCertificate(UnknownIssuer)`).
     pub fn last_connection_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|last| last.clone())
+    }
+
+    /// Up to `max` purchases of one sale are decided by one script call (`PURCHASE_BATCH_MAX`;
+    /// 1 = each alone, as a store is built).
+    pub fn with_batch_max(mut self, max: usize) -> Self {
+        self.lanes = std::sync::Arc::new(purchase::Lanes::new(max));
+        self
     }
 
     /// Purchases wait for replicas (`PURCHASE_WAIT_REPLICAS`) before they are answered.

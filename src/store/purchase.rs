@@ -1,9 +1,10 @@
-//! The purchase: `lua/purchase.lua` in one round trip, and with `PURCHASE_WAIT_REPLICAS` the
-//! script and `WAIT` in one pipeline on one connection.
+//! The purchase: `lua/purchase.lua` in one round trip, with the purchases of one sale that
+//! arrive while a call for it is in flight decided together by the next call (group commit),
+//! and with `PURCHASE_WAIT_REPLICAS` the script and `WAIT` in one pipeline on one connection.
 
 use super::{
     keys::SaleKeys,
-    scripts::{Purchase, ScriptCall},
+    scripts::{BatchReply, PurchaseBatch, PurchaseEntry, ScriptCall},
     ReplicaWait, Store, StoreError, UserAttemptLimit,
 };
 use crate::domain::{PurchaseOutcome, RequestToken, SaleId, UserId};
@@ -12,6 +13,14 @@ use fred::{
     prelude::*,
     types::{config::Options, ClusterHash},
 };
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, Mutex,
+    },
+};
+use tokio::sync::oneshot;
 
 /// What a buyer asks of a purchase beyond who they are: units, and the admission they hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +39,82 @@ impl Ask {
     };
 }
 
+/// The purchases of each sale this store (one HTTP worker's) is deciding: the sale's
+/// `buyerBuckets` as last read, and the purchases waiting for the call in flight.
+#[derive(Default)]
+pub(super) struct Lanes {
+    /// The most purchases one call decides; 1 = every purchase alone.
+    max: usize,
+    lanes: Mutex<HashMap<SaleId, Arc<Lane>>>,
+}
+
+/// Idle lanes are dropped once this many sales have one (ids that name no sale cost nothing
+/// for long).
+const MOST_LANES: usize = 10_000;
+
+struct Lane {
+    keys: SaleKeys,
+    sale_id: Str,
+    /// The sale's `buyerBuckets` as the script last answered it (0: not yet known).
+    buckets: AtomicU32,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// A call for this sale is in flight (its drain task is running).
+    busy: bool,
+    waiting: Vec<Waiting>,
+}
+
+struct Waiting {
+    entry: PurchaseEntry,
+    answer: oneshot::Sender<Result<PurchaseOutcome, StoreError>>,
+}
+
+impl Lanes {
+    pub(super) fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            lanes: Mutex::default(),
+        }
+    }
+
+    fn lane(&self, sale: &SaleId) -> Arc<Lane> {
+        let mut lanes = self
+            .lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(lane) = lanes.get(sale) {
+            return lane.clone();
+        }
+        if lanes.len() >= MOST_LANES {
+            lanes.retain(|_, lane| Arc::strong_count(lane) > 1);
+        }
+        let lane = Arc::new(Lane {
+            keys: SaleKeys::new(sale),
+            sale_id: Str::from(sale.as_str()),
+            buckets: AtomicU32::new(0),
+            queue: Mutex::default(),
+        });
+        lanes.insert(sale.clone(), lane.clone());
+        lane
+    }
+}
+
+impl Lane {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 impl Store {
-    /// Runs `lua/purchase.lua`: the whole decision, one round trip.
+    /// Decides one purchase with `lua/purchase.lua`. Purchases of the same sale that arrive
+    /// while a call for it is in flight wait and are decided together by the next call, up to
+    /// `PURCHASE_BATCH_MAX`, in arrival order (group commit); one that finds nothing in flight
+    /// is sent at once, so a quiet sale waits for nothing. Within `REDIS_TIMEOUT_MS` in all.
     pub async fn purchase(
         &self,
         sale: &SaleId,
@@ -41,41 +124,137 @@ impl Store {
         request_id: &str,
         ask: Ask,
     ) -> Result<PurchaseOutcome, StoreError> {
-        // Owned strings become `Str` without a copy.
-        let call = Purchase {
-            keys: SaleKeys::new(sale),
-            sale_id: Str::from(sale.as_str()),
-            user: Str::from(user.into_string()),
-            token: Str::from(token.into_string()),
-            limit,
-            request_id: Str::from(request_id),
-            waits: self.replica_wait.is_some(),
-            quantity: ask.quantity,
-            admission_expires_ms: ask.admission_expires_ms,
-            // 128 random bits: the secret half of a hold's reservation token.
-            secret: Str::from(uuid::Uuid::new_v4().simple().to_string()),
+        let entry = PurchaseEntry::new(
+            user.as_str(),
+            Str::from(token.into_string()),
+            Str::from(request_id),
+            ask.quantity,
+            ask.admission_expires_ms,
+        );
+        let lane = self.lanes.lane(sale);
+        if self.lanes.max == 1 {
+            // Batching off: the purchase is its own call, on this task.
+            let decided = self
+                .decide(&lane, limit, std::slice::from_ref(&entry))
+                .await?;
+            return decided.into_iter().next().unwrap_or_else(|| {
+                Err(StoreError::Unexpected(
+                    "purchase.lua answered no purchase".into(),
+                ))
+            });
+        }
+        let (answer, answered) = oneshot::channel();
+        let lead = {
+            let mut queue = lane.queue();
+            queue.waiting.push(Waiting { entry, answer });
+            !std::mem::replace(&mut queue.busy, true)
         };
-        match self.replica_wait {
-            None => self.eval(call).await,
-            // Boxed: off the hot path, and its pipeline future is as large as the rest.
-            Some(wait) => {
-                self.bounded(Box::pin(self.purchase_and_wait(call, wait)))
-                    .await
+        if lead {
+            // The calls run on a task of their own: a request that goes away (its client
+            // disconnected) must not strand the purchases waiting behind it.
+            tokio::spawn(self.clone().drain(lane, limit));
+        }
+        match tokio::time::timeout(self.timeout, answered).await {
+            Ok(Ok(outcome)) => outcome,
+            // The drain task ended without answering (the runtime is shutting down).
+            Ok(Err(_)) => Err(StoreError::timed_out("the purchase was dropped unanswered")),
+            // Still waiting, or its call still in flight: the outcome is unknown, as for any
+            // call past the timeout, and the buyer's retry with the same key settles it.
+            Err(_) => Err(StoreError::timed_out("no answer within REDIS_TIMEOUT_MS")),
+        }
+    }
+
+    /// Decides a sale's waiting purchases, a batch per call, until none wait.
+    async fn drain(self, lane: Arc<Lane>, limit: UserAttemptLimit) {
+        loop {
+            let batch: Vec<Waiting> = {
+                let mut queue = lane.queue();
+                // Purchases whose requests gave up (timed out) are not decided: their buyers
+                // were told 503, and a retry decides them.
+                queue.waiting.retain(|waiting| !waiting.answer.is_closed());
+                if queue.waiting.is_empty() {
+                    queue.busy = false;
+                    return;
+                }
+                let take = queue.waiting.len().min(self.lanes.max);
+                queue.waiting.drain(..take).collect()
+            };
+            let entries: Vec<PurchaseEntry> =
+                batch.iter().map(|waiting| waiting.entry.clone()).collect();
+            crate::metrics::purchase_batch(entries.len());
+            let decided = self.decide(&lane, limit, &entries).await;
+            let mut outcomes = decided.map(Vec::into_iter);
+            for waiting in batch {
+                let outcome = match &mut outcomes {
+                    Ok(outcomes) => outcomes.next().unwrap_or_else(|| {
+                        Err(StoreError::Unexpected(
+                            "purchase.lua answered fewer purchases than it was given".into(),
+                        ))
+                    }),
+                    // A failed call fails each of its purchases alike: unknown outcome (503).
+                    Err(err) => Err(err.clone()),
+                };
+                // A request that gave up meanwhile has no one to answer.
+                let _ = waiting.answer.send(outcome);
             }
         }
     }
 
+    /// One call of `lua/purchase.lua` for these purchases, within `REDIS_TIMEOUT_MS` in all: a
+    /// NOSCRIPT reload, the replica wait and a call built again after the sale's
+    /// `buyerBuckets` was found different included.
+    async fn decide(
+        &self,
+        lane: &Lane,
+        limit: UserAttemptLimit,
+        entries: &[PurchaseEntry],
+    ) -> Result<Vec<Result<PurchaseOutcome, StoreError>>, StoreError> {
+        let work = async {
+            // The first call of a sale learns its buckets; a sale replaced since may have
+            // others. Twice more is plenty (a sale is not replaced twice in a round trip).
+            for _ in 0..3 {
+                let call = PurchaseBatch {
+                    keys: &lane.keys,
+                    sale_id: lane.sale_id.clone(),
+                    limit,
+                    waits: self.replica_wait.is_some(),
+                    buckets: lane.buckets.load(Ordering::Relaxed),
+                    entries,
+                };
+                let reply = match self.replica_wait {
+                    None => {
+                        let client = self.client().await;
+                        let reply = PurchaseBatch::script(&self.scripts)
+                            .call(client, || call.keys_and_args())
+                            .await?;
+                        PurchaseBatch::parse(reply)?
+                    }
+                    // Boxed: off the hot path, and its pipeline future is as large as the rest.
+                    Some(wait) => Box::pin(self.purchase_and_wait(&call, wait)).await?,
+                };
+                match reply {
+                    BatchReply::Decided(outcomes) => return Ok(outcomes),
+                    BatchReply::Buckets(buckets) => lane.buckets.store(buckets, Ordering::Relaxed),
+                }
+            }
+            Err(StoreError::Unexpected(
+                "purchase.lua kept answering another buyerBuckets".into(),
+            ))
+        };
+        self.bounded(Box::pin(work)).await
+    }
+
     /// The purchase script and `WAIT` in one pipeline on one connection, so `WAIT` covers the
-    /// script's write even when fred re-sends both after a reconnect (a replayed purchase
+    /// script's writes even when fred re-sends both after a reconnect (a replayed purchase
     /// writes again, see `lua/purchase.lua`). A `PURCHASED` that too few replicas acknowledged
     /// in time is "not now" (503): the buyer's retry with the same key settles it.
     async fn purchase_and_wait(
         &self,
-        call: Purchase,
+        call: &PurchaseBatch<'_>,
         wait: ReplicaWait,
-    ) -> Result<PurchaseOutcome, StoreError> {
+    ) -> Result<BatchReply, StoreError> {
         let client = self.client().await;
-        let script = Purchase::script(&self.scripts);
+        let script = PurchaseBatch::script(&self.scripts);
         // WAIT has no key: in a cluster it must go to the node of the sale's slot.
         let slot = fred::util::redis_keyslot(call.keys.config().as_bytes());
         // Both commands go to the node of the sale's slot (WAIT has no key, and a custom
@@ -122,18 +301,30 @@ impl Store {
                 ))
             }
         };
-        let outcome = Purchase::parse(reply?)?;
+        let reply = PurchaseBatch::parse(reply?)?;
         let acked = acked?.as_i64().unwrap_or(0);
-        if outcome.is_success() && acked < i64::from(wait.replicas) {
-            return Err(StoreError::Unavailable(fred::error::Error::new(
-                fred::error::ErrorKind::Timeout,
-                format!(
-                    "NOREPLICAS {acked} of {} replicas acknowledged the purchase in time",
-                    wait.replicas
-                ),
-            )));
+        let BatchReply::Decided(outcomes) = reply else {
+            return Ok(reply);
+        };
+        if acked >= i64::from(wait.replicas) {
+            return Ok(BatchReply::Decided(outcomes));
         }
-        Ok(outcome)
+        let too_few = StoreError::Unavailable(fred::error::Error::new(
+            fred::error::ErrorKind::Timeout,
+            format!(
+                "NOREPLICAS {acked} of {} replicas acknowledged the purchase in time",
+                wait.replicas
+            ),
+        ));
+        Ok(BatchReply::Decided(
+            outcomes
+                .into_iter()
+                .map(|outcome| match outcome {
+                    Ok(outcome) if outcome.is_success() => Err(too_few.clone()),
+                    other => other,
+                })
+                .collect(),
+        ))
     }
 }
 

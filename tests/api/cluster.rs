@@ -2,7 +2,7 @@
 
 use crate::helpers::{
     assert_invariants, cluster::slot_of_sale, cluster::TestCluster, crowd, first_codes,
-    try_spawn_app, TestApp, TestRedis,
+    try_spawn_app, users, TestApp, TestRedis,
 };
 use fred::prelude::*;
 use std::{
@@ -39,10 +39,6 @@ async fn sale_state(client: &Client, sale: &str) -> (BTreeMap<String, String>, i
         .await
         .unwrap_or_default();
     (buyers, stock)
-}
-
-fn users(prefix: &str, count: usize) -> Vec<String> {
-    (0..count).map(|n| format!("{prefix}-{n}")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,6 @@
 //! streams, and Redis load that does not grow with the number of subscribers.
 
 use crate::helpers::{spawn_app, spawn_app_with, TestApp, TestRedis};
-use fred::prelude::*;
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 
@@ -144,21 +143,6 @@ async fn an_unknown_sale_has_no_stream() {
     reply.assert_error(404, "SALE_NOT_FOUND");
 }
 
-/// `EVALSHA` calls Redis has served so far.
-async fn evalsha_calls(redis: &TestRedis) -> u64 {
-    let stats: String = redis
-        .client
-        .custom(fred::cmd!("INFO"), vec!["commandstats"])
-        .await
-        .unwrap();
-    stats
-        .lines()
-        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|calls| calls.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Redis script calls per second while `subscribers` streams are open on one instance.
 async fn reads_per_second_with(subscribers: usize) -> f64 {
     let redis = TestRedis::start().await;
@@ -168,10 +152,10 @@ async fn reads_per_second_with(subscribers: usize) -> f64 {
         streams.push(Events::new(Events::open(&app, "/api/sale/events").await));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = evalsha_calls(&redis).await;
+    let before = redis.evalsha_calls().await;
     let window = Duration::from_secs(2);
     tokio::time::sleep(window).await;
-    let calls = evalsha_calls(&redis).await - before;
+    let calls = redis.evalsha_calls().await - before;
     assert!(streams.len() == subscribers);
     calls as f64 / window.as_secs_f64()
 }

@@ -7,17 +7,14 @@
 //! buyer has two units, remaining + buyers = total, and the service sells again by itself.
 
 use crate::helpers::{
-    assert_invariants, crowd, keys, spawn_app_with, Attempt, FaultProxy, Mode, TestApp, TestRedis,
+    assert_invariants, crowd, keys, spawn_app_with, users, Attempt, FaultProxy, Mode, TestApp,
+    TestRedis,
 };
 use fred::prelude::*;
 use std::{
     collections::BTreeMap,
     time::{Duration, Instant},
 };
-
-fn users(prefix: &str, count: usize) -> Vec<String> {
-    (0..count).map(|i| format!("{prefix}-{i}")).collect()
-}
 
 /// Buyers first told `PURCHASED` whose unit Redis does not hold with that order number: the
 /// acknowledged purchases a fault lost.
@@ -173,7 +170,7 @@ async fn killed_connections_and_a_flushed_script_cache_mid_load_lose_nothing() {
     check(&redis, &attempts, 150).await;
 }
 
-/// A primary with a replica behind a 20 ms link; the service reaches the primary through a
+/// A primary with a replica behind a 100 ms link; the service reaches the primary through a
 /// proxy that a failover points at the replica. The primary is SIGKILLed mid-load and the
 /// replica promoted. Returns the attempts and the promoted replica.
 async fn fail_over(wait_replicas: bool) -> (Vec<Attempt>, TestRedis, Option<TestRedis>) {
@@ -181,7 +178,7 @@ async fn fail_over(wait_replicas: bool) -> (Vec<Attempt>, TestRedis, Option<Test
     // Full sync at once (Redis waits 5 s for more replicas by default).
     primary.config_set("repl-diskless-sync-delay", "0").await;
     let link = FaultProxy::start(primary.port()).await;
-    link.set_mode(Mode::Delay(Duration::from_millis(20)));
+    link.set_mode(Mode::Delay(Duration::from_millis(100)));
     let link_port = link.port.to_string();
     let replica = TestRedis::start_with(&["--replicaof", "127.0.0.1", &link_port]).await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -215,6 +212,15 @@ async fn fail_over(wait_replicas: bool) -> (Vec<Attempt>, TestRedis, Option<Test
     }
     let apps = vec![app_through(&service, &primary, &extra).await];
     let buyers = users("failover", 500);
+    // The sale itself has reached the replica before anyone buys (what is lost is purchases).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replica.stock("default").await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the sale never reached the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let promoted_port = replica.port().to_string();
     let (attempts, new_replica) = tokio::join!(crowd(&apps, "default", &buyers, 32), async {
@@ -257,7 +263,7 @@ async fn with_purchase_wait_replicas_a_failover_loses_no_acknowledged_purchase()
 
 #[tokio::test]
 async fn without_purchase_wait_replicas_a_failover_loses_acknowledged_purchases() {
-    // What the setting buys: the same failover without it. Purchases answered in the 20 ms
+    // What the setting buys: the same failover without it. Purchases answered in the 100 ms
     // before the crash had not reached the replica.
     let (attempts, promoted, _) = fail_over(false).await;
 
@@ -273,7 +279,7 @@ async fn without_purchase_wait_replicas_a_failover_loses_acknowledged_purchases(
     );
     assert!(
         !lost.is_empty(),
-        "a 20 ms replication lag at the crash loses the purchases in it"
+        "a 100 ms replication lag at the crash loses the purchases in it"
     );
     // The service itself stays correct on the promoted replica: conservation holds there.
     let remaining = promoted.stock("default").await.unwrap();

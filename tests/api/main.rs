@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod batch;
 mod checkout;
 mod cluster;
 mod concurrency;

@@ -1,6 +1,8 @@
 //! `POST /api/sale/purchase`: every outcome, with the Redis state it leaves.
 
-use crate::helpers::{spawn_app, spawn_app_with, spawn_app_without_sale, TestRedis};
+use crate::helpers::{
+    purchase_script, spawn_app, spawn_app_with, spawn_app_without_sale, Buy, TestRedis,
+};
 use fred::prelude::*;
 
 #[tokio::test]
@@ -132,49 +134,40 @@ async fn the_retry_of_a_purchase_is_purchased_even_after_the_sale_sold_out() {
 
 #[tokio::test]
 async fn the_purchase_script_run_twice_with_one_token_takes_one_unit() {
-    // fred re-sends an in-flight EVALSHA after a reconnect: the same script call, same ARGV.
+    // fred re-sends an in-flight EVALSHA after a reconnect: the same script call, same ARGV,
+    // here a batch of two purchases.
     let redis = TestRedis::start().await;
     let _app = spawn_app(&redis).await;
-    let script = fred::types::scripts::Script::from_lua(flashsale::store::scripts::PURCHASE_SOURCE);
-    // KEYS in lua/purchase.lua's order.
-    let sale = crate::helpers::keys("default");
-    let keys: Vec<fred::types::Key> = vec![
-        sale.config(),
-        sale.buyers(),
-        sale.attempts("gus"),
-        sale.orders(),
-        sale.refused(),
-        sale.checkouts(),
-        sale.expiries(),
-    ];
-    let args = vec![
-        "gus",
-        "0123456789abcdef",
-        "10",
-        "10000",
-        "default",
-        "replayed-request",
-        "0",
-        "1",
-        "0123456789abcdef0123456789abcdef",
+    let buys = [
+        Buy::new("gus", "0123456789abcdef"),
+        Buy::new("hal", "fedcba9876543210"),
     ];
 
-    let first: Vec<fred::types::Value> = script
-        .evalsha(&redis.client, keys.clone(), args.clone())
-        .await
-        .unwrap();
-    let second: Vec<fred::types::Value> = script.evalsha(&redis.client, keys, args).await.unwrap();
+    let first = purchase_script(&redis.client, "default", &buys, 10, 10_000).await;
+    let second = purchase_script(&redis.client, "default", &buys, 10, 10_000).await;
 
-    assert_eq!(first[0].as_str().unwrap(), "PURCHASED");
-    assert_eq!(second[0].as_str().unwrap(), "PURCHASED");
-    assert_eq!(first[3], second[3], "same order number");
-    assert_eq!(redis.stock("default").await, Some(99));
+    // Each retry is answered PURCHASED with its own order (the stock it reports is today's).
+    let codes_and_orders = |answers: &[fred::types::Value]| -> Vec<(String, i64)> {
+        answers
+            .iter()
+            .map(|answer| {
+                let items = answer.clone().into_array();
+                (items[0].as_string().unwrap(), items[3].as_i64().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(
+        codes_and_orders(&first),
+        [("PURCHASED".to_owned(), 1), ("PURCHASED".to_owned(), 2)]
+    );
+    assert_eq!(codes_and_orders(&second), codes_and_orders(&first));
+    assert_eq!(redis.stock("default").await, Some(98));
     let orders: i64 = redis
         .client
         .xlen(crate::helpers::keys("default").orders())
         .await
         .unwrap();
-    assert_eq!(orders, 1, "the re-run adds no second order");
+    assert_eq!(orders, 2, "the re-run adds no second order");
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 
 use crate::helpers::{spawn_app, spawn_app_with, spawn_app_without_sale, TestRedis};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use fred::prelude::*;
 
 #[tokio::test]
 async fn an_active_sale_reports_its_config_stock_and_the_redis_clock() {
@@ -72,27 +71,15 @@ async fn status_without_a_sale_is_sale_not_found() {
 async fn a_burst_of_status_polls_costs_redis_a_handful_of_calls() {
     let redis = TestRedis::start().await;
     let app = spawn_app(&redis).await;
-    let calls_before = evalsha_calls(&redis).await;
+    let calls_before = redis.evalsha_calls().await;
 
     let polls = (0..200).map(|_| app.status());
     let replies = futures::future::join_all(polls).await;
 
     assert!(replies.iter().all(|r| r.status == 200));
-    let calls = evalsha_calls(&redis).await - calls_before;
+    let calls = redis.evalsha_calls().await - calls_before;
     assert!(
         calls <= 20,
         "200 polls in well under 2 s should cost a few reads, took {calls}"
     );
-}
-
-async fn evalsha_calls(redis: &TestRedis) -> u64 {
-    let info: String = redis
-        .client
-        .info(Some(fred::types::InfoKind::CommandStats))
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().unwrap())
 }

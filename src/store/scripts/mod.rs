@@ -20,7 +20,8 @@ pub use checkout::{OrderAction, OrderChange, OrderRecord, OrderStep, Swept};
 pub(super) use checkout::{OrderCall, Sweep};
 pub use queue::{JoinReply, QueuePlace};
 pub(super) use queue::{QueueJoin, QueueRanks};
-pub(super) use sale::{Purchase, Status, User};
+pub use sale::PurchaseEntry;
+pub(super) use sale::{BatchReply, PurchaseBatch, Status, User};
 pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
 

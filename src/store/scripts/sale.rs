@@ -5,20 +5,22 @@ use crate::{
     domain::{
         CheckoutPart, Purchase as Unit, PurchaseOutcome, SaleSnapshot, UserOrder, UserRecord,
     },
-    store::{error::StoreError, keys::SaleKeys, settings::UserAttemptLimit},
+    store::{
+        error::StoreError,
+        keys::{user_hash, SaleKeys},
+        settings::UserAttemptLimit,
+    },
 };
 use fred::{bytes_utils::Str, prelude::*, types::MultipleKeys};
 
-/// `lua/purchase.lua`: the whole decision of one purchase.
-pub struct Purchase {
-    pub keys: SaleKeys,
-    pub sale_id: Str,
+/// One purchase of a batch: who buys, what they ask, and what names its order.
+#[derive(Debug, Clone)]
+pub struct PurchaseEntry {
     pub user: Str,
+    /// The first 32 bits of SHA-1(userId) ([`user_hash`]): picks the buyer's bucket.
+    pub user_hash: u32,
     pub token: Str,
-    pub limit: UserAttemptLimit,
     pub request_id: Str,
-    /// The caller `WAIT`s for replicas after the script (`PURCHASE_WAIT_REPLICAS`).
-    pub waits: bool,
     /// Units asked for (1 to the sale's `maxPerBuyer`).
     pub quantity: u32,
     /// A fresh random secret: the reservation token of a hold this purchase places.
@@ -27,63 +29,126 @@ pub struct Purchase {
     pub admission_expires_ms: i64,
 }
 
-impl ScriptCall for Purchase {
-    type Output = PurchaseOutcome;
+impl PurchaseEntry {
+    pub fn new(user: &str, token: Str, request_id: Str, quantity: u32, admission: i64) -> Self {
+        Self {
+            user_hash: user_hash(user),
+            user: Str::from(user),
+            token,
+            request_id,
+            quantity,
+            // 128 random bits: the secret half of a hold's reservation token.
+            secret: Str::from(uuid::Uuid::new_v4().simple().to_string()),
+            admission_expires_ms: admission,
+        }
+    }
+}
+
+/// `lua/purchase.lua`: the whole decision of a batch of purchases of one sale, in order, each
+/// as if alone (a batch of one is a single purchase).
+pub struct PurchaseBatch<'a> {
+    pub keys: &'a SaleKeys,
+    pub sale_id: Str,
+    pub limit: UserAttemptLimit,
+    /// The caller `WAIT`s for replicas after the script (`PURCHASE_WAIT_REPLICAS`).
+    pub waits: bool,
+    /// The sale's `buyerBuckets` as this instance last read it (0: not yet known).
+    pub buckets: u32,
+    pub entries: &'a [PurchaseEntry],
+}
+
+/// What the purchase script answered a batch.
+#[derive(Debug)]
+pub enum BatchReply {
+    /// One outcome per purchase, in order (an answer that does not parse fails alone).
+    Decided(Vec<Result<PurchaseOutcome, StoreError>>),
+    /// The sale has this many buyer buckets, not the number the call was built with: nothing
+    /// was decided; build the call again.
+    Buckets(u32),
+}
+
+/// Fixed KEYS before the first purchase's, and ARGV per purchase (`lua/purchase.lua`).
+const FIXED_KEYS: usize = 7;
+const ARGS_PER_PURCHASE: usize = 6;
+
+impl ScriptCall for PurchaseBatch<'_> {
+    type Output = BatchReply;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.purchase
     }
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
-        let keys = vec![
+        let mut keys = Vec::with_capacity(FIXED_KEYS + 2 * self.entries.len());
+        keys.extend([
             self.keys.config(),
             self.keys.buyers(),
-            self.keys.attempts(&self.user),
             self.keys.orders(),
             self.keys.refused(),
             self.keys.checkouts(),
             self.keys.expiries(),
             self.keys.room(),
-        ];
-        // `Str` clones share their bytes: the rare second call after a reload copies nothing.
-        let args = vec![
-            Value::String(self.user.clone()),
-            Value::String(self.token.clone()),
+        ]);
+        let mut args = Vec::with_capacity(5 + ARGS_PER_PURCHASE * self.entries.len());
+        args.extend([
             int(self.limit.limit),
             int(self.limit.window_ms),
             Value::String(self.sale_id.clone()),
-            Value::String(self.request_id.clone()),
             flag(self.waits),
-            int(self.quantity),
-            Value::String(self.secret.clone()),
-            int(self.admission_expires_ms),
-        ];
+            int(self.buckets),
+        ]);
+        // `Str` clones share their bytes: the rare second call after a reload copies nothing.
+        for entry in self.entries {
+            keys.push(self.keys.bucket_of(entry.user_hash, self.buckets));
+            keys.push(self.keys.attempts(&entry.user));
+            args.extend([
+                Value::String(entry.user.clone()),
+                Value::String(entry.token.clone()),
+                Value::String(entry.request_id.clone()),
+                int(entry.quantity),
+                Value::String(entry.secret.clone()),
+                int(entry.admission_expires_ms),
+            ]);
+        }
         (keys.into(), args)
     }
 
-    /// `{code, remainingStock, purchaseMs, orderNumber, retryAfterMs}`, and from a checkout
-    /// sale `{…, quantity, holdExpiresMs, reservationToken, heldStock}`.
-    fn parse(reply: Value) -> Result<PurchaseOutcome, StoreError> {
+    /// `{buyerBuckets, answer…}`, or `{buyerBuckets}` alone when the call's number was stale.
+    fn parse(reply: Value) -> Result<BatchReply, StoreError> {
         let mut reply = Reply::new("purchase", reply);
-        let code = reply.text()?;
-        let numbers = (reply.int()?, reply.int()?, reply.int()?, reply.int()?);
-        let (remaining, purchase_ms, order_number, retry_after_ms) = numbers;
-        let checkout = if reply.has_more() {
-            Some(CheckoutPart {
-                quantity: reply.int()?,
-                hold_expires_ms: Some(reply.int()?),
-                reservation_token: Some(reply.text()?.to_string()),
-                held_stock: reply.int()?,
-            })
-        } else {
-            None
-        };
-        PurchaseOutcome::from_reply(
-            (&code, remaining, purchase_ms, order_number, retry_after_ms),
-            checkout,
-        )
-        .map_err(StoreError::Unexpected)
+        let buckets = reply.int()?;
+        let buckets = u32::try_from(buckets).map_err(|_| Reply::unexpected("purchase", buckets))?;
+        if !reply.has_more() {
+            return Ok(BatchReply::Buckets(buckets));
+        }
+        Ok(BatchReply::Decided(
+            reply.rest().map(parse_answer).collect(),
+        ))
     }
+}
+
+/// One purchase's answer: `{code, remainingStock, purchaseMs, orderNumber, retryAfterMs}`, and
+/// from a checkout sale `{…, quantity, holdExpiresMs, reservationToken, heldStock}`.
+fn parse_answer(answer: Value) -> Result<PurchaseOutcome, StoreError> {
+    let mut reply = Reply::new("purchase", answer);
+    let code = reply.text()?;
+    let numbers = (reply.int()?, reply.int()?, reply.int()?, reply.int()?);
+    let (remaining, purchase_ms, order_number, retry_after_ms) = numbers;
+    let checkout = if reply.has_more() {
+        Some(CheckoutPart {
+            quantity: reply.int()?,
+            hold_expires_ms: Some(reply.int()?),
+            reservation_token: Some(reply.text()?.to_string()),
+            held_stock: reply.int()?,
+        })
+    } else {
+        None
+    };
+    PurchaseOutcome::from_reply(
+        (&code, remaining, purchase_ms, order_number, retry_after_ms),
+        checkout,
+    )
+    .map_err(StoreError::Unexpected)
 }
 
 /// `lua/status.lua`: config, stock and the Redis clock in one read.

@@ -52,6 +52,11 @@ pub async fn crowd(
 }
 
 /// Counts of first answers by code, for messages and for tests that expect some 503s.
+/// `count` buyer ids: `<prefix>-0` …
+pub fn users(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|n| format!("{prefix}-{n}")).collect()
+}
+
 pub fn first_codes(attempts: &[Attempt]) -> BTreeMap<String, usize> {
     let mut codes = BTreeMap::new();
     for attempt in attempts {

@@ -1,6 +1,7 @@
 //! Test harness, split by concern: a real Redis ([`redis`]), app instances and their replies
 //! ([`app`]), a crowd of buyers and the SPEC §1 checks ([`crowd`]), a real Redis Cluster
-//! ([`cluster`]), the binary as a user runs it ([`binary`]), a webhook receiver ([`receiver`]), and a TCP fault proxy ([`proxy`]).
+//! ([`cluster`]), the binary as a user runs it ([`binary`]), a webhook receiver ([`receiver`]), a TCP fault proxy ([`proxy`]), and the purchase
+//! script called by hand ([`script`]).
 
 pub mod app;
 pub mod binary;
@@ -9,6 +10,7 @@ pub mod crowd;
 pub mod proxy;
 pub mod receiver;
 pub mod redis;
+pub mod script;
 
 pub use app::*;
 pub use binary::*;
@@ -16,3 +18,4 @@ pub use crowd::*;
 pub use proxy::*;
 pub use receiver::*;
 pub use redis::*;
+pub use script::*;

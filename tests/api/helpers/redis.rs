@@ -193,6 +193,19 @@ impl TestRedis {
         sale_buyers(&self.client, sale).await
     }
 
+    /// `EVALSHA` calls this Redis has served so far (`INFO commandstats`).
+    pub async fn evalsha_calls(&self) -> u64 {
+        let info: String = self
+            .client
+            .info(Some(fred::types::InfoKind::CommandStats))
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().unwrap())
+    }
+
     pub async fn config(&self, sale: &str) -> BTreeMap<String, String> {
         self.client.hgetall(keys(sale).config()).await.unwrap()
     }

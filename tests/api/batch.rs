@@ -1,0 +1,334 @@
+//! Batched decisions (README, Batched decisions): a batch of purchases decided by one call of
+//! `lua/purchase.lua` answers and writes exactly what the same purchases decided one by one
+//! do, over random sequences (stock edges, repeated buyers, retries with the same key,
+//! quantities, holds and their expiry, the attempt limit, the waiting room's admissions, the
+//! window closing between batches); and concurrent purchases through the HTTP API are batched.
+
+use crate::helpers::{
+    assert_invariants, crowd, keys, purchase_script, spawn_app_with, users, Buy, TestRedis,
+};
+use fred::prelude::*;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
+
+const TOKEN: &str = "an-admin-token-for-tests";
+
+/// One random case: a sale's rules, and segments of purchases with what happens between them.
+#[derive(Debug)]
+struct Case {
+    stock: i64,
+    hold_seconds: i64,
+    max_per_buyer: i64,
+    limit: u32,
+    /// The waiting room's rate set in the config: every purchase then needs an admission.
+    room: bool,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug)]
+struct Segment {
+    buys: Vec<Buy>,
+    /// Before this segment: every held order's hold made expired.
+    expire_holds: bool,
+    /// Before this segment: the sale's window closed (its end moved into the past).
+    close: bool,
+}
+
+fn random_case(rng: &mut StdRng) -> Case {
+    let holds = rng.random_bool(0.4);
+    let max_per_buyer = if holds || rng.random_bool(0.3) {
+        rng.random_range(1..=3)
+    } else {
+        1
+    };
+    let users: Vec<String> = (0..rng.random_range(1..=6))
+        .map(|n| format!("u{n}"))
+        .collect();
+    let mut tokens: Vec<(String, String)> = Vec::new();
+    let room = rng.random_bool(0.2);
+    let mut segments = Vec::new();
+    let mut closed = false;
+    for index in 0..rng.random_range(1..=3) {
+        let mut buys = Vec::new();
+        for _ in 0..rng.random_range(1..=24) {
+            // A retry of an earlier request (same user, same token) a quarter of the time.
+            let buy = if !tokens.is_empty() && rng.random_bool(0.25) {
+                let (user, token) = tokens[rng.random_range(0..tokens.len())].clone();
+                Buy::new(&user, &token)
+            } else {
+                let user = &users[rng.random_range(0..users.len())];
+                let token = format!("{:016x}", rng.random::<u64>());
+                tokens.push((user.clone(), token.clone()));
+                Buy::new(user, &token)
+            };
+            buys.push(Buy {
+                quantity: rng.random_range(1..=max_per_buyer as u32 + 1),
+                // An admission that lapsed (0) or one good for an hour.
+                admission: if rng.random_bool(0.8) {
+                    i64::MAX / 2
+                } else {
+                    0
+                },
+                ..buy
+            });
+        }
+        let close = index > 0 && !closed && rng.random_bool(0.25);
+        closed |= close;
+        segments.push(Segment {
+            buys,
+            expire_holds: index > 0 && rng.random_bool(0.5),
+            close,
+        });
+    }
+    Case {
+        stock: rng.random_range(1..=8),
+        hold_seconds: if holds { 600 } else { 0 },
+        max_per_buyer,
+        limit: if rng.random_bool(0.5) { 2 } else { 0 },
+        room,
+        segments,
+    }
+}
+
+/// An answer with what depends on the moment it ran cleared: purchaseMs, holdExpiresMs, and
+/// the attempt counter's time left (only whether there is a wait is kept).
+fn answer_shape(answer: &Value) -> Vec<String> {
+    answer
+        .clone()
+        .into_array()
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| match index {
+            2 | 6 => String::from("t"),
+            4 => (item.as_i64().unwrap_or(0) > 0).to_string(),
+            _ => format!("{item:?}"),
+        })
+        .collect()
+}
+
+/// A sale's state with the moments cleared and its own id taken out: config counters, buyer
+/// records, orders (stream fields), checkout records, expiries, refused, the room's admissions
+/// used, and every attempt counter of the case's users.
+async fn state_of(redis: &TestRedis, sale: &str, users: &[String]) -> Json {
+    let k = keys(sale);
+    let client = &redis.client;
+    let config: BTreeMap<String, String> = client.hgetall(k.config()).await.unwrap();
+    let counters: BTreeMap<&String, &String> = config
+        .iter()
+        .filter(|(field, _)| {
+            [
+                "sold",
+                "held",
+                "confirmed",
+                "released",
+                "orderSeq",
+                "totalStock",
+            ]
+            .contains(&field.as_str())
+        })
+        .collect();
+    let buyers: BTreeMap<String, String> = redis
+        .buyers(sale)
+        .await
+        .into_iter()
+        .map(|(user, record)| {
+            // "<purchaseMs>:<order>:<token>": the moment cleared.
+            let rest = record.split_once(':').map(|(_, rest)| rest.to_owned());
+            (user, rest.unwrap_or(record))
+        })
+        .collect();
+    let entries: Vec<(String, BTreeMap<String, String>)> =
+        client.xrange(k.orders(), "-", "+", None).await.unwrap();
+    let orders: Vec<BTreeMap<String, String>> = entries
+        .into_iter()
+        .map(|(_, mut fields)| {
+            for moment in ["purchaseTime", "at", "saleId"] {
+                fields.remove(moment);
+            }
+            fields
+        })
+        .collect();
+    let checkouts: BTreeMap<String, String> = client.hgetall(k.checkouts()).await.unwrap();
+    let checkouts: BTreeMap<String, Json> = checkouts
+        .into_iter()
+        .map(|(order, raw)| {
+            let mut record: Json = serde_json::from_str(&raw).unwrap();
+            record["c"] = json!(0);
+            record["e"] = json!(record["e"].as_i64().unwrap_or(0) > 0);
+            for step in record["h"].as_array_mut().into_iter().flatten() {
+                step["at"] = json!(0);
+            }
+            (order, record)
+        })
+        .collect();
+    let expiries: Vec<String> = client
+        .zrange(k.expiries(), 0, -1, None, false, None, false)
+        .await
+        .unwrap();
+    let refused: Option<i64> = client.get(k.refused()).await.unwrap();
+    let used: Option<i64> = client.hget(k.room(), "used").await.unwrap();
+    let mut attempts = BTreeMap::new();
+    for user in users {
+        let count: Option<i64> = client.get(k.attempts(user)).await.unwrap();
+        attempts.insert(user.clone(), count);
+    }
+    json!({
+        "config": counters, "buyers": buyers, "orders": orders, "checkouts": checkouts,
+        "expiries": expiries, "refused": refused, "used": used, "attempts": attempts,
+    })
+}
+
+/// Makes every held order of a sale expired: its record's expiry and its score in the past.
+async fn expire_holds(redis: &TestRedis, sale: &str) {
+    let k = keys(sale);
+    let held: Vec<String> = redis
+        .client
+        .zrange(k.expiries(), 0, -1, None, false, None, false)
+        .await
+        .unwrap();
+    for order in held {
+        let raw: String = redis.client.hget(k.checkouts(), &order).await.unwrap();
+        let mut record: Json = serde_json::from_str(&raw).unwrap();
+        record["e"] = json!(1);
+        let _: () = redis
+            .client
+            .hset(k.checkouts(), (order.as_str(), record.to_string()))
+            .await
+            .unwrap();
+        let _: () = redis
+            .client
+            .zadd(
+                k.expiries(),
+                None,
+                None,
+                false,
+                false,
+                (1.0, order.as_str()),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(&redis, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let seed: u64 = std::env::var("BATCH_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(rand::random);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut purchases = 0;
+    for n in 0..60 {
+        let case = random_case(&mut rng);
+        let now = chrono::Utc::now();
+        let body = json!({
+            "productName": "Batch", "totalStock": case.stock,
+            "startTime": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "endTime": (now + chrono::Duration::hours(1)).to_rfc3339(),
+            "holdSeconds": case.hold_seconds, "maxPerBuyer": case.max_per_buyer,
+        });
+        let (batched, single) = (format!("b{n}"), format!("s{n}"));
+        for sale in [&batched, &single] {
+            let put = app
+                .http
+                .put(app.url(&format!("/api/admin/sales/{sale}")))
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = put.status();
+            assert_eq!(
+                status,
+                201,
+                "seed {seed}: {body} → {}",
+                put.text().await.unwrap()
+            );
+            if case.room {
+                let _: () = redis
+                    .client
+                    .hset(keys(sale).config(), ("wrRate", 5))
+                    .await
+                    .unwrap();
+            }
+        }
+        let users: Vec<String> = (0..6).map(|n| format!("u{n}")).collect();
+        for segment in &case.segments {
+            for sale in [&batched, &single] {
+                if segment.expire_holds {
+                    expire_holds(&redis, sale).await;
+                }
+                if segment.close {
+                    let past = now.timestamp_millis() - 1;
+                    let _: () = redis
+                        .client
+                        .hset(keys(sale).config(), ("endMs", past))
+                        .await
+                        .unwrap();
+                }
+            }
+            let together =
+                purchase_script(&redis.client, &batched, &segment.buys, case.limit, 60_000).await;
+            let mut alone = Vec::new();
+            for buy in &segment.buys {
+                let answer = purchase_script(
+                    &redis.client,
+                    &single,
+                    std::slice::from_ref(buy),
+                    case.limit,
+                    60_000,
+                )
+                .await;
+                alone.extend(answer);
+            }
+            purchases += segment.buys.len();
+            assert_eq!(together.len(), segment.buys.len());
+            let together: Vec<_> = together.iter().map(answer_shape).collect();
+            let alone: Vec<_> = alone.iter().map(answer_shape).collect();
+            assert_eq!(together, alone, "seed {seed}, case {n}: {case:?}");
+        }
+        assert_eq!(
+            state_of(&redis, &batched, &users).await,
+            state_of(&redis, &single, &users).await,
+            "seed {seed}, case {n}: {case:?}"
+        );
+    }
+    println!("seed {seed}: {purchases} purchases in 60 cases decided alike");
+}
+
+/// Concurrent purchases of one sale at one instance: every SPEC §1 invariant holds, and Redis
+/// served far fewer script calls than there were purchases. With `PURCHASE_BATCH_MAX=1`, one
+/// call per purchase.
+#[tokio::test]
+async fn concurrent_purchases_of_one_sale_share_script_calls() {
+    for (max, batched) in [("64", true), ("1", false)] {
+        let redis = TestRedis::start().await;
+        let apps = vec![
+            spawn_app_with(
+                &redis,
+                &[("SALE_TOTAL_STOCK", "300"), ("PURCHASE_BATCH_MAX", max)],
+            )
+            .await,
+        ];
+        let buyers = users("batched", 400);
+        let before = redis.evalsha_calls().await;
+
+        let attempts = crowd(&apps, "default", &buyers, 64).await;
+
+        let calls = redis.evalsha_calls().await - before;
+        let remaining = redis.stock("default").await.unwrap();
+        assert_invariants(&attempts, &redis.buyers("default").await, remaining, 300);
+        assert_eq!(remaining, 0);
+        if batched {
+            assert!(calls < 200, "{calls} script calls for 400 purchases");
+        } else {
+            assert!(
+                calls >= 400,
+                "{calls} script calls for 400 purchases, batching off"
+            );
+        }
+    }
+}

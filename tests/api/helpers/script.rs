@@ -1,0 +1,83 @@
+//! `lua/purchase.lua` called by hand with KEYS and ARGV built as the store builds them, for
+//! tests that drive the script itself: a re-sent call, a batch against the same purchases one
+//! by one.
+
+use flashsale::store::{keys::user_hash, scripts::PURCHASE_SOURCE};
+use fred::{prelude::*, types::scripts::Script};
+
+/// One purchase of a hand-built call.
+#[derive(Debug, Clone)]
+pub struct Buy {
+    pub user: String,
+    /// The request token (16 hex digits in the service).
+    pub token: String,
+    pub quantity: u32,
+    /// The reservation token's secret, fixed so two runs can be compared.
+    pub secret: String,
+    /// With the waiting room on, the admission's expiry (Unix ms); 0 without.
+    pub admission: i64,
+}
+
+impl Buy {
+    pub fn new(user: &str, token: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            token: token.to_owned(),
+            quantity: 1,
+            secret: format!("{token}{token}"),
+            admission: 0,
+        }
+    }
+}
+
+/// Runs one call of the purchase script for `buys` (in order) of `sale`, with the attempt
+/// limit `limit` per `window_ms`, and returns its answers, one per purchase. The sale's
+/// buyerBuckets is read first, as the store learns it.
+pub async fn purchase_script(
+    client: &Client,
+    sale: &str,
+    buys: &[Buy],
+    limit: u32,
+    window_ms: u64,
+) -> Vec<Value> {
+    let keys = super::keys(sale);
+    let buckets: Option<u32> = client.hget(keys.config(), "buyerBuckets").await.unwrap();
+    let buckets = buckets.unwrap_or(0);
+    let mut all_keys = vec![
+        keys.config(),
+        keys.buyers(),
+        keys.orders(),
+        keys.refused(),
+        keys.checkouts(),
+        keys.expiries(),
+        keys.room(),
+    ];
+    let mut args: Vec<Value> = vec![
+        limit.into(),
+        (window_ms as i64).into(),
+        sale.into(),
+        "0".into(),
+        buckets.into(),
+    ];
+    for buy in buys {
+        all_keys.push(keys.bucket_of(user_hash(&buy.user), buckets));
+        all_keys.push(keys.attempts(&buy.user));
+        args.extend([
+            buy.user.as_str().into(),
+            buy.token.as_str().into(),
+            format!("request-{}", buy.token).into(),
+            buy.quantity.into(),
+            buy.secret.as_str().into(),
+            buy.admission.into(),
+        ]);
+    }
+    let script = Script::from_lua(PURCHASE_SOURCE);
+    let reply: Value = script
+        .evalsha_with_reload(client, all_keys, args)
+        .await
+        .unwrap();
+    let mut items = reply.into_array().into_iter();
+    let answered: i64 = items.next().and_then(|b| b.as_i64()).unwrap();
+    assert_eq!(answered, i64::from(buckets), "the sale's buyerBuckets");
+    items.collect()
+}
