@@ -9,7 +9,9 @@ end
 
 -- A sale exists when its config hash holds a window, a total, the units sold and its number of
 -- buyer buckets. Returns startMs, endMs, totalStock, productName, sold, buyerBuckets, orderSeq
--- and held, or nil when the sale does not exist. The remaining stock is totalStock - sold: one
+-- held, wrRate (the waiting room's rate) and limited (set once a purchase was refused for want
+-- of stock with the attempt limit on: only then can an attempt counter exist), or nil when the
+-- sale does not exist. The remaining stock is totalStock - sold: one
 -- counter, so a purchase of a plain sale takes a unit and its order number with one HINCRBY.
 --
 -- orderSeq exists only on a checkout sale (one that has ever had holds or more than one unit
@@ -18,14 +20,14 @@ end
 -- units in unconfirmed holds; they are part of `sold`.
 local function read_sale(config_key)
   local cfg = redis.call('HMGET', config_key, 'startMs', 'endMs', 'totalStock', 'productName',
-    'sold', 'buyerBuckets', 'orderSeq', 'held', 'wrRate')
+    'sold', 'buyerBuckets', 'orderSeq', 'held', 'wrRate', 'limited')
   local start_ms, end_ms, total = tonumber(cfg[1]), tonumber(cfg[2]), tonumber(cfg[3])
   local sold, buckets = tonumber(cfg[5]), tonumber(cfg[6])
   if not (start_ms and end_ms and total and sold and buckets) then
     return nil
   end
   return start_ms, end_ms, total, cfg[4] or '', sold, buckets, tonumber(cfg[7]),
-    tonumber(cfg[8]) or 0, tonumber(cfg[9])
+    tonumber(cfg[8]) or 0, tonumber(cfg[9]), cfg[10] == '1'
 end
 
 
@@ -65,9 +67,15 @@ local function write_new_sale(config_key, name, total, start_ms, end_ms)
     'buyerBuckets', buyer_buckets(tonumber(total)))
 end
 
--- A buyer record: "<purchaseMs>:<orderNumber>:<requestToken>".
+-- A buyer record: "<purchaseMs>:<orderNumber>:<requestToken>". Formatted with %d: Lua's own
+-- number-to-text conversion goes through "%.14g", several times slower on the purchase path.
 local function buyer_record(purchase_ms, order, token)
-  return purchase_ms .. ':' .. order .. ':' .. token
+  return string.format('%d:%d:%s', purchase_ms, order, token)
+end
+
+-- The same record from purchaseMs and orderNumber already made text.
+local function buyer_record_text(purchase_ms_text, order_text, token)
+  return purchase_ms_text .. ':' .. order_text .. ':' .. token
 end
 
 -- Returns purchaseMs, orderNumber and the request token of a buyer record.

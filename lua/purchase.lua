@@ -41,7 +41,8 @@
 -- in-flight commands after a reconnect). Every command here is O(1), or bounded by one buyer
 -- bucket (about 100 entries) or by the expired holds released (at most 10 per purchase).
 
-local start_ms, end_ms, total, _, sold, buckets, order_seq, held, room_rate = read_sale(KEYS[1])
+local start_ms, end_ms, total, _, sold, buckets, order_seq, held, room_rate, limited =
+  read_sale(KEYS[1])
 local n = (#KEYS - 7) / 2
 if not start_ms then
   local answers = {tonumber(ARGV[5])}
@@ -68,8 +69,9 @@ if k then
 end
 local in_room = room_rate and room_rate > 0
 
--- Redis's clock, read once per batch and only when a purchase needs it.
-local clock
+-- Redis's clock, read once per batch and only when a purchase needs it (and its text once,
+-- for the orders: a number passed to Redis is formatted with "%.14g", several times slower).
+local clock, clock_text
 local function now()
   clock = clock or redis_now_ms()
   return clock
@@ -90,25 +92,28 @@ local function refuse(code, left, wait, quantity)
   return {code, left, 0, 0, wait, quantity or 0, 0, '', held}
 end
 
--- One purchase: p.bucket, p.attempts (keys), p.user, p.token, p.rid, p.quantity, p.secret,
--- p.admission.
-local function decide(p)
+-- The i-th purchase of the batch (its keys and arguments are read where they are needed).
+local function decide(i)
+  local a = 5 + 6 * (i - 1)
+  local bucket, attempts_key = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
+  local user, token = ARGV[a + 1], ARGV[a + 2]
+  local quantity = tonumber(ARGV[a + 4])
   -- A buyer is answered before the window and the attempt limit, so a retry of the request
   -- that bought is never told it failed, even after the sale has closed (README, How a purchase
   -- stays atomic: retry safety).
-  local record = redis.call('HGET', p.bucket, p.user)
+  local record = redis.call('HGET', bucket, user)
   if record then
-    local bought_ms, order, token = parse_buyer(record)
-    local same = token == p.token
+    local bought_ms, order, bought_token = parse_buyer(record)
+    local same = bought_token == token
     if same and waits then
       -- A retry whose first answer was lost: writing the same record again makes this
       -- connection's WAIT cover the purchase (WAIT counts only this connection's writes).
-      redis.call('HSET', p.bucket, p.user, record)
+      redis.call('HSET', bucket, user, record)
     end
     if not k then
       return {same and 'PURCHASED' or 'ALREADY_PURCHASED', remaining, bought_ms, order, 0}
     end
-    local placed = co.buyer_order(k.checkouts, p.user, bought_ms, order, token)
+    local placed = co.buyer_order(k.checkouts, user, bought_ms, order, bought_token)
     if placed.s == 'held' and placed.e <= now() then
       -- An expired hold the sweeper has not reached yet: released now, and the buyer may buy.
       co.release_order(k, buckets, placed, now(), sale_id, '', 'expired')
@@ -124,11 +129,11 @@ local function decide(p)
   -- signature before calling (a purchase without one never gets here, unless this instance
   -- has not yet seen the room switched on); its expiry is judged here, on Redis's clock, after
   -- a buyer's own retry was answered above. Nothing is written.
-  if in_room and now() >= p.admission then
+  if in_room and now() >= tonumber(ARGV[a + 6]) then
     return refuse('NOT_ADMITTED', math.max(remaining, 0), 0)
   end
 
-  if p.quantity > max_per_buyer then
+  if quantity > max_per_buyer then
     return refuse('INVALID_REQUEST', remaining, 0, max_per_buyer)
   end
 
@@ -155,15 +160,21 @@ local function decide(p)
   -- Only attempts that cannot buy are counted: an attempt that buys makes the user a buyer,
   -- and buyers are answered above, so counting it could never matter and would cost two
   -- writes.
-  if remaining < p.quantity then
+  if remaining < quantity then
     if limit > 0 then
+      if not limited then
+        -- From now on attempt counters may exist, and a purchase while stock remains reads its
+        -- own (restocks and released holds bring stock back). Once per sale.
+        redis.call('HSET', KEYS[1], 'limited', 1)
+        limited = true
+      end
       -- A first refusal this window creates its counter with its expiry in one command (most
       -- of a sold-out flood is first attempts); a later one counts on. The attempt past the
       -- limit is answered RATE_LIMITED, as the check below answers it while stock remains.
-      if not redis.call('SET', p.attempts, 1, 'PX', window_ms, 'NX') then
-        if redis.call('INCR', p.attempts) > limit then
+      if not redis.call('SET', attempts_key, 1, 'PX', window_ms, 'NX') then
+        if redis.call('INCR', attempts_key) > limit then
           refused_now = refused_now + 1
-          return refuse('RATE_LIMITED', math.max(remaining, 0), redis.call('PTTL', p.attempts))
+          return refuse('RATE_LIMITED', math.max(remaining, 0), redis.call('PTTL', attempts_key))
         end
       end
     end
@@ -171,11 +182,13 @@ local function decide(p)
     return refuse('SOLD_OUT', math.max(remaining, 0), 0)
   end
 
-  if limit > 0 then
-    local attempts = tonumber(redis.call('GET', p.attempts)) or 0
+  -- Attempt counters exist only once a purchase was refused for want of stock: until then
+  -- there is none to read.
+  if limit > 0 and limited then
+    local attempts = tonumber(redis.call('GET', attempts_key)) or 0
     if attempts >= limit then
       refused_now = refused_now + 1
-      return refuse('RATE_LIMITED', remaining, redis.call('PTTL', p.attempts))
+      return refuse('RATE_LIMITED', remaining, redis.call('PTTL', attempts_key))
     end
   end
 
@@ -184,49 +197,48 @@ local function decide(p)
     used_now = used_now + 1
   end
 
-  sold_now = sold_now + p.quantity
-  remaining = remaining - p.quantity
+  sold_now = sold_now + quantity
+  remaining = remaining - quantity
   if not k then
     -- Order numbers count buyers, so they stay 1..n without gaps even after a restock.
     local order = sold + sold_now
-    redis.call('HSET', p.bucket, p.user, buyer_record(now_ms, order, p.token))
+    local order_text = string.format('%d', order)
+    clock_text = clock_text or string.format('%d', now_ms)
+    redis.call('HSET', bucket, user, buyer_record_text(clock_text, order_text, token))
     -- The order is recorded by the same atomic script that sells the unit: no unit is ever
     -- sold without its order, and a re-run of this request (answered above) adds no second
     -- entry.
-    redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', p.user,
-      'orderNumber', order, 'purchaseTime', now_ms, 'requestId', p.rid)
+    redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', user,
+      'orderNumber', order_text, 'purchaseTime', clock_text, 'requestId', ARGV[a + 3])
     return {'PURCHASED', remaining, now_ms, order, 0}
   end
 
   -- A checkout sale: the order takes its units and a number of its own; with holds the units
   -- are held until the order is confirmed, cancelled or expires.
   local order = redis.call('HINCRBY', KEYS[1], 'orderSeq', 1)
-  local placed = {n = order, u = p.user, q = p.quantity, c = now_ms, e = 0, t = p.token, r = '',
-    rid = p.rid, late = false, h = {}}
-  redis.call('HSET', p.bucket, p.user, buyer_record(now_ms, order, p.token))
+  local placed = {n = order, u = user, q = quantity, c = now_ms, e = 0, t = token, r = '',
+    rid = ARGV[a + 3], late = false, h = {}}
+  redis.call('HSET', bucket, user, buyer_record(now_ms, order, token))
   if hold_ms > 0 then
     placed.e = now_ms + hold_ms
-    placed.r = order .. '.' .. p.secret
-    held = held + p.quantity
-    redis.call('HINCRBY', KEYS[1], 'held', p.quantity)
+    placed.r = order .. '.' .. ARGV[a + 5]
+    held = held + quantity
+    redis.call('HINCRBY', KEYS[1], 'held', quantity)
     redis.call('ZADD', k.expiries, placed.e, order)
     co.write_order(k.checkouts, placed, 'held', now_ms)
-    co.order_event(k.orders, 'order.reserved', sale_id, placed, now_ms, p.rid)
+    co.order_event(k.orders, 'order.reserved', sale_id, placed, now_ms, placed.rid)
     return checkout_answer('RESERVED', placed)
   end
-  redis.call('HINCRBY', KEYS[1], 'confirmed', p.quantity)
+  redis.call('HINCRBY', KEYS[1], 'confirmed', quantity)
   co.write_order(k.checkouts, placed, 'confirmed', now_ms)
-  redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', p.user, 'orderNumber', order,
-    'quantity', p.quantity, 'purchaseTime', now_ms, 'requestId', p.rid)
+  redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', user, 'orderNumber', order,
+    'quantity', quantity, 'purchaseTime', now_ms, 'requestId', placed.rid)
   return checkout_answer('PURCHASED', placed)
 end
 
 local answers = {buckets}
 for i = 1, n do
-  local a = 5 + 6 * (i - 1)
-  answers[i + 1] = decide({bucket = KEYS[6 + 2 * i], attempts = KEYS[7 + 2 * i],
-    user = ARGV[a + 1], token = ARGV[a + 2], rid = ARGV[a + 3], quantity = tonumber(ARGV[a + 4]),
-    secret = ARGV[a + 5], admission = tonumber(ARGV[a + 6])})
+  answers[i + 1] = decide(i)
 end
 if sold_now ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'sold', sold_now)

@@ -162,10 +162,12 @@ async fn state_of(redis: &TestRedis, sale: &str, users: &[String]) -> Json {
             (order, record)
         })
         .collect();
-    let expiries: Vec<String> = client
+    // Holds of one batch share one expiry (one clock), so only the set is compared.
+    let mut expiries: Vec<String> = client
         .zrange(k.expiries(), 0, -1, None, false, None, false)
         .await
         .unwrap();
+    expiries.sort();
     let refused: Option<i64> = client.get(k.refused()).await.unwrap();
     let used: Option<i64> = client.hget(k.room(), "used").await.unwrap();
     let mut attempts = BTreeMap::new();
@@ -247,6 +249,13 @@ async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
                 "seed {seed}: {body} → {}",
                 put.text().await.unwrap()
             );
+            // The app's sweeper would release the holds this test expires at a moment of its
+            // own choosing, between one sale's purchases and the other's: it is kept away.
+            let _: () = redis
+                .client
+                .srem("flashsale:sales:holds", sale.as_str())
+                .await
+                .unwrap();
             if case.room {
                 let _: () = redis
                     .client
@@ -289,12 +298,12 @@ async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
             let together: Vec<_> = together.iter().map(answer_shape).collect();
             let alone: Vec<_> = alone.iter().map(answer_shape).collect();
             assert_eq!(together, alone, "seed {seed}, case {n}: {case:?}");
+            assert_eq!(
+                state_of(&redis, &batched, &users).await,
+                state_of(&redis, &single, &users).await,
+                "seed {seed}, case {n}: {case:?}"
+            );
         }
-        assert_eq!(
-            state_of(&redis, &batched, &users).await,
-            state_of(&redis, &single, &users).await,
-            "seed {seed}, case {n}: {case:?}"
-        );
     }
     println!("seed {seed}: {purchases} purchases in 60 cases decided alike");
 }

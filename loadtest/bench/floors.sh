@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# flashsale against the floor servers (loadtest/bench/floor.rs), side by side in one run on one
+# machine (README, Benchmarks: against the floors):
+#   - floor-http: actix-web 4 answering a purchase-sized JSON body;
+#   - floor-redis: the same plus one EVALSHA of a one-command script (INCR) through fred 10;
+#   - flashsale purchases (release build, RATE_LIMIT_PER_SECOND=0), batching on (the default)
+#     and off (PURCHASE_BATCH_MAX=1), with checkout holds on (SALE_HOLD_SECONDS=600), and a
+#     request after sell-out (a sale of one unit, every request a new buyer).
+# wrk drives every target with the same script (a new buyer per request) at each connection
+# count; per target: requests/s, the target's CPU and Redis's CPU per request (µs, from
+# /proc), each also as a ratio to floor-redis measured in the same round; medians of ROUNDS
+# interleaved rounds. For flashsale also the mean batch (its /metrics) and the purchases one
+# Redis primary can decide per CPU-second (1 / Redis CPU per purchase).
+# Writes loadtest/bench/floors.md and prints it.
+#
+# Knobs: DURATION (s per measurement, 10), ROUNDS (3), CONNECTIONS ("64 256"),
+# REDIS_PORT/SERVICE_PORT (16390/18090), TARGETS (all of the above, space-separated names).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-"64 256"}
+REDIS_PORT=${REDIS_PORT:-16390}
+SERVICE_PORT=${SERVICE_PORT:-18090}
+TARGETS=${TARGETS:-"floor-http floor-redis flashsale flashsale-batch1 flashsale-holds flashsale-soldout"}
+OUT=${OUT:-loadtest/bench/floors.md}
+RUN=$(date +%s)
+# shellcheck source=loadtest/bench/lib.sh
+. loadtest/bench/lib.sh
+work_dir
+prepare_service_bench
+log "building the floor servers (release)"
+cargo build --release --quiet --example floor
+FLOOR=target/release/examples/floor
+start_redis "$WORK/redis.log"
+
+wait_port() { # port: until something answers HTTP there (at most 10 s)
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+    sleep 0.05
+  done
+  echo "nothing answers on :$1" >&2; return 1
+}
+start_target() { # name sale
+  local name=$1 sale=$2 extra=()
+  case "$name" in
+    floor-http) "$FLOOR" http "$SERVICE_PORT" >>"$WORK/floor.log" 2>&1 & ;;
+    floor-redis) "$FLOOR" redis "$SERVICE_PORT" "redis://127.0.0.1:$REDIS_PORT" >>"$WORK/floor.log" 2>&1 & ;;
+    flashsale*)
+      case "$name" in
+        flashsale-batch1) extra=(PURCHASE_BATCH_MAX=1) ;;
+        flashsale-holds) extra=(SALE_HOLD_SECONDS=600) ;;
+      esac
+      local stock=2000000
+      [ "$name" = flashsale-soldout ] && stock=1
+      env -i PATH="$PATH" HOST=127.0.0.1 PORT="$SERVICE_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+        SALE_ID="$sale" SALE_TOTAL_STOCK="$stock" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json "${extra[@]}" \
+        "$BIN" >>"$WORK/flashsale.log" 2>&1 &
+      ;;
+  esac
+  SERVICE_PID=$!; PIDS+=("$SERVICE_PID")
+  wait_port "$SERVICE_PORT"
+}
+# The mean batch of a flashsale instance so far (its /metrics), "–" for the floors.
+mean_batch() {
+  curl -s "http://127.0.0.1:$SERVICE_PORT/metrics" 2>/dev/null | awk '
+    /^flashsale_purchase_batches_total / { b = $2 } /^flashsale_purchase_batched_total / { n = $2 }
+    END { if (b > 0) printf "%.1f", n / b; else print "–" }'
+}
+# One measurement: sets RPS CPU_US REDIS_US NON_2XX BATCH.
+measure_target() { # name connections round
+  local name=$1 c=$2 sale="$1-$RUN-$2-$3" out requests cpu0 rcpu0 cpu1 rcpu1
+  start_target "$name" "$sale"
+  wrk -t2 -c"$c" -d2s -s loadtest/bench/purchase.lua "http://127.0.0.1:$SERVICE_PORT" -- "w$sale" >/dev/null
+  cpu0=$(cpu_ticks "$SERVICE_PID"); rcpu0=$(cpu_ticks "$REDIS_PID")
+  out=$(wrk -t2 -c"$c" -d"${DURATION}s" -s loadtest/bench/purchase.lua "http://127.0.0.1:$SERVICE_PORT" -- "m$sale" | tail -1)
+  cpu1=$(cpu_ticks "$SERVICE_PID"); rcpu1=$(cpu_ticks "$REDIS_PID")
+  BATCH=$(mean_batch)
+  kill -TERM "$SERVICE_PID"; wait "$SERVICE_PID" 2>/dev/null || true
+  requests=$(echo "$out" | json_field requests)
+  RPS=$(awk -v n="$requests" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
+  CPU_US=$(awk -v t=$(( (cpu1 - cpu0) * TICK_US )) -v n="$requests" 'BEGIN { printf "%.1f", t / n }')
+  REDIS_US=$(awk -v t=$(( (rcpu1 - rcpu0) * TICK_US )) -v n="$requests" 'BEGIN { printf "%.1f", t / n }')
+  NON_2XX=$(echo "$out" | json_field non_2xx)
+}
+
+ROWS=()
+for C in $CONNECTIONS; do
+  declare -A V=()
+  for R in $(seq 1 "$ROUNDS"); do
+    for T in $TARGETS; do
+      log "round $R/$ROUNDS, $C connections: $T"
+      measure_target "$T" "$C" "$R"
+      V[${T}_rps]+=" $RPS"; V[${T}_cpu]+=" $CPU_US"; V[${T}_redis]+=" $REDIS_US"
+      V[${T}_batch]+=" $BATCH"; V[${T}_non2xx]+=" ${NON_2XX:-0}"
+    done
+  done
+  m() { echo "${V[$1]:-}" | median; }
+  FR_RPS=$(m floor-redis_rps); FR_CPU=$(m floor-redis_cpu); FR_REDIS=$(m floor-redis_redis)
+  for T in $TARGETS; do
+    redis_us=$(m "${T}_redis")
+    per_sec=$(awk -v u="$redis_us" 'BEGIN { if (u > 0) printf "%.0f", 1000000 / u; else print "–" }')
+    batch=$(echo "${V[${T}_batch]}" | tr ' ' '\n' | grep -v '^$' | grep -v '–' || true)
+    [ -n "$batch" ] && batch=$(echo "$batch" | median)
+    ROWS+=("| $T | $C | $(m "${T}_rps") | $(m "${T}_cpu") | $redis_us | $(ratio "$(m "${T}_rps")" "$FR_RPS") | $(ratio "$(m "${T}_cpu")" "$FR_CPU") | $(ratio "$redis_us" "$FR_REDIS") | $per_sec | ${batch:-–} |${V[${T}_non2xx]} |")
+  done
+  unset V
+done
+
+{
+  echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, load generator included: wrk -t2, ${DURATION}s per measurement after a 2 s warm-up, every request a new buyer; median of $ROUNDS interleaved rounds. Ratios are to floor-redis in the same run."
+  echo
+  echo "| target | connections | requests/s | service CPU µs/request | Redis CPU µs/request | requests/s vs floor-redis | service CPU vs floor-redis | Redis CPU vs floor-redis | requests per Redis CPU-second | mean batch | non-2xx per round |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+} | tee "$OUT"
