@@ -141,8 +141,11 @@ local function checkout_lib()
   -- Appends a lifecycle event of an order to the order stream (order.created stays the event of
   -- a plain sale's purchase and carries no type field).
   local function order_event(orders_key, kind, sale_id, record, now_ms, request_id, reason)
-    local fields = {'type', kind, 'saleId', sale_id, 'userId', record.u, 'orderNumber', record.n,
-      'quantity', record.q, 'purchaseTime', record.c, 'at', now_ms, 'requestId', request_id}
+    -- Numbers made text with %d: Redis would format them with "%.14g", several times slower.
+    local fields = {'type', kind, 'saleId', sale_id, 'userId', record.u,
+      'orderNumber', string.format('%d', record.n), 'quantity', string.format('%d', record.q),
+      'purchaseTime', string.format('%d', record.c), 'at', string.format('%d', now_ms),
+      'requestId', request_id}
     if reason then
       fields[#fields + 1] = 'reason'
       fields[#fields + 1] = reason
@@ -179,7 +182,8 @@ local function checkout_lib()
   end
 
   -- Releases up to `limit` holds whose expiry has passed, oldest first. Returns the units
-  -- released. Bounded, so a purchase or a sweep never runs long.
+  -- released, and whether no hold due is left. Bounded, so a purchase or a sweep never runs
+  -- long.
   local function release_expired(k, buckets, now_ms, sale_id, limit)
     local due = redis.call('ZRANGEBYSCORE', k.expiries, '-inf', now_ms, 'LIMIT', 0, limit)
     local units = 0
@@ -192,7 +196,7 @@ local function checkout_lib()
         redis.call('ZREM', k.expiries, order)
       end
     end
-    return units
+    return units, #due < limit
   end
   return {
     read_checkout = read_checkout,

@@ -35,8 +35,9 @@
 --
 -- Within each purchase every read and check comes first and its writes last; nothing after the
 -- first write of a batch can raise an error (Redis has no rollback). The counters the batch
--- shares (sold, refused, the room's admissions used) are added once at the end, and the clock is
--- read once. Running the same call twice is safe: the second run finds each purchase's own
+-- shares (sold, refused, the room's admissions used, a checkout sale's orderSeq, held and
+-- confirmed) are added once at the end; the clock is read once, and expired holds are looked
+-- for until none is left. Running the same call twice is safe: the second run finds each purchase's own
 -- request token in its buyer record and answers as the first did, taking nothing (fred re-sends
 -- in-flight commands after a reconnect). Every command here is O(1), or bounded by one buyer
 -- bucket (about 100 entries) or by the expired holds released (at most 10 per purchase).
@@ -59,6 +60,12 @@ local limit, window_ms, sale_id, waits = tonumber(ARGV[1]), ARGV[2], ARGV[3], AR
 -- Units sold by this batch (added to `sold` once at the end): a plain sale's order number is
 -- the units sold before it plus one, as one HINCRBY would have numbered it.
 local sold_now, refused_now, used_now = 0, 0, 0
+-- A checkout sale's counters, added once at the end too: orders numbered (orderSeq), units held
+-- and confirmed by this batch.
+local seq_now, held_now, confirmed_now = 0, 0, 0
+-- Every hold due at this batch's clock has been released (none can fall due later in the
+-- batch: the clock is read once, and a hold placed now expires after it).
+local drained = false
 local remaining = total - sold
 -- The checkout helpers, built only for a checkout sale (prelude: checkout_lib).
 local co = order_seq and checkout_lib()
@@ -150,11 +157,11 @@ local function decide(i)
     return refuse('SALE_ENDED', remaining, 0)
   end
 
-  if k then
+  if k and not drained then
     -- Holds that expired come back before the stock is judged, so a unit that came back is
     -- sold at once; the sweeper releases the rest.
-    local back = co.release_expired(k, buckets, now_ms, sale_id, 10)
-    remaining, held = remaining + back, held - back
+    local back, all = co.release_expired(k, buckets, now_ms, sale_id, 10)
+    remaining, held, drained = remaining + back, held - back, all
   end
 
   -- Only attempts that cannot buy are counted: an attempt that buys makes the user a buyer,
@@ -215,24 +222,25 @@ local function decide(i)
 
   -- A checkout sale: the order takes its units and a number of its own; with holds the units
   -- are held until the order is confirmed, cancelled or expires.
-  local order = redis.call('HINCRBY', KEYS[1], 'orderSeq', 1)
+  seq_now = seq_now + 1
+  local order = order_seq + seq_now
   local placed = {n = order, u = user, q = quantity, c = now_ms, e = 0, t = token, r = '',
     rid = ARGV[a + 3], late = false, h = {}}
   redis.call('HSET', bucket, user, buyer_record(now_ms, order, token))
   if hold_ms > 0 then
     placed.e = now_ms + hold_ms
     placed.r = order .. '.' .. ARGV[a + 5]
-    held = held + quantity
-    redis.call('HINCRBY', KEYS[1], 'held', quantity)
+    held, held_now = held + quantity, held_now + quantity
     redis.call('ZADD', k.expiries, placed.e, order)
     co.write_order(k.checkouts, placed, 'held', now_ms)
     co.order_event(k.orders, 'order.reserved', sale_id, placed, now_ms, placed.rid)
     return checkout_answer('RESERVED', placed)
   end
-  redis.call('HINCRBY', KEYS[1], 'confirmed', quantity)
+  confirmed_now = confirmed_now + quantity
   co.write_order(k.checkouts, placed, 'confirmed', now_ms)
-  redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', user, 'orderNumber', order,
-    'quantity', quantity, 'purchaseTime', now_ms, 'requestId', placed.rid)
+  redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', user,
+    'orderNumber', string.format('%d', order), 'quantity', string.format('%d', quantity),
+    'purchaseTime', string.format('%d', now_ms), 'requestId', placed.rid)
   return checkout_answer('PURCHASED', placed)
 end
 
@@ -240,8 +248,11 @@ local answers = {buckets}
 for i = 1, n do
   answers[i + 1] = decide(i)
 end
-if sold_now ~= 0 then
-  redis.call('HINCRBY', KEYS[1], 'sold', sold_now)
+for field, added in pairs({sold = sold_now, orderSeq = seq_now, held = held_now,
+    confirmed = confirmed_now}) do
+  if added ~= 0 then
+    redis.call('HINCRBY', KEYS[1], field, added)
+  end
 end
 if refused_now > 0 then
   redis.call('INCRBY', KEYS[4], refused_now)
