@@ -16,7 +16,7 @@ use fred::{
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
         Arc, Mutex,
     },
 };
@@ -110,6 +110,26 @@ impl Lane {
     }
 }
 
+/// A drain task's hold on its lane: when the task is dropped before it finished (the runtime
+/// shutting down), the lane is freed and its queued purchases are answered "not now" (dropping
+/// their senders), so none waits on a task that is gone.
+struct Release {
+    lane: Arc<Lane>,
+    /// The task freed the lane itself (under the queue's lock, with nothing waiting): another
+    /// drain task may own it already.
+    finished: AtomicBool,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if !self.finished.load(Ordering::Relaxed) {
+            let mut queue = self.lane.queue();
+            queue.busy = false;
+            queue.waiting.clear();
+        }
+    }
+}
+
 impl Store {
     /// Decides one purchase with `lua/purchase.lua`. Purchases of the same sale that arrive
     /// while a call for it is in flight wait and are decided together by the next call, up to
@@ -166,25 +186,35 @@ impl Store {
 
     /// Decides a sale's waiting purchases, a batch per call, until none wait.
     async fn drain(self, lane: Arc<Lane>, limit: UserAttemptLimit) {
+        // Should this task end any other way (the runtime shutting down), the lane is freed
+        // and the purchases still queued are answered "not now", not left waiting.
+        let guard = Release {
+            lane,
+            finished: AtomicBool::new(false),
+        };
+        let lane = &guard.lane;
         loop {
-            let batch: Vec<Waiting> = {
+            let (entries, answers): (Vec<PurchaseEntry>, Vec<_>) = {
                 let mut queue = lane.queue();
                 // Purchases whose requests gave up (timed out) are not decided: their buyers
                 // were told 503, and a retry decides them.
                 queue.waiting.retain(|waiting| !waiting.answer.is_closed());
                 if queue.waiting.is_empty() {
                     queue.busy = false;
+                    guard.finished.store(true, Ordering::Relaxed);
                     return;
                 }
                 let take = queue.waiting.len().min(self.lanes.max);
-                queue.waiting.drain(..take).collect()
+                queue
+                    .waiting
+                    .drain(..take)
+                    .map(|waiting| (waiting.entry, waiting.answer))
+                    .unzip()
             };
-            let entries: Vec<PurchaseEntry> =
-                batch.iter().map(|waiting| waiting.entry.clone()).collect();
             crate::metrics::purchase_batch(entries.len());
-            let decided = self.decide(&lane, limit, &entries).await;
+            let decided = self.decide(lane, limit, &entries).await;
             let mut outcomes = decided.map(Vec::into_iter);
-            for waiting in batch {
+            for answer in answers {
                 let outcome = match &mut outcomes {
                     Ok(outcomes) => outcomes.next().unwrap_or_else(|| {
                         Err(StoreError::Unexpected(
@@ -195,7 +225,7 @@ impl Store {
                     Err(err) => Err(err.clone()),
                 };
                 // A request that gave up meanwhile has no one to answer.
-                let _ = waiting.answer.send(outcome);
+                let _ = answer.send(outcome);
             }
         }
     }
