@@ -85,6 +85,29 @@ local function parse_buyer(record)
 end
 
 
+-- A purchase refused for want of stock (purchase.lua and sold_out.lua refuse alike). Only such
+-- attempts count against the user's attempt limit (`limit`, 0 = off): an attempt that buys makes
+-- the user a buyer, and buyers are answered before any limit. The first refusal of a sale with
+-- the limit on sets its config's `limited` (from then on attempt counters may exist and a
+-- purchase while stock remains reads its own). A first refusal this window creates its counter
+-- with its expiry in one command (most of a sold-out flood is first attempts); a later one counts
+-- on, and the attempt past the limit is answered RATE_LIMITED. Returns the code, the wait in ms
+-- and whether the sale is `limited` now.
+local function refuse_for_stock(config_key, attempts_key, limit, window_ms, limited)
+  if limit <= 0 then
+    return 'SOLD_OUT', 0, limited
+  end
+  if not limited then
+    redis.call('HSET', config_key, 'limited', 1)
+  end
+  if not redis.call('SET', attempts_key, 1, 'PX', window_ms, 'NX') then
+    if redis.call('INCR', attempts_key) > limit then
+      return 'RATE_LIMITED', redis.call('PTTL', attempts_key), true
+    end
+  end
+  return 'SOLD_OUT', 0, true
+end
+
 -- The checkout helpers (holds, order records, releases), built only by the scripts and calls
 -- that need them: every `local function` of this prelude is created again on each script call,
 -- so the purchase of a sale without holds would pay for each of these (about 0.2 µs apiece).

@@ -164,29 +164,11 @@ local function decide(i)
     remaining, held, drained = remaining + back, held - back, all
   end
 
-  -- Only attempts that cannot buy are counted: an attempt that buys makes the user a buyer,
-  -- and buyers are answered above, so counting it could never matter and would cost two
-  -- writes.
   if remaining < quantity then
-    if limit > 0 then
-      if not limited then
-        -- From now on attempt counters may exist, and a purchase while stock remains reads its
-        -- own (restocks and released holds bring stock back). Once per sale.
-        redis.call('HSET', KEYS[1], 'limited', 1)
-        limited = true
-      end
-      -- A first refusal this window creates its counter with its expiry in one command (most
-      -- of a sold-out flood is first attempts); a later one counts on. The attempt past the
-      -- limit is answered RATE_LIMITED, as the check below answers it while stock remains.
-      if not redis.call('SET', attempts_key, 1, 'PX', window_ms, 'NX') then
-        if redis.call('INCR', attempts_key) > limit then
-          refused_now = refused_now + 1
-          return refuse('RATE_LIMITED', math.max(remaining, 0), redis.call('PTTL', attempts_key))
-        end
-      end
-    end
+    local code, wait
+    code, wait, limited = refuse_for_stock(KEYS[1], attempts_key, limit, window_ms, limited)
     refused_now = refused_now + 1
-    return refuse('SOLD_OUT', math.max(remaining, 0), 0)
+    return refuse(code, math.max(remaining, 0), wait)
   end
 
   -- Attempt counters exist only once a purchase was refused for want of stock: until then

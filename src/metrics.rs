@@ -121,14 +121,16 @@ pub fn redis_error(kind: &'static str) {
     metrics::counter!("flashsale_redis_errors_total", "kind" => kind).increment(1);
 }
 
-/// A script loaded again after `NOSCRIPT`.
-/// One call of the purchase script deciding `purchases` purchases (batching on): the mean batch
-/// is `flashsale_purchase_batched_total / flashsale_purchase_batches_total`.
-pub fn purchase_batch(purchases: usize) {
-    metrics::counter!("flashsale_purchase_batches_total").increment(1);
-    metrics::counter!("flashsale_purchase_batched_total").increment(purchases as u64);
+/// One call of a purchase script (`purchase`, or `sold_out` once the sale is sold out) for
+/// `purchases` purchases (batching on): the mean batch is
+/// `flashsale_purchase_batched_total / flashsale_purchase_batches_total`.
+pub fn purchase_batch(script: &'static str, purchases: usize) {
+    metrics::counter!("flashsale_purchase_batches_total", "script" => script).increment(1);
+    metrics::counter!("flashsale_purchase_batched_total", "script" => script)
+        .increment(purchases as u64);
 }
 
+/// A script loaded again after `NOSCRIPT`.
 pub fn script_reload(script: &'static str) {
     metrics::counter!("flashsale_script_reloads_total", "script" => script).increment(1);
 }

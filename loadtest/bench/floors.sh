@@ -65,7 +65,7 @@ start_target() { # name sale
 # The mean batch of a flashsale instance so far (its /metrics), "–" for the floors.
 mean_batch() {
   curl -s "http://127.0.0.1:$SERVICE_PORT/metrics" 2>/dev/null | awk '
-    /^flashsale_purchase_batches_total / { b = $2 } /^flashsale_purchase_batched_total / { n = $2 }
+    /^flashsale_purchase_batches_total[{ ]/ { b += $NF } /^flashsale_purchase_batched_total[{ ]/ { n += $NF }
     END { if (b > 0) printf "%.1f", n / b; else print "–" }'
 }
 # One measurement: sets RPS CPU_US REDIS_US NON_2XX BATCH.

@@ -1,13 +1,14 @@
 //! The purchase: `lua/purchase.lua` in one round trip, with the purchases of one sale that
-//! arrive while a call for it is in flight decided together by the next call (group commit),
-//! and with `PURCHASE_WAIT_REPLICAS` the script and `WAIT` in one pipeline on one connection.
+//! arrive while a call for it is in flight decided together by the next call (group commit);
+//! once a sale is sold out, `lua/sold_out.lua` refuses its purchases first, at a fraction of the
+//! cost; with `PURCHASE_WAIT_REPLICAS` the script and `WAIT` in one pipeline on one connection.
 
 use super::{
     keys::SaleKeys,
-    scripts::{BatchReply, PurchaseBatch, PurchaseEntry, ScriptCall},
+    scripts::{BatchReply, PurchaseBatch, PurchaseEntry, ScriptCall, SoldOutBatch, SoldOutReply},
     ReplicaWait, Store, StoreError, UserAttemptLimit,
 };
-use crate::domain::{PurchaseOutcome, RequestToken, SaleId, UserId};
+use crate::domain::{Code, PurchaseOutcome, RequestToken, SaleId, UserId};
 use fred::{
     bytes_utils::Str,
     prelude::*,
@@ -40,7 +41,8 @@ impl Ask {
 }
 
 /// The purchases of each sale this store (one HTTP worker's) is deciding: the sale's
-/// `buyerBuckets` as last read, and the purchases waiting for the call in flight.
+/// `buyerBuckets` as last read, whether it was last seen sold out, and the purchases waiting
+/// for the call in flight.
 #[derive(Default)]
 pub(super) struct Lanes {
     /// The most purchases one call decides; 1 = every purchase alone.
@@ -57,7 +59,20 @@ struct Lane {
     sale_id: Str,
     /// The sale's `buyerBuckets` as the script last answered it (0: not yet known).
     buckets: AtomicU32,
-    queue: Mutex<Queue>,
+    /// A purchase of this sale was last refused for want of stock: purchases go to
+    /// `lua/sold_out.lua` first, until it finds the stock back (or the sale changed).
+    sold_out: AtomicBool,
+    /// Purchases waiting for `lua/purchase.lua`.
+    decide: Mutex<Queue>,
+    /// Purchases waiting for `lua/sold_out.lua`.
+    refuse: Mutex<Queue>,
+}
+
+/// Which script a queue of a lane waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Decide,
+    Refuse,
 }
 
 #[derive(Default)]
@@ -69,8 +84,11 @@ struct Queue {
 
 struct Waiting {
     entry: PurchaseEntry,
-    answer: oneshot::Sender<Result<PurchaseOutcome, StoreError>>,
+    answer: Answer,
 }
+
+/// Where a waiting purchase's outcome goes.
+type Answer = oneshot::Sender<Result<PurchaseOutcome, StoreError>>;
 
 impl Lanes {
     pub(super) fn new(max: usize) -> Self {
@@ -95,7 +113,9 @@ impl Lanes {
             keys: SaleKeys::new(sale),
             sale_id: Str::from(sale.as_str()),
             buckets: AtomicU32::new(0),
-            queue: Mutex::default(),
+            sold_out: AtomicBool::new(false),
+            decide: Mutex::default(),
+            refuse: Mutex::default(),
         });
         lanes.insert(sale.clone(), lane.clone());
         lane
@@ -103,10 +123,24 @@ impl Lanes {
 }
 
 impl Lane {
-    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn queue(&self, step: Step) -> std::sync::MutexGuard<'_, Queue> {
+        match step {
+            Step::Decide => &self.decide,
+            Step::Refuse => &self.refuse,
+        }
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a batch's answers show the stock gone: a `SOLD_OUT` at 0 left (after it, nothing
+    /// in the same call brings stock back).
+    fn learn(&self, outcomes: &[Result<PurchaseOutcome, StoreError>]) {
+        let gone = outcomes.iter().any(
+            |outcome| matches!(outcome, Ok(outcome) if outcome.code == Code::SoldOut && outcome.remaining == 0),
+        );
+        if gone {
+            self.sold_out.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -115,6 +149,7 @@ impl Lane {
 /// their senders), so none waits on a task that is gone.
 struct Release {
     lane: Arc<Lane>,
+    step: Step,
     /// The task freed the lane itself (under the queue's lock, with nothing waiting): another
     /// drain task may own it already.
     finished: AtomicBool,
@@ -123,7 +158,7 @@ struct Release {
 impl Drop for Release {
     fn drop(&mut self) {
         if !self.finished.load(Ordering::Relaxed) {
-            let mut queue = self.lane.queue();
+            let mut queue = self.lane.queue(self.step);
             queue.busy = false;
             queue.waiting.clear();
         }
@@ -134,7 +169,9 @@ impl Store {
     /// Decides one purchase with `lua/purchase.lua`. Purchases of the same sale that arrive
     /// while a call for it is in flight wait and are decided together by the next call, up to
     /// `PURCHASE_BATCH_MAX`, in arrival order (group commit); one that finds nothing in flight
-    /// is sent at once, so a quiet sale waits for nothing. Within `REDIS_TIMEOUT_MS` in all.
+    /// is sent at once, so a quiet sale waits for nothing. Once the sale was seen sold out,
+    /// `lua/sold_out.lua` refuses them first, the same way, and passes on to `purchase.lua` only
+    /// those it cannot refuse. Within `REDIS_TIMEOUT_MS` in all.
     pub async fn purchase(
         &self,
         sale: &SaleId,
@@ -153,27 +190,18 @@ impl Store {
         );
         let lane = self.lanes.lane(sale);
         if self.lanes.max == 1 {
-            // Batching off: the purchase is its own call, on this task.
-            let decided = self
-                .decide(&lane, limit, std::slice::from_ref(&entry))
-                .await?;
-            return decided.into_iter().next().unwrap_or_else(|| {
-                Err(StoreError::Unexpected(
-                    "purchase.lua answered no purchase".into(),
-                ))
-            });
+            // Batching off: the purchase is its own call (or two), on this task.
+            return self
+                .bounded(Box::pin(self.alone(&lane, limit, entry)))
+                .await;
         }
         let (answer, answered) = oneshot::channel();
-        let lead = {
-            let mut queue = lane.queue();
-            queue.waiting.push(Waiting { entry, answer });
-            !std::mem::replace(&mut queue.busy, true)
+        let step = if lane.sold_out.load(Ordering::Relaxed) {
+            Step::Refuse
+        } else {
+            Step::Decide
         };
-        if lead {
-            // The calls run on a task of their own: a request that goes away (its client
-            // disconnected) must not strand the purchases waiting behind it.
-            tokio::spawn(self.clone().drain(lane, limit));
-        }
+        self.enqueue(&lane, limit, step, vec![Waiting { entry, answer }]);
         match tokio::time::timeout(self.timeout, answered).await {
             Ok(Ok(outcome)) => outcome,
             // The drain task ended without answering (the runtime is shutting down).
@@ -184,18 +212,70 @@ impl Store {
         }
     }
 
-    /// Decides a sale's waiting purchases, a batch per call, until none wait.
-    async fn drain(self, lane: Arc<Lane>, limit: UserAttemptLimit) {
+    /// Batching off: one purchase, refused by `lua/sold_out.lua` when it can be, else decided.
+    async fn alone(
+        &self,
+        lane: &Lane,
+        limit: UserAttemptLimit,
+        entry: PurchaseEntry,
+    ) -> Result<PurchaseOutcome, StoreError> {
+        let entries = std::slice::from_ref(&entry);
+        if lane.sold_out.load(Ordering::Relaxed) {
+            match self.refuse(lane, limit, entries).await? {
+                SoldOutReply::NotSoldOut => lane.sold_out.store(false, Ordering::Relaxed),
+                SoldOutReply::Refused(refusals) => {
+                    if let Some(Some(refusal)) = refusals.into_iter().next() {
+                        return refusal;
+                    }
+                }
+            }
+        }
+        let decided = self.decide(lane, limit, entries).await?;
+        lane.learn(&decided);
+        decided.into_iter().next().unwrap_or_else(|| {
+            Err(StoreError::Unexpected(
+                "purchase.lua answered no purchase".into(),
+            ))
+        })
+    }
+
+    /// Queues purchases for one of a lane's scripts, and starts its drain task when none runs.
+    fn enqueue(
+        &self,
+        lane: &Arc<Lane>,
+        limit: UserAttemptLimit,
+        step: Step,
+        waiting: Vec<Waiting>,
+    ) {
+        if waiting.is_empty() {
+            return;
+        }
+        let lead = {
+            let mut queue = lane.queue(step);
+            queue.waiting.extend(waiting);
+            !std::mem::replace(&mut queue.busy, true)
+        };
+        if lead {
+            // The calls run on a task of their own: a request that goes away (its client
+            // disconnected) must not strand the purchases waiting behind it.
+            tokio::spawn(self.clone().drain(lane.clone(), limit, step));
+        }
+    }
+
+    /// Runs a lane's waiting purchases through one of its scripts, a batch per call, until
+    /// none wait.
+    async fn drain(self, lane: Arc<Lane>, limit: UserAttemptLimit, step: Step) {
         // Should this task end any other way (the runtime shutting down), the lane is freed
         // and the purchases still queued are answered "not now", not left waiting.
         let guard = Release {
             lane,
+            step,
             finished: AtomicBool::new(false),
         };
         let lane = &guard.lane;
         loop {
             let (entries, answers): (Vec<PurchaseEntry>, Vec<_>) = {
-                let mut queue = lane.queue();
+                let mut queue = lane.queue(step);
                 // Purchases whose requests gave up (timed out) are not decided: their buyers
                 // were told 503, and a retry decides them.
                 queue.waiting.retain(|waiting| !waiting.answer.is_closed());
@@ -211,23 +291,53 @@ impl Store {
                     .map(|waiting| (waiting.entry, waiting.answer))
                     .unzip()
             };
-            crate::metrics::purchase_batch(entries.len());
-            let decided = self.decide(lane, limit, &entries).await;
-            let mut outcomes = decided.map(Vec::into_iter);
-            for answer in answers {
-                let outcome = match &mut outcomes {
-                    Ok(outcomes) => outcomes.next().unwrap_or_else(|| {
-                        Err(StoreError::Unexpected(
-                            "purchase.lua answered fewer purchases than it was given".into(),
-                        ))
-                    }),
-                    // A failed call fails each of its purchases alike: unknown outcome (503).
-                    Err(err) => Err(err.clone()),
-                };
-                // A request that gave up meanwhile has no one to answer.
-                let _ = answer.send(outcome);
+            match step {
+                Step::Decide => {
+                    crate::metrics::purchase_batch("purchase", entries.len());
+                    let decided = self.decide(lane, limit, &entries).await;
+                    if let Ok(outcomes) = &decided {
+                        lane.learn(outcomes);
+                    }
+                    answer_all(answers, decided);
+                }
+                Step::Refuse => {
+                    crate::metrics::purchase_batch("sold_out", entries.len());
+                    let refused = self.refuse(lane, limit, &entries).await;
+                    let passed = match refused {
+                        Ok(SoldOutReply::NotSoldOut) => {
+                            lane.sold_out.store(false, Ordering::Relaxed);
+                            waiting(entries, answers)
+                        }
+                        Ok(SoldOutReply::Refused(refusals)) => {
+                            answer_refused(entries, answers, refusals)
+                        }
+                        Err(err) => {
+                            answer_all(answers, Err(err));
+                            Vec::new()
+                        }
+                    };
+                    // Those the sold-out script could not refuse are decided after the
+                    // purchases already queued: nothing they do changes the stock.
+                    self.enqueue(lane, limit, Step::Decide, passed);
+                }
             }
         }
+    }
+
+    /// One call of `lua/sold_out.lua` for these purchases, within `REDIS_TIMEOUT_MS`.
+    async fn refuse(
+        &self,
+        lane: &Lane,
+        limit: UserAttemptLimit,
+        entries: &[PurchaseEntry],
+    ) -> Result<SoldOutReply, StoreError> {
+        self.eval(SoldOutBatch {
+            keys: &lane.keys,
+            limit,
+            buckets: lane.buckets.load(Ordering::Relaxed),
+            entries,
+        })
+        .await
     }
 
     /// One call of `lua/purchase.lua` for these purchases, within `REDIS_TIMEOUT_MS` in all: a
@@ -356,6 +466,60 @@ impl Store {
                 .collect(),
         ))
     }
+}
+
+/// Answers each purchase of a batch with its outcome; a failed call fails each alike (unknown
+/// outcome: 503).
+fn answer_all(
+    answers: Vec<Answer>,
+    decided: Result<Vec<Result<PurchaseOutcome, StoreError>>, StoreError>,
+) {
+    let mut outcomes = decided.map(Vec::into_iter);
+    for answer in answers {
+        let outcome = match &mut outcomes {
+            Ok(outcomes) => outcomes.next().unwrap_or_else(|| {
+                Err(StoreError::Unexpected(
+                    "a script answered fewer purchases than it was given".into(),
+                ))
+            }),
+            Err(err) => Err(err.clone()),
+        };
+        // A request that gave up meanwhile has no one to answer.
+        let _ = answer.send(outcome);
+    }
+}
+
+/// Answers the purchases `lua/sold_out.lua` refused, and returns those it passed on.
+fn answer_refused(
+    entries: Vec<PurchaseEntry>,
+    answers: Vec<Answer>,
+    refusals: Vec<Option<Result<PurchaseOutcome, StoreError>>>,
+) -> Vec<Waiting> {
+    let mut refusals = refusals.into_iter();
+    let mut passed = Vec::new();
+    for (entry, answer) in entries.into_iter().zip(answers) {
+        match refusals.next() {
+            Some(Some(refusal)) => {
+                let _ = answer.send(refusal);
+            }
+            Some(None) => passed.push(Waiting { entry, answer }),
+            None => {
+                let _ = answer.send(Err(StoreError::Unexpected(
+                    "sold_out.lua answered fewer purchases than it was given".into(),
+                )));
+            }
+        }
+    }
+    passed
+}
+
+/// A batch put back together, to wait for another script.
+fn waiting(entries: Vec<PurchaseEntry>, answers: Vec<Answer>) -> Vec<Waiting> {
+    entries
+        .into_iter()
+        .zip(answers)
+        .map(|(entry, answer)| Waiting { entry, answer })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,10 +2,14 @@
 //! `lua/purchase.lua` answers and writes exactly what the same purchases decided one by one
 //! do, over random sequences (stock edges, repeated buyers, retries with the same key,
 //! quantities, holds and their expiry, the attempt limit, the waiting room's admissions, the
-//! window closing between batches); and concurrent purchases through the HTTP API are batched.
+//! window closing between batches); the same batch sent first to `lua/sold_out.lua` (as an
+//! instance does once it saw the sale sold out), and on to `lua/purchase.lua` for what it
+//! passes on, answers and writes the same again; and concurrent purchases through the HTTP API
+//! are batched, and refused cheaply once the stock is gone.
 
 use crate::helpers::{
-    assert_invariants, crowd, keys, purchase_script, spawn_app_with, users, Buy, TestRedis,
+    assert_invariants, crowd, keys, purchase_script, sold_out_script, spawn_app_with, users, Buy,
+    TestRedis,
 };
 use fred::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -42,14 +46,14 @@ fn random_case(rng: &mut StdRng) -> Case {
     } else {
         1
     };
-    let users: Vec<String> = (0..rng.random_range(1..=6))
+    let users: Vec<String> = (0..rng.random_range(1..=12))
         .map(|n| format!("u{n}"))
         .collect();
     let mut tokens: Vec<(String, String)> = Vec::new();
     let room = rng.random_bool(0.2);
     let mut segments = Vec::new();
     let mut closed = false;
-    for index in 0..rng.random_range(1..=3) {
+    for index in 0..rng.random_range(1..=4) {
         let mut buys = Vec::new();
         for _ in 0..rng.random_range(1..=24) {
             // A retry of an earlier request (same user, same token) a quarter of the time.
@@ -213,6 +217,40 @@ async fn expire_holds(redis: &TestRedis, sale: &str) {
     }
 }
 
+/// A batch as an instance decides it once it saw the sale sold out: `lua/sold_out.lua` first,
+/// then `lua/purchase.lua` for the purchases it passed on (all of them when it found stock),
+/// answers put back in the batch's order, and how many the sold-out script refused.
+async fn refused_first(
+    redis: &TestRedis,
+    sale: &str,
+    buys: &[Buy],
+    limit: u32,
+) -> (Vec<Value>, usize) {
+    let Some(refusals) = sold_out_script(&redis.client, sale, buys, limit, 60_000).await else {
+        let decided = purchase_script(&redis.client, sale, buys, limit, 60_000).await;
+        return (decided, 0);
+    };
+    let refused = refusals.iter().filter(|refusal| refusal.is_some()).count();
+    assert_eq!(refusals.len(), buys.len());
+    let passed: Vec<Buy> = buys
+        .iter()
+        .zip(&refusals)
+        .filter(|(_, refusal)| refusal.is_none())
+        .map(|(buy, _)| buy.clone())
+        .collect();
+    let mut decided = if passed.is_empty() {
+        Vec::new()
+    } else {
+        purchase_script(&redis.client, sale, &passed, limit, 60_000).await
+    }
+    .into_iter();
+    let answers = refusals
+        .into_iter()
+        .map(|refusal| refusal.unwrap_or_else(|| decided.next().unwrap()))
+        .collect();
+    (answers, refused)
+}
+
 #[tokio::test]
 async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
     let redis = TestRedis::start().await;
@@ -223,6 +261,7 @@ async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
         .unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut purchases = 0;
+    let mut refused_early = 0;
     for n in 0..60 {
         let case = random_case(&mut rng);
         let now = chrono::Utc::now();
@@ -232,8 +271,8 @@ async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
             "endTime": (now + chrono::Duration::hours(1)).to_rfc3339(),
             "holdSeconds": case.hold_seconds, "maxPerBuyer": case.max_per_buyer,
         });
-        let (batched, single) = (format!("b{n}"), format!("s{n}"));
-        for sale in [&batched, &single] {
+        let (batched, single, refused) = (format!("b{n}"), format!("s{n}"), format!("r{n}"));
+        for sale in [&batched, &single, &refused] {
             let put = app
                 .http
                 .put(app.url(&format!("/api/admin/sales/{sale}")))
@@ -264,9 +303,9 @@ async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
                     .unwrap();
             }
         }
-        let users: Vec<String> = (0..6).map(|n| format!("u{n}")).collect();
+        let users: Vec<String> = (0..12).map(|n| format!("u{n}")).collect();
         for segment in &case.segments {
-            for sale in [&batched, &single] {
+            for sale in [&batched, &single, &refused] {
                 if segment.expire_holds {
                     expire_holds(&redis, sale).await;
                 }
@@ -281,6 +320,9 @@ async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
             }
             let together =
                 purchase_script(&redis.client, &batched, &segment.buys, case.limit, 60_000).await;
+            let (first_refused, refusals) =
+                refused_first(&redis, &refused, &segment.buys, case.limit).await;
+            refused_early += refusals;
             let mut alone = Vec::new();
             for buy in &segment.buys {
                 let answer = purchase_script(
@@ -296,16 +338,32 @@ async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
             purchases += segment.buys.len();
             assert_eq!(together.len(), segment.buys.len());
             let together: Vec<_> = together.iter().map(answer_shape).collect();
+            let first_refused: Vec<_> = first_refused.iter().map(answer_shape).collect();
             let alone: Vec<_> = alone.iter().map(answer_shape).collect();
             assert_eq!(together, alone, "seed {seed}, case {n}: {case:?}");
             assert_eq!(
+                first_refused, alone,
+                "sold_out.lua first: seed {seed}, case {n}: {case:?}"
+            );
+            let single_state = state_of(&redis, &single, &users).await;
+            assert_eq!(
                 state_of(&redis, &batched, &users).await,
-                state_of(&redis, &single, &users).await,
+                single_state,
                 "seed {seed}, case {n}: {case:?}"
+            );
+            assert_eq!(
+                state_of(&redis, &refused, &users).await,
+                single_state,
+                "sold_out.lua first: seed {seed}, case {n}: {case:?}"
             );
         }
     }
-    println!("seed {seed}: {purchases} purchases in 60 cases decided alike");
+    println!(
+        "seed {seed}: {purchases} purchases in 60 cases decided alike, \
+         {refused_early} of them refused by sold_out.lua"
+    );
+    // Most cases sell out (at most 8 units, up to 96 purchases): the path must have been taken.
+    assert!(refused_early > 0, "seed {seed}: sold_out.lua refused none");
 }
 
 /// Concurrent purchases of one sale at one instance: every SPEC §1 invariant holds, and Redis
@@ -340,4 +398,141 @@ async fn concurrent_purchases_of_one_sale_share_script_calls() {
             );
         }
     }
+}
+
+/// Script calls Redis ran since `SLOWLOG RESET`, by script: every command is logged (the
+/// threshold is 0), and an `EVALSHA`'s second word names its script.
+async fn script_calls(redis: &TestRedis, source: &str) -> usize {
+    let sha = fred::util::sha1_hash(source);
+    let log: Value = redis
+        .client
+        .custom(fred::cmd!("SLOWLOG"), vec!["GET", "-1"])
+        .await
+        .unwrap();
+    log.into_array()
+        .into_iter()
+        .filter(|entry| {
+            let words = entry.clone().into_array().get(3).cloned();
+            let words = words.map(Value::into_array).unwrap_or_default();
+            words.first().and_then(Value::as_str).as_deref() == Some("EVALSHA")
+                && words.get(1).and_then(Value::as_str).as_deref() == Some(sha.as_str())
+        })
+        .count()
+}
+
+/// Once a sale is sold out, its purchases are refused by `lua/sold_out.lua`: a new buyer is
+/// told SOLD_OUT, then RATE_LIMITED past the attempt limit; a buyer retrying is still told what
+/// they hold (PURCHASED with the same order, or ALREADY_PURCHASED); a restock made through
+/// another instance is seen by the very next purchase; and the refusals wrote nothing but the
+/// attempt counters and the refused count.
+#[tokio::test]
+async fn after_sell_out_purchases_are_refused_cheaply_and_buyers_still_told_the_truth() {
+    use flashsale::store::scripts::{PURCHASE_SOURCE, SOLD_OUT_SOURCE};
+    let redis = TestRedis::start().await;
+    let env = [
+        ("SALE_TOTAL_STOCK", "3"),
+        ("USER_ATTEMPT_LIMIT", "4"),
+        ("USER_ATTEMPT_WINDOW_MS", "60000"),
+        ("ADMIN_TOKEN", TOKEN),
+    ];
+    let (a, b) = (
+        spawn_app_with(&redis, &env).await,
+        spawn_app_with(&redis, &env).await,
+    );
+    let mut orders = Vec::new();
+    for buyer in ["ann", "bob", "cy"] {
+        let reply = a.purchase_with_key(buyer, &format!("key-{buyer}")).await;
+        assert_eq!(reply.code(), "PURCHASED");
+        orders.push(reply.body["orderNumber"].clone());
+    }
+    // The first refusal of each worker teaches it the sale is sold out.
+    for n in 0..8 {
+        assert_eq!(a.purchase(&format!("late{n}")).await.code(), "SOLD_OUT");
+        assert_eq!(b.purchase(&format!("late{n}")).await.code(), "SOLD_OUT");
+    }
+    let _: () = redis
+        .client
+        .custom(
+            fred::cmd!("CONFIG"),
+            vec![
+                "SET",
+                "slowlog-log-slower-than",
+                "0",
+                "slowlog-max-len",
+                "10000",
+            ],
+        )
+        .await
+        .unwrap();
+    let _: () = redis
+        .client
+        .custom(fred::cmd!("SLOWLOG"), vec!["RESET"])
+        .await
+        .unwrap();
+    let buyers_before = redis.buyers("default").await;
+    let refused_before: i64 = redis.client.get(keys("default").refused()).await.unwrap();
+
+    let mut codes = Vec::new();
+    for n in 0..4 {
+        codes.push(a.purchase("dee").await.code().to_owned());
+        codes.push(b.purchase(&format!("new{n}")).await.code().to_owned());
+    }
+    let limited = b.purchase("dee").await;
+    let retry = a.purchase_with_key("ann", "key-ann").await;
+    let again = b.purchase_with_key("bob", "another-key").await;
+
+    assert_eq!(codes, ["SOLD_OUT"; 8], "new buyers after sell-out");
+    assert_eq!(
+        limited.code(),
+        "RATE_LIMITED",
+        "the fifth attempt past a limit of 4"
+    );
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(
+        retry.code(),
+        "PURCHASED",
+        "a buyer's retry is told it bought"
+    );
+    assert_eq!(retry.body["orderNumber"], orders[0]);
+    assert_eq!(again.code(), "ALREADY_PURCHASED");
+    assert_eq!(again.body["orderNumber"], orders[1]);
+    let refusals = script_calls(&redis, SOLD_OUT_SOURCE).await;
+    let purchases = script_calls(&redis, PURCHASE_SOURCE).await;
+    // Each instance has a lane per HTTP worker (two on CI), and a worker that had not yet seen
+    // the sale sold out learns it from one purchase.lua refusal: at most four such.
+    assert!(
+        refusals >= 5 && purchases <= 2 + 4 && refusals + purchases <= 13,
+        "{refusals} sold_out.lua and {purchases} purchase.lua calls for 9 refusals and 2 buyers"
+    );
+    assert_eq!(redis.buyers("default").await, buyers_before);
+    let refused: i64 = redis.client.get(keys("default").refused()).await.unwrap();
+    assert_eq!(refused - refused_before, 9, "each refusal counted once");
+
+    // A restock through one instance: the next purchase at the other buys.
+    let restock = a
+        .http
+        .post(a.url("/api/admin/sales/default/restock"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"units": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restock.status(), 200, "{}", restock.text().await.unwrap());
+    let bought = b.purchase("eve").await;
+    assert_eq!(bought.code(), "PURCHASED", "{:?}", bought.body);
+    assert_eq!(b.purchase("fay").await.code(), "SOLD_OUT");
+    assert_invariants_of_default(&redis, 4).await;
+}
+
+/// SPEC §1 on the default sale: every buyer record names a distinct order, and buyers +
+/// remaining = total.
+async fn assert_invariants_of_default(redis: &TestRedis, total: i64) {
+    let buyers = redis.buyers("default").await;
+    let remaining = redis.stock("default").await.unwrap();
+    assert_eq!(buyers.len() as i64 + remaining, total);
+    let orders: std::collections::BTreeSet<String> = buyers
+        .values()
+        .map(|record| record.split(':').nth(1).unwrap().to_owned())
+        .collect();
+    assert_eq!(orders.len(), buyers.len(), "one order number per buyer");
 }

@@ -21,7 +21,7 @@ pub(super) use checkout::{OrderCall, Sweep};
 pub use queue::{JoinReply, QueuePlace};
 pub(super) use queue::{QueueJoin, QueueRanks};
 pub use sale::PurchaseEntry;
-pub(super) use sale::{BatchReply, PurchaseBatch, Status, User};
+pub(super) use sale::{BatchReply, PurchaseBatch, SoldOutBatch, SoldOutReply, Status, User};
 pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
 
@@ -46,6 +46,9 @@ macro_rules! script_source {
 
 /// The purchase script as Redis runs it (tests call it directly to replay a re-sent call).
 pub const PURCHASE_SOURCE: &str = script_source!("purchase.lua");
+
+/// The sold-out script as Redis runs it (tests compare it with the purchase script).
+pub const SOLD_OUT_SOURCE: &str = script_source!("sold_out.lua");
 
 /// One call of one script: its KEYS and ARGV in the script's order, and its reply as a type.
 /// Nothing outside the store sees the arguments or the reply.
@@ -131,6 +134,7 @@ impl LuaScript {
 #[derive(Clone)]
 pub(super) struct Scripts {
     purchase: LuaScript,
+    sold_out: LuaScript,
     status: LuaScript,
     user: LuaScript,
     create_sale: LuaScript,
@@ -155,6 +159,7 @@ impl Scripts {
     pub(super) fn new() -> Self {
         Self {
             purchase: LuaScript::new("purchase", PURCHASE_SOURCE),
+            sold_out: LuaScript::new("sold_out", SOLD_OUT_SOURCE),
             status: LuaScript::new("status", script_source!("status.lua")),
             user: LuaScript::new("user", script_source!("user.lua")),
             create_sale: LuaScript::new("create_sale", script_source!("create_sale.lua")),
@@ -182,9 +187,10 @@ impl Scripts {
         }
     }
 
-    fn all(&self) -> [&LuaScript; 19] {
+    fn all(&self) -> [&LuaScript; 20] {
         [
             &self.purchase,
+            &self.sold_out,
             &self.status,
             &self.user,
             &self.create_sale,

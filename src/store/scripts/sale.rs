@@ -1,4 +1,4 @@
-//! The buyer-facing scripts: `purchase`, `status` and `user`.
+//! The buyer-facing scripts: `purchase`, `sold_out`, `status` and `user`.
 
 use super::{flag, int, LuaScript, Reply, ScriptCall, Scripts};
 use crate::{
@@ -23,8 +23,6 @@ pub struct PurchaseEntry {
     pub request_id: Str,
     /// Units asked for (1 to the sale's `maxPerBuyer`).
     pub quantity: u32,
-    /// A fresh random secret: the reservation token of a hold this purchase places.
-    pub secret: Str,
     /// With the waiting room on: the expiry of the admission the route verified (0: none).
     pub admission_expires_ms: i64,
 }
@@ -37,8 +35,6 @@ impl PurchaseEntry {
             token,
             request_id,
             quantity,
-            // 128 random bits: the secret half of a hold's reservation token.
-            secret: Str::from(uuid::Uuid::new_v4().simple().to_string()),
             admission_expires_ms: admission,
         }
     }
@@ -106,7 +102,9 @@ impl ScriptCall for PurchaseBatch<'_> {
                 Value::String(entry.token.clone()),
                 Value::String(entry.request_id.clone()),
                 int(entry.quantity),
-                Value::String(entry.secret.clone()),
+                // 128 random bits: the secret half of the reservation token of a hold this
+                // purchase places (made here, so a purchase refused by sold_out.lua makes none).
+                Value::String(Str::from(uuid::Uuid::new_v4().simple().to_string())),
                 int(entry.admission_expires_ms),
             ]);
         }
@@ -124,6 +122,77 @@ impl ScriptCall for PurchaseBatch<'_> {
         Ok(BatchReply::Decided(
             reply.rest().map(parse_answer).collect(),
         ))
+    }
+}
+
+/// `lua/sold_out.lua`: refuses the purchases of a sold-out sale as `purchase.lua` would, at a
+/// fraction of its cost, and passes on those it cannot refuse so.
+pub struct SoldOutBatch<'a> {
+    pub keys: &'a SaleKeys,
+    pub limit: UserAttemptLimit,
+    /// The sale's `buyerBuckets` as this instance last read it.
+    pub buckets: u32,
+    pub entries: &'a [PurchaseEntry],
+}
+
+/// What the sold-out script answered a batch.
+#[derive(Debug)]
+pub enum SoldOutReply {
+    /// The sale is not sold out as the script judged it: every purchase goes to
+    /// `purchase.lua`, and nothing was written.
+    NotSoldOut,
+    /// Per purchase, in order: its refusal, or `None` for one `purchase.lua` must decide.
+    Refused(Vec<Option<Result<PurchaseOutcome, StoreError>>>),
+}
+
+impl ScriptCall for SoldOutBatch<'_> {
+    type Output = SoldOutReply;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.sold_out
+    }
+
+    fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
+        let mut keys = Vec::with_capacity(3 + 2 * self.entries.len());
+        keys.extend([
+            self.keys.config(),
+            self.keys.refused(),
+            self.keys.expiries(),
+        ]);
+        let mut args = Vec::with_capacity(3 + 3 * self.entries.len());
+        args.extend([
+            int(self.limit.limit),
+            int(self.limit.window_ms),
+            int(self.buckets),
+        ]);
+        for entry in self.entries {
+            keys.push(self.keys.bucket_of(entry.user_hash, self.buckets));
+            keys.push(self.keys.attempts(&entry.user));
+            args.extend([
+                Value::String(entry.user.clone()),
+                int(entry.quantity),
+                int(entry.admission_expires_ms),
+            ]);
+        }
+        (keys.into(), args)
+    }
+
+    /// `{0}`, or `{1, answer…}` with each answer `'DECIDE'` or a purchase answer.
+    fn parse(reply: Value) -> Result<SoldOutReply, StoreError> {
+        let mut reply = Reply::new("sold_out", reply);
+        match reply.int()? {
+            0 => Ok(SoldOutReply::NotSoldOut),
+            1 => Ok(SoldOutReply::Refused(
+                reply
+                    .rest()
+                    .map(|answer| match answer.as_str().as_deref() {
+                        Some("DECIDE") => None,
+                        _ => Some(parse_answer(answer)),
+                    })
+                    .collect(),
+            )),
+            other => Err(Reply::unexpected("sold_out", other)),
+        }
     }
 }
 

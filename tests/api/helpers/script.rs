@@ -1,8 +1,11 @@
-//! `lua/purchase.lua` called by hand with KEYS and ARGV built as the store builds them, for
-//! tests that drive the script itself: a re-sent call, a batch against the same purchases one
-//! by one.
+//! `lua/purchase.lua` and `lua/sold_out.lua` called by hand with KEYS and ARGV built as the
+//! store builds them, for tests that drive the scripts themselves: a re-sent call, a batch
+//! against the same purchases one by one, refusals of a sold-out sale against purchases.
 
-use flashsale::store::{keys::user_hash, scripts::PURCHASE_SOURCE};
+use flashsale::store::{
+    keys::user_hash,
+    scripts::{PURCHASE_SOURCE, SOLD_OUT_SOURCE},
+};
 use fred::{prelude::*, types::scripts::Script};
 
 /// One purchase of a hand-built call.
@@ -80,4 +83,49 @@ pub async fn purchase_script(
     let answered: i64 = items.next().and_then(|b| b.as_i64()).unwrap();
     assert_eq!(answered, i64::from(buckets), "the sale's buyerBuckets");
     items.collect()
+}
+
+/// Runs one call of the sold-out script for `buys` of `sale`, as the store calls it for a sale
+/// it saw sold out: `None` when the script found the sale not sold out (every purchase goes to
+/// the purchase script), else per purchase its refusal, or `None` for one the purchase script
+/// must decide.
+pub async fn sold_out_script(
+    client: &Client,
+    sale: &str,
+    buys: &[Buy],
+    limit: u32,
+    window_ms: u64,
+) -> Option<Vec<Option<Value>>> {
+    let keys = super::keys(sale);
+    let buckets: Option<u32> = client.hget(keys.config(), "buyerBuckets").await.unwrap();
+    let buckets = buckets.unwrap_or(0);
+    let mut all_keys = vec![keys.config(), keys.refused(), keys.expiries()];
+    let mut args: Vec<Value> = vec![limit.into(), (window_ms as i64).into(), buckets.into()];
+    for buy in buys {
+        all_keys.push(keys.bucket_of(user_hash(&buy.user), buckets));
+        all_keys.push(keys.attempts(&buy.user));
+        args.extend([
+            buy.user.as_str().into(),
+            buy.quantity.into(),
+            buy.admission.into(),
+        ]);
+    }
+    let script = Script::from_lua(SOLD_OUT_SOURCE);
+    let reply: Value = script
+        .evalsha_with_reload(client, all_keys, args)
+        .await
+        .unwrap();
+    let mut items = reply.into_array().into_iter();
+    match items.next().and_then(|state| state.as_i64()) {
+        Some(0) => None,
+        Some(1) => Some(
+            items
+                .map(|answer| match answer.as_str().as_deref() {
+                    Some("DECIDE") => None,
+                    _ => Some(answer),
+                })
+                .collect(),
+        ),
+        other => panic!("sold_out.lua answered {other:?}"),
+    }
 }
