@@ -183,15 +183,13 @@ impl<W: fmt::Write> JsonObject<'_, W> {
             .and_then(|()| value(self.out));
     }
 
+    /// A value written with its `Debug` or `Display` formatting, as a JSON string.
     fn string(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        match value.as_str() {
-            Some(text) => self.text(field, text),
-            None => self.entry(field, |out| {
-                out.write_char('"')?;
-                JsonEscaped(&mut *out).write_fmt(value)?;
-                out.write_char('"')
-            }),
-        }
+        self.entry(field, |out| {
+            out.write_char('"')?;
+            JsonEscaped(&mut *out).write_fmt(value)?;
+            out.write_char('"')
+        });
     }
 
     fn text(&mut self, field: &Field, value: &str) {
