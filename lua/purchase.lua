@@ -26,9 +26,10 @@
 -- random secret for the reservation token, and with the waiting room on the expiry (Unix ms)
 -- of the admission the route verified ('0' without one).
 --
--- Returns {buyerBuckets, answer 1, ..., answer n}, each answer {code, remainingStock,
--- purchaseMs, orderNumber, retryAfterMs} and on a checkout sale also {quantity, holdExpiresMs,
--- reservationToken, heldStock}; the codes are those of `Code::PURCHASE` in
+-- Returns {buyerBuckets, width, answer 1, ..., answer n}, one flat array (prelude: put_answer),
+-- each answer `width` fields: code, remainingStock, purchaseMs, orderNumber, retryAfterMs, and
+-- on a checkout sale (width 9 instead of 5) also quantity, holdExpiresMs, reservationToken,
+-- heldStock; the codes are those of `Code::PURCHASE` in
 -- src/domain/outcome.rs. INVALID_REQUEST carries maxPerBuyer as quantity. When the caller's
 -- buyerBuckets is not the sale's, returns {buyerBuckets} alone, having read and written nothing
 -- else: the caller computes the buckets again and calls again.
@@ -46,9 +47,9 @@ local start_ms, end_ms, total, _, sold, buckets, order_seq, held, room_rate, lim
   read_sale(KEYS[1])
 local n = (#KEYS - 7) / 2
 if not start_ms then
-  local answers = {tonumber(ARGV[5])}
+  local answers = {tonumber(ARGV[5]), 5}
   for i = 1, n do
-    answers[i + 1] = {'SALE_NOT_FOUND', 0, 0, 0, 0}
+    put_answer(answers, {'SALE_NOT_FOUND', 0, 0, 0, 0}, 5)
   end
   return answers
 end
@@ -99,12 +100,100 @@ local function refuse(code, left, wait, quantity)
   return {code, left, 0, 0, wait, quantity or 0, 0, '', held}
 end
 
+-- The check that refuses the i-th purchase of a user who holds nothing, in purchase order (the
+-- admission, the quantity, the window, the stock, the attempt limit), or nil when it buys. It
+-- only reads, except that on a checkout sale holds that expired come back before the stock is
+-- judged (so a unit that came back is sold at once; the sweeper releases the rest). A refusal
+-- for want of stock is 'STOCK' (refused() decides it further).
+local function refusal(quantity, attempts_key, admission_expires)
+  -- With the waiting room on, only an admitted buyer buys. The route checked the admission's
+  -- signature before calling (a purchase without one never gets here, unless this instance
+  -- has not yet seen the room switched on); its expiry is judged here, on Redis's clock, after
+  -- a buyer's own retry was answered.
+  if in_room and now() >= tonumber(admission_expires) then
+    return 'NOT_ADMITTED'
+  end
+  if quantity > max_per_buyer then
+    return 'INVALID_REQUEST'
+  end
+  -- The sale window is judged by Redis's clock, never an instance's (README, How a purchase
+  -- stays atomic, step 3). The window decides before the stock, as SaleSnapshot::status_at
+  -- does (a test ties the two).
+  local now_ms = now()
+  if now_ms < start_ms then
+    return 'SALE_NOT_STARTED'
+  end
+  if now_ms >= end_ms then
+    return 'SALE_ENDED'
+  end
+  if k and not drained then
+    local back, all = co.release_expired(k, buckets, now_ms, sale_id, 10)
+    remaining, held, drained = remaining + back, held - back, all
+  end
+  if remaining < quantity then
+    return 'STOCK'
+  end
+  -- Attempt counters exist only once a purchase was refused for want of stock: until then
+  -- there is none to read.
+  if limit > 0 and limited
+      and (tonumber(redis.call('GET', attempts_key)) or 0) >= limit then
+    return 'RATE_LIMITED'
+  end
+  return nil
+end
+
+-- The answer to a refusal(), counting it: nothing for a missing admission or too many units,
+-- the refused counter for the rest, and for want of stock the user's attempt too.
+local function refused(code, attempts_key)
+  if code == 'NOT_ADMITTED' then
+    return refuse(code, math.max(remaining, 0), 0)
+  end
+  if code == 'INVALID_REQUEST' then
+    return refuse(code, remaining, 0, max_per_buyer)
+  end
+  refused_now = refused_now + 1
+  local wait = 0
+  if code == 'STOCK' then
+    code, wait, limited = refuse_for_stock(KEYS[1], attempts_key, limit, window_ms, limited)
+  elseif code == 'RATE_LIMITED' then
+    wait = redis.call('PTTL', attempts_key)
+  end
+  return refuse(code, math.max(remaining, 0), wait)
+end
+
 -- The i-th purchase of the batch (its keys and arguments are read where they are needed).
 local function decide(i)
   local a = 5 + 6 * (i - 1)
   local bucket, attempts_key = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
   local user, token = ARGV[a + 1], ARGV[a + 2]
   local quantity = tonumber(ARGV[a + 4])
+
+  -- A plain sale: most purchases are new buyers who buy. When every check passes, one HSETNX
+  -- both finds that the user holds nothing and writes their record; a user who turns out to
+  -- have one is answered below as a buyer (the checks read only, so nothing was counted).
+  local code
+  if not k then
+    code = refusal(quantity, attempts_key, ARGV[a + 6])
+    if not code then
+      local order_text = string.format('%d', sold + sold_now + quantity)
+      clock_text = clock_text or string.format('%d', clock)
+      if redis.call('HSETNX', bucket, user, buyer_record_text(clock_text, order_text, token)) == 1 then
+        sold_now = sold_now + quantity
+        remaining = remaining - quantity
+        if in_room then
+          used_now = used_now + 1
+        end
+        -- The order is recorded by the same atomic script that sells the unit: no unit is ever
+        -- sold without its order, and a re-run of this request (answered as a buyer) adds no
+        -- second entry. Order numbers count buyers, so they stay 1..n without gaps even after
+        -- a restock.
+        redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', user,
+          'orderNumber', order_text, 'purchaseTime', clock_text, 'requestId', ARGV[a + 3])
+        return {'PURCHASED', remaining, clock, sold + sold_now, 0}
+      end
+    end
+  end
+
   -- A buyer is answered before the window and the attempt limit, so a retry of the request
   -- that bought is never told it failed, even after the sale has closed (README, How a purchase
   -- stays atomic: retry safety).
@@ -132,78 +221,22 @@ local function decide(i)
     end
   end
 
-  -- With the waiting room on, only an admitted buyer buys. The route checked the admission's
-  -- signature before calling (a purchase without one never gets here, unless this instance
-  -- has not yet seen the room switched on); its expiry is judged here, on Redis's clock, after
-  -- a buyer's own retry was answered above. Nothing is written.
-  if in_room and now() >= tonumber(ARGV[a + 6]) then
-    return refuse('NOT_ADMITTED', math.max(remaining, 0), 0)
+  if k then
+    code = refusal(quantity, attempts_key, ARGV[a + 6])
   end
-
-  if quantity > max_per_buyer then
-    return refuse('INVALID_REQUEST', remaining, 0, max_per_buyer)
-  end
-
-  -- The sale window is judged by Redis's clock, never an instance's (README, How a purchase
-  -- stays atomic, step 3). The window decides before the stock, as SaleSnapshot::status_at
-  -- does (a test ties the two).
-  local now_ms = now()
-  if now_ms < start_ms then
-    refused_now = refused_now + 1
-    return refuse('SALE_NOT_STARTED', remaining, 0)
-  end
-  if now_ms >= end_ms then
-    refused_now = refused_now + 1
-    return refuse('SALE_ENDED', remaining, 0)
-  end
-
-  if k and not drained then
-    -- Holds that expired come back before the stock is judged, so a unit that came back is
-    -- sold at once; the sweeper releases the rest.
-    local back, all = co.release_expired(k, buckets, now_ms, sale_id, 10)
-    remaining, held, drained = remaining + back, held - back, all
-  end
-
-  if remaining < quantity then
-    local code, wait
-    code, wait, limited = refuse_for_stock(KEYS[1], attempts_key, limit, window_ms, limited)
-    refused_now = refused_now + 1
-    return refuse(code, math.max(remaining, 0), wait)
-  end
-
-  -- Attempt counters exist only once a purchase was refused for want of stock: until then
-  -- there is none to read.
-  if limit > 0 and limited then
-    local attempts = tonumber(redis.call('GET', attempts_key)) or 0
-    if attempts >= limit then
-      refused_now = refused_now + 1
-      return refuse('RATE_LIMITED', remaining, redis.call('PTTL', attempts_key))
-    end
+  if code then
+    return refused(code, attempts_key)
   end
 
   if in_room then
     -- Admissions used, for the operator's view of the room.
     used_now = used_now + 1
   end
-
-  sold_now = sold_now + quantity
-  remaining = remaining - quantity
-  if not k then
-    -- Order numbers count buyers, so they stay 1..n without gaps even after a restock.
-    local order = sold + sold_now
-    local order_text = string.format('%d', order)
-    clock_text = clock_text or string.format('%d', now_ms)
-    redis.call('HSET', bucket, user, buyer_record_text(clock_text, order_text, token))
-    -- The order is recorded by the same atomic script that sells the unit: no unit is ever
-    -- sold without its order, and a re-run of this request (answered above) adds no second
-    -- entry.
-    redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', user,
-      'orderNumber', order_text, 'purchaseTime', clock_text, 'requestId', ARGV[a + 3])
-    return {'PURCHASED', remaining, now_ms, order, 0}
-  end
-
   -- A checkout sale: the order takes its units and a number of its own; with holds the units
   -- are held until the order is confirmed, cancelled or expires.
+  local now_ms = now()
+  sold_now = sold_now + quantity
+  remaining = remaining - quantity
   seq_now = seq_now + 1
   local order = order_seq + seq_now
   local placed = {n = order, u = user, q = quantity, c = now_ms, e = 0, t = token, r = '',
@@ -226,9 +259,10 @@ local function decide(i)
   return checkout_answer('PURCHASED', placed)
 end
 
-local answers = {buckets}
+local width = k and 9 or 5
+local answers = {buckets, width}
 for i = 1, n do
-  answers[i + 1] = decide(i)
+  put_answer(answers, decide(i), width)
 end
 for field, added in pairs({sold = sold_now, orderSeq = seq_now, held = held_now,
     confirmed = confirmed_now}) do

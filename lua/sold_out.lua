@@ -20,8 +20,9 @@
 -- Returns {0} when the sale is not sold out as this script judges it (no sale, buckets
 -- computed with another number, the window not open, stock left, or a hold due to expire):
 -- nothing was read or written per purchase, and every purchase goes to purchase.lua. Else
--- {1, answer 1, ..., answer n}, each 'DECIDE' or purchase.lua's refusal: {code, 0, 0, 0,
--- retryAfterMs}, and on a checkout sale {code, 0, 0, 0, retryAfterMs, 0, 0, '', heldStock}.
+-- {1, width, answer 1, ..., answer n}, flat as purchase.lua's, each answer 'DECIDE' (and zeros)
+-- or purchase.lua's refusal: code, 0, 0, 0, retryAfterMs, and on a checkout sale (width 9)
+-- 0, 0, '', heldStock.
 
 local start_ms, end_ms, total, _, sold, buckets, order_seq, held, room_rate, limited =
   read_sale(KEYS[1])
@@ -44,7 +45,8 @@ end
 local in_room = room_rate and room_rate > 0
 local limit, window_ms = tonumber(ARGV[1]), ARGV[2]
 
-local answers = {1}
+local width = order_seq and 9 or 5
+local answers = {1, width}
 local refused = 0
 for i = 1, (#KEYS - 3) / 2 do
   local a = 1 + 3 * i
@@ -53,16 +55,12 @@ for i = 1, (#KEYS - 3) / 2 do
   if redis.call('HEXISTS', KEYS[2 + 2 * i], ARGV[a]) == 1
       or (in_room and now_ms >= tonumber(ARGV[a + 2]))
       or quantity > max_per_buyer then
-    answers[i + 1] = 'DECIDE'
+    put_answer(answers, {'DECIDE', 0, 0, 0, 0, 0, 0, '', 0}, width)
   else
     local code, wait
     code, wait, limited = refuse_for_stock(KEYS[1], KEYS[3 + 2 * i], limit, window_ms, limited)
     refused = refused + 1
-    if order_seq then
-      answers[i + 1] = {code, 0, 0, 0, wait, 0, 0, '', held}
-    else
-      answers[i + 1] = {code, 0, 0, 0, wait}
-    end
+    put_answer(answers, {code, 0, 0, 0, wait, 0, 0, '', held}, width)
   end
 end
 if refused > 0 then

@@ -302,6 +302,15 @@ impl Reply {
         }))
     }
 
+    /// Whether the next item is this text (an answer that stands for no outcome).
+    pub(super) fn starts_with(&self, text: &str) -> bool {
+        self.items
+            .as_slice()
+            .first()
+            .and_then(Value::as_str)
+            .is_some_and(|first| first == text)
+    }
+
     /// What is left of the reply.
     pub(super) fn rest(self) -> std::vec::IntoIter<Value> {
         self.items

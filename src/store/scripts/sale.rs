@@ -111,7 +111,8 @@ impl ScriptCall for PurchaseBatch<'_> {
         (keys.into(), args)
     }
 
-    /// `{buyerBuckets, answer…}`, or `{buyerBuckets}` alone when the call's number was stale.
+    /// `{buyerBuckets, width, answer…}` with each answer `width` fields, or `{buyerBuckets}`
+    /// alone when the call's number was stale.
     fn parse(reply: Value) -> Result<BatchReply, StoreError> {
         let mut reply = Reply::new("purchase", reply);
         let buckets = reply.int()?;
@@ -120,7 +121,9 @@ impl ScriptCall for PurchaseBatch<'_> {
             return Ok(BatchReply::Buckets(buckets));
         }
         Ok(BatchReply::Decided(
-            reply.rest().map(parse_answer).collect(),
+            answers("purchase", reply)?
+                .map(|answer| parse_answer(Reply::new("purchase", answer)))
+                .collect(),
         ))
     }
 }
@@ -177,17 +180,17 @@ impl ScriptCall for SoldOutBatch<'_> {
         (keys.into(), args)
     }
 
-    /// `{0}`, or `{1, answer…}` with each answer `'DECIDE'` or a purchase answer.
+    /// `{0}`, or `{1, width, answer…}` with each answer `width` fields: `'DECIDE'` and zeros,
+    /// or a purchase answer.
     fn parse(reply: Value) -> Result<SoldOutReply, StoreError> {
         let mut reply = Reply::new("sold_out", reply);
         match reply.int()? {
             0 => Ok(SoldOutReply::NotSoldOut),
             1 => Ok(SoldOutReply::Refused(
-                reply
-                    .rest()
-                    .map(|answer| match answer.as_str().as_deref() {
-                        Some("DECIDE") => None,
-                        _ => Some(parse_answer(answer)),
+                answers("sold_out", reply)?
+                    .map(|answer| {
+                        let answer = Reply::new("sold_out", answer);
+                        (!answer.starts_with("DECIDE")).then(|| parse_answer(answer))
                     })
                     .collect(),
             )),
@@ -196,10 +199,26 @@ impl ScriptCall for SoldOutBatch<'_> {
     }
 }
 
-/// One purchase's answer: `{code, remainingStock, purchaseMs, orderNumber, retryAfterMs}`, and
-/// from a checkout sale `{…, quantity, holdExpiresMs, reservationToken, heldStock}`.
-fn parse_answer(answer: Value) -> Result<PurchaseOutcome, StoreError> {
-    let mut reply = Reply::new("purchase", answer);
+/// The answers of a batch's flat reply (`lua/prelude.lua`, put_answer): its width, then that
+/// many fields per answer, each answer read on its own (one that does not parse fails alone).
+fn answers(
+    script: &'static str,
+    mut reply: Reply,
+) -> Result<impl Iterator<Item = Value>, StoreError> {
+    let width = reply.int()?;
+    let width = usize::try_from(width)
+        .ok()
+        .filter(|width| *width > 0)
+        .ok_or_else(|| Reply::unexpected(script, width))?;
+    let mut fields = reply.rest();
+    Ok(std::iter::from_fn(move || {
+        (fields.len() > 0).then(|| Value::Array(fields.by_ref().take(width).collect()))
+    }))
+}
+
+/// One purchase's answer: code, remainingStock, purchaseMs, orderNumber, retryAfterMs, and from
+/// a checkout sale also quantity, holdExpiresMs, reservationToken, heldStock.
+fn parse_answer(mut reply: Reply) -> Result<PurchaseOutcome, StoreError> {
     let code = reply.text()?;
     let numbers = (reply.int()?, reply.int()?, reply.int()?, reply.int()?);
     let (remaining, purchase_ms, order_number, retry_after_ms) = numbers;

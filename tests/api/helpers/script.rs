@@ -82,7 +82,23 @@ pub async fn purchase_script(
     let mut items = reply.into_array().into_iter();
     let answered: i64 = items.next().and_then(|b| b.as_i64()).unwrap();
     assert_eq!(answered, i64::from(buckets), "the sale's buyerBuckets");
-    items.collect()
+    unflatten(items)
+}
+
+/// The answers of a batch's flat reply, after its leading item: the width, then that many
+/// fields per answer (each answer made an array again).
+fn unflatten(mut items: std::vec::IntoIter<Value>) -> Vec<Value> {
+    let width = items.next().and_then(|width| width.as_i64()).unwrap();
+    let fields: Vec<Value> = items.collect();
+    assert_eq!(
+        fields.len() % width as usize,
+        0,
+        "{width} fields per answer"
+    );
+    fields
+        .chunks(width as usize)
+        .map(|answer| Value::Array(answer.to_vec()))
+        .collect()
 }
 
 /// Runs one call of the sold-out script for `buys` of `sale`, as the store calls it for a sale
@@ -119,11 +135,14 @@ pub async fn sold_out_script(
     match items.next().and_then(|state| state.as_i64()) {
         Some(0) => None,
         Some(1) => Some(
-            items
-                .map(|answer| match answer.as_str().as_deref() {
-                    Some("DECIDE") => None,
-                    _ => Some(answer),
-                })
+            unflatten(items)
+                .into_iter()
+                .map(
+                    |answer| match answer.clone().into_array()[0].as_str().as_deref() {
+                        Some("DECIDE") => None,
+                        _ => Some(answer),
+                    },
+                )
                 .collect(),
         ),
         other => panic!("sold_out.lua answered {other:?}"),
