@@ -21,10 +21,13 @@
 --
 -- ARGV[1] attempt limit (0 = off), ARGV[2] window ms, ARGV[3] saleId, ARGV[4] '1' when the
 -- caller WAITs for replicas after this script (PURCHASE_WAIT_REPLICAS), ARGV[5] the
--- buyerBuckets the caller computed the buckets with; then for the i-th purchase, from
--- ARGV[6i]: userId, request token, the HTTP request id (for the order entry), quantity, a
--- random secret for the reservation token, and with the waiting room on the expiry (Unix ms)
--- of the admission the route verified ('0' without one).
+-- buyerBuckets the caller computed the buckets with; ARGV[6] the purchases, a line each
+-- (src/store/scripts/sale.rs, write_decide_line): "userId token requestId quantity
+-- admission\n", the request token, the HTTP request id (for the order entry, may be empty),
+-- the units, and with the waiting room on the expiry (Unix ms) of the admission the route
+-- verified ('0' without one); ARGV[7] 32 random hex digits per purchase, the i-th the secret
+-- of the reservation token of a hold it places. One argument for all the purchases: fred
+-- encodes and Redis parses one value instead of six per purchase.
 --
 -- Returns {buyerBuckets, width, answer 1, ..., answer n}, one flat array (prelude: put_answer),
 -- each answer `width` fields: code, remainingStock, purchaseMs, orderNumber, retryAfterMs, and
@@ -161,19 +164,16 @@ local function refused(code, attempts_key)
   return refuse(code, math.max(remaining, 0), wait)
 end
 
--- The i-th purchase of the batch (its keys and arguments are read where they are needed).
-local function decide(i)
-  local a = 5 + 6 * (i - 1)
+-- The i-th purchase of the batch, its line's fields given (admission as text).
+local function decide(i, user, token, request_id, quantity, admission)
   local bucket, attempts_key = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
-  local user, token = ARGV[a + 1], ARGV[a + 2]
-  local quantity = tonumber(ARGV[a + 4])
 
   -- A plain sale: most purchases are new buyers who buy. When every check passes, one HSETNX
   -- both finds that the user holds nothing and writes their record; a user who turns out to
   -- have one is answered below as a buyer (the checks read only, so nothing was counted).
   local code
   if not k then
-    code = refusal(quantity, attempts_key, ARGV[a + 6])
+    code = refusal(quantity, attempts_key, admission)
     if not code then
       local order_text = string.format('%d', sold + sold_now + quantity)
       clock_text = clock_text or string.format('%d', clock)
@@ -188,7 +188,7 @@ local function decide(i)
         -- second entry. Order numbers count buyers, so they stay 1..n without gaps even after
         -- a restock.
         redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', user,
-          'orderNumber', order_text, 'purchaseTime', clock_text, 'requestId', ARGV[a + 3])
+          'orderNumber', order_text, 'purchaseTime', clock_text, 'requestId', request_id)
         return {'PURCHASED', remaining, clock, sold + sold_now, 0}
       end
     end
@@ -222,7 +222,7 @@ local function decide(i)
   end
 
   if k then
-    code = refusal(quantity, attempts_key, ARGV[a + 6])
+    code = refusal(quantity, attempts_key, admission)
   end
   if code then
     return refused(code, attempts_key)
@@ -240,11 +240,11 @@ local function decide(i)
   seq_now = seq_now + 1
   local order = order_seq + seq_now
   local placed = {n = order, u = user, q = quantity, c = now_ms, e = 0, t = token, r = '',
-    rid = ARGV[a + 3], late = false, h = {}}
+    rid = request_id, late = false, h = {}}
   redis.call('HSET', bucket, user, buyer_record(now_ms, order, token))
   if hold_ms > 0 then
     placed.e = now_ms + hold_ms
-    placed.r = order .. '.' .. ARGV[a + 5]
+    placed.r = order .. '.' .. string.sub(ARGV[7], 32 * i - 31, 32 * i)
     held, held_now = held + quantity, held_now + quantity
     redis.call('ZADD', k.expiries, placed.e, order)
     co.write_order(k.checkouts, placed, 'held', now_ms)
@@ -261,8 +261,11 @@ end
 
 local width = k and 9 or 5
 local answers = {buckets, width}
-for i = 1, n do
-  put_answer(answers, decide(i), width)
+local i = 0
+for user, token, request_id, quantity, admission in
+    string.gmatch(ARGV[6], '(%S+) (%S+) (%S*) (%d+) (%d+)\n') do
+  i = i + 1
+  put_answer(answers, decide(i, user, token, request_id, tonumber(quantity), admission), width)
 end
 for field, added in pairs({sold = sold_now, orderSeq = seq_now, held = held_now,
     confirmed = confirmed_now}) do

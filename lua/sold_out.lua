@@ -14,8 +14,9 @@
 -- the i-th purchase KEYS[2 + 2i] its buyer bucket and KEYS[3 + 2i] its attempt counter, as
 -- purchase.lua takes them.
 -- ARGV[1] attempt limit (0 = off), ARGV[2] window ms, ARGV[3] the buyerBuckets the caller
--- computed the buckets with; then for the i-th purchase, from ARGV[1 + 3i]: userId, quantity,
--- and with the waiting room on the expiry (Unix ms) of its admission ('0' without one).
+-- computed the buckets with; ARGV[4] the purchases, a line each "userId quantity admission\n"
+-- (src/store/scripts/sale.rs, write_refuse_line): with the waiting room on, the admission is
+-- the expiry (Unix ms) of the one the route verified ('0' without one).
 --
 -- Returns {0} when the sale is not sold out as this script judges it (no sale, buckets
 -- computed with another number, the window not open, stock left, or a hold due to expire):
@@ -48,13 +49,13 @@ local limit, window_ms = tonumber(ARGV[1]), ARGV[2]
 local width = order_seq and 9 or 5
 local answers = {1, width}
 local refused = 0
-for i = 1, (#KEYS - 3) / 2 do
-  local a = 1 + 3 * i
-  local quantity = tonumber(ARGV[a + 1])
+local i = 0
+for user, quantity, admission in string.gmatch(ARGV[4], '(%S+) (%d+) (%d+)\n') do
+  i = i + 1
   -- purchase.lua's order: the buyer's record, the admission, the quantity, then the stock.
-  if redis.call('HEXISTS', KEYS[2 + 2 * i], ARGV[a]) == 1
-      or (in_room and now_ms >= tonumber(ARGV[a + 2]))
-      or quantity > max_per_buyer then
+  if redis.call('HEXISTS', KEYS[2 + 2 * i], user) == 1
+      or (in_room and now_ms >= tonumber(admission))
+      or tonumber(quantity) > max_per_buyer then
     put_answer(answers, {'DECIDE', 0, 0, 0, 0, 0, 0, '', 0}, width)
   else
     local code, wait

@@ -63,9 +63,53 @@ pub enum BatchReply {
     Buckets(u32),
 }
 
-/// Fixed KEYS before the first purchase's, and ARGV per purchase (`lua/purchase.lua`).
+/// Fixed KEYS before the first purchase's (`lua/purchase.lua`).
 const FIXED_KEYS: usize = 7;
-const ARGS_PER_PURCHASE: usize = 6;
+
+impl PurchaseEntry {
+    /// This purchase as a line of `lua/purchase.lua`'s ARGV[6]: `userId token requestId
+    /// quantity admission\n`. No field can hold a space or a line break (a userId and a request
+    /// id are checked for their characters, a token is 16 hex digits, the rest are numbers),
+    /// and only the request id may be empty.
+    fn write_decide_line(&self, out: &mut String) {
+        write_fields(
+            out,
+            [&self.user, &self.token, &self.request_id],
+            [self.quantity.into(), self.admission_expires_ms.max(0)],
+        );
+    }
+
+    /// This purchase as a line of `lua/sold_out.lua`'s ARGV[4]: `userId quantity admission\n`.
+    fn write_refuse_line(&self, out: &mut String) {
+        write_fields(
+            out,
+            [&self.user],
+            [self.quantity.into(), self.admission_expires_ms.max(0)],
+        );
+    }
+}
+
+/// Texts, then numbers, each followed by a space but the last, which ends the line.
+fn write_fields<const T: usize>(out: &mut String, texts: [&str; T], numbers: [i64; 2]) {
+    use std::fmt::Write;
+    for text in texts {
+        out.push_str(text);
+        out.push(' ');
+    }
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "{} {}", numbers[0], numbers[1]);
+}
+
+/// The purchases of a batch as one ARGV item: one value for fred to encode and Redis to parse
+/// instead of several per purchase (fred's encoding was 11 % of a purchase's instructions
+/// in the service with six per purchase).
+fn lines(entries: &[PurchaseEntry], write: fn(&PurchaseEntry, &mut String)) -> Value {
+    let mut out = String::with_capacity(entries.len() * 64);
+    for entry in entries {
+        write(entry, &mut out);
+    }
+    Value::String(Str::from(out))
+}
 
 impl ScriptCall for PurchaseBatch<'_> {
     type Output = BatchReply;
@@ -85,29 +129,27 @@ impl ScriptCall for PurchaseBatch<'_> {
             self.keys.expiries(),
             self.keys.room(),
         ]);
-        let mut args = Vec::with_capacity(5 + ARGS_PER_PURCHASE * self.entries.len());
-        args.extend([
+        for entry in self.entries {
+            keys.push(self.keys.bucket_of(entry.user_hash, self.buckets));
+            keys.push(self.keys.attempts(&entry.user));
+        }
+        // 128 random bits per purchase, 32 hex digits each: the secret half of the reservation
+        // token of a hold it places (made here, so a purchase refused by sold_out.lua makes
+        // none). A call built again (NOSCRIPT, stale buckets) gets new ones: no hold was placed.
+        let mut secrets = String::with_capacity(32 * self.entries.len());
+        for _ in self.entries {
+            use std::fmt::Write;
+            let _ = write!(secrets, "{:032x}", rand::random::<u128>());
+        }
+        let args = vec![
             int(self.limit.limit),
             int(self.limit.window_ms),
             Value::String(self.sale_id.clone()),
             flag(self.waits),
             int(self.buckets),
-        ]);
-        // `Str` clones share their bytes: the rare second call after a reload copies nothing.
-        for entry in self.entries {
-            keys.push(self.keys.bucket_of(entry.user_hash, self.buckets));
-            keys.push(self.keys.attempts(&entry.user));
-            args.extend([
-                Value::String(entry.user.clone()),
-                Value::String(entry.token.clone()),
-                Value::String(entry.request_id.clone()),
-                int(entry.quantity),
-                // 128 random bits: the secret half of the reservation token of a hold this
-                // purchase places (made here, so a purchase refused by sold_out.lua makes none).
-                Value::String(Str::from(uuid::Uuid::new_v4().simple().to_string())),
-                int(entry.admission_expires_ms),
-            ]);
-        }
+            lines(self.entries, PurchaseEntry::write_decide_line),
+            Value::String(Str::from(secrets)),
+        ];
         (keys.into(), args)
     }
 
@@ -162,21 +204,16 @@ impl ScriptCall for SoldOutBatch<'_> {
             self.keys.refused(),
             self.keys.expiries(),
         ]);
-        let mut args = Vec::with_capacity(3 + 3 * self.entries.len());
-        args.extend([
-            int(self.limit.limit),
-            int(self.limit.window_ms),
-            int(self.buckets),
-        ]);
         for entry in self.entries {
             keys.push(self.keys.bucket_of(entry.user_hash, self.buckets));
             keys.push(self.keys.attempts(&entry.user));
-            args.extend([
-                Value::String(entry.user.clone()),
-                int(entry.quantity),
-                int(entry.admission_expires_ms),
-            ]);
         }
+        let args = vec![
+            int(self.limit.limit),
+            int(self.limit.window_ms),
+            int(self.buckets),
+            lines(self.entries, PurchaseEntry::write_refuse_line),
+        ];
         (keys.into(), args)
     }
 

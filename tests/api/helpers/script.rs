@@ -15,7 +15,8 @@ pub struct Buy {
     /// The request token (16 hex digits in the service).
     pub token: String,
     pub quantity: u32,
-    /// The reservation token's secret, fixed so two runs can be compared.
+    /// The reservation token's secret, fixed so two runs can be compared (made 32 characters
+    /// when sent, as the store's are).
     pub secret: String,
     /// With the waiting room on, the admission's expiry (Unix ms); 0 without.
     pub admission: i64,
@@ -62,18 +63,17 @@ pub async fn purchase_script(
         "0".into(),
         buckets.into(),
     ];
+    let (mut lines, mut secrets) = (String::new(), String::new());
     for buy in buys {
         all_keys.push(keys.bucket_of(user_hash(&buy.user), buckets));
         all_keys.push(keys.attempts(&buy.user));
-        args.extend([
-            buy.user.as_str().into(),
-            buy.token.as_str().into(),
-            format!("request-{}", buy.token).into(),
-            buy.quantity.into(),
-            buy.secret.as_str().into(),
-            buy.admission.into(),
-        ]);
+        lines += &format!(
+            "{} {} request-{} {} {}\n",
+            buy.user, buy.token, buy.token, buy.quantity, buy.admission
+        );
+        secrets += &format!("{:0>32.32}", buy.secret);
     }
+    args.extend([lines.into(), secrets.into()]);
     let script = Script::from_lua(PURCHASE_SOURCE);
     let reply: Value = script
         .evalsha_with_reload(client, all_keys, args)
@@ -117,15 +117,13 @@ pub async fn sold_out_script(
     let buckets = buckets.unwrap_or(0);
     let mut all_keys = vec![keys.config(), keys.refused(), keys.expiries()];
     let mut args: Vec<Value> = vec![limit.into(), (window_ms as i64).into(), buckets.into()];
+    let mut lines = String::new();
     for buy in buys {
         all_keys.push(keys.bucket_of(user_hash(&buy.user), buckets));
         all_keys.push(keys.attempts(&buy.user));
-        args.extend([
-            buy.user.as_str().into(),
-            buy.quantity.into(),
-            buy.admission.into(),
-        ]);
+        lines += &format!("{} {} {}\n", buy.user, buy.quantity, buy.admission);
     }
+    args.push(lines.into());
     let script = Script::from_lua(SOLD_OUT_SOURCE);
     let reply: Value = script
         .evalsha_with_reload(client, all_keys, args)
