@@ -1,0 +1,35 @@
+-- wrk script: purchase.lua's new buyer per request, at a sale with the waiting room on, each
+-- with the signed admission loadtest/bench/admissions.py made for that buyer beforehand (the
+-- service checks its signature, the script its expiry). Arguments: the userId prefix (as
+-- purchase.lua's) and the prefix of admissions.py's files. Past the last admission a buyer
+-- repeats (409s, counted as non-2xx in the report).
+
+local next_thread = 1
+
+function setup(thread)
+  thread:set("tid", next_thread)
+  next_thread = next_thread + 1
+end
+
+function init(args)
+  n = 0
+  prefix = args[1] .. "-" .. tid .. "-"
+  admissions = {}
+  for line in io.lines(args[2] .. "-" .. tid .. ".txt") do
+    admissions[#admissions + 1] = line
+  end
+end
+
+function request()
+  n = n + 1
+  if n > #admissions then
+    n = 1
+  end
+  local body = '{"userId":"' .. prefix .. n .. '"}'
+  return wrk.format("POST", "/api/sale/purchase", {
+    ["Content-Type"] = "application/json",
+    ["Flashsale-Admission"] = admissions[n],
+  }, body)
+end
+
+dofile("loadtest/bench/report.lua")
