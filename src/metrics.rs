@@ -43,6 +43,21 @@ thread_local! {
     /// Counters by sale, then by code.
     static PURCHASES: RefCell<HashMap<String, HashMap<&'static str, Counter>>> =
         RefCell::new(HashMap::new());
+    /// Admissions used, by sale.
+    static ADMISSIONS_USED: RefCell<HashMap<String, Counter>> = RefCell::new(HashMap::new());
+}
+
+/// The series of `key` in a thread's cache, made by `make` the first time. Looked up by `&str`
+/// first: once a series exists, nothing is allocated.
+fn cached<'a, V>(
+    series: &'a mut HashMap<String, V>,
+    key: &str,
+    make: impl FnOnce() -> V,
+) -> Option<&'a mut V> {
+    if !series.contains_key(key) {
+        series.insert(key.to_owned(), make());
+    }
+    series.get_mut(key)
 }
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -70,11 +85,7 @@ pub fn install() -> Option<PrometheusHandle> {
 /// One HTTP answer: counted by route, method and status, timed by route.
 pub fn http_request(route: &str, method: &Method, status: u16, took: Duration) {
     REQUESTS.with_borrow_mut(|series| {
-        // Looked up by `&str` first: once a series exists, nothing is allocated.
-        if !series.contains_key(route) {
-            series.insert(route.to_owned(), HashMap::new());
-        }
-        let Some(by_method) = series.get_mut(route) else {
+        let Some(by_method) = cached(series, route, HashMap::new) else {
             return;
         };
         let (count, time) = by_method
@@ -100,10 +111,7 @@ pub fn http_request(route: &str, method: &Method, status: u16, took: Duration) {
 pub fn purchase(sale: &str, code: &'static str) {
     let sale = if code == "SALE_NOT_FOUND" { "" } else { sale };
     PURCHASES.with_borrow_mut(|series| {
-        if !series.contains_key(sale) {
-            series.insert(sale.to_owned(), HashMap::new());
-        }
-        if let Some(by_code) = series.get_mut(sale) {
+        if let Some(by_code) = cached(series, sale, HashMap::new) {
             by_code
                 .entry(code)
                 .or_insert_with(|| {
@@ -184,8 +192,14 @@ pub fn queue_join(sale: &str, state: &'static str) {
 
 /// A purchase that went through with an admission.
 pub fn queue_admission_used(sale: &str) {
-    metrics::counter!("flashsale_queue_admissions_used_total", "sale" => sale.to_owned())
-        .increment(1);
+    ADMISSIONS_USED.with_borrow_mut(|series| {
+        let counter = cached(series, sale, || {
+            metrics::counter!("flashsale_queue_admissions_used_total", "sale" => sale.to_owned())
+        });
+        if let Some(counter) = counter {
+            counter.increment(1);
+        }
+    });
 }
 
 /// A room's counters as the status cache last read them: who joined, who has been let in.

@@ -89,7 +89,8 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
             && package["dependencies"]["ioredis"].is_string()
     );
     // The peer and the ceiling pass the purchase script every key and argument a batch of
-    // one purchase takes: the fixed KEYS and ARGV, then two keys and six arguments per purchase.
+    // one purchase takes: the fixed KEYS and ARGV, then two keys per purchase, the purchase as
+    // a line of ARGV[6] and its reservation secret in ARGV[7].
     let script = read("lua/purchase.lua");
     let count = |prefix: &str| {
         (1..=20)
@@ -98,14 +99,19 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
             .unwrap_or(0)
     };
     assert!(script.contains("KEYS[6 + 2 * i]") && script.contains("KEYS[7 + 2 * i]"));
-    assert!(script.contains("local a = 5 + 6 * (i - 1)") && script.contains("ARGV[a + 6]"));
-    let (keys, args) = (count("KEYS") + 2, count("ARGV") + 6);
+    assert!(script.contains(r"string.gmatch(ARGV[6], '(%S+) (%S+) (%S*) (%d+) (%d+)\n')"));
+    let (keys, args) = (count("KEYS") + 2, count("ARGV"));
+    assert_eq!(args, 7, "ARGV[7] is the last argument");
     // ARGV[4] is '1' only when the service WAITs for replicas, which neither the peer nor the
     // ceiling does: both pass '0', as flashsale does by default.
     assert!(script.contains("ARGV[4] == '1'"));
     assert!(
         baseline.contains(&format!("numberOfKeys: {keys}, lua: LUA('purchase.lua')")),
         "the peer passes {keys} keys"
+    );
+    assert!(
+        baseline.contains("`${userId} ${token} ${rid} 1 0\\n`, secret);"),
+        "the peer passes the purchase as the script's line, then its secret"
     );
     for (file, sha) in [
         ("loadtest/bench/run.sh", "evalsha \"$PURCHASE_SHA\" "),
@@ -117,19 +123,39 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
             ceiling.starts_with(&format!("{keys} ")),
             "{file}: the ceiling passes {keys} keys"
         );
-        let ceiling_args = ceiling
-            .split(['|', '>'])
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .filter(|word| *word != "\\")
-            .count();
+        let ceiling = ceiling.split(['|', '>']).next().unwrap();
+        assert!(
+            ceiling.contains(r#""u__rand_int__ 0123456789abcdef "#) && ceiling.contains(r#" 1 0"$'\n' "#),
+            "{file}: the ceiling's purchase is one line"
+        );
         assert_eq!(
-            ceiling_args,
+            shell_words(ceiling).len(),
             1 + keys + args,
             "{file}: the ceiling passes {keys} keys and {args} args"
         );
     }
     let wrk = read("loadtest/bench/purchase.lua");
     assert!(wrk.contains("\"/api/sale/purchase\"") && wrk.contains("application/json"));
+}
+
+/// The words of a shell command line as the shell splits them: whitespace outside double
+/// quotes separates, a line continuation is not a word, `"…"$'…'` is one word.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() && word != "\\" {
+                    words.push(std::mem::take(&mut word));
+                }
+                word.clear();
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() && word != "\\" {
+        words.push(word);
+    }
+    words
 }

@@ -70,6 +70,7 @@ async function primary() {
 
 const USER_ID = /^[A-Za-z0-9._\-@+:|]{1,128}$/;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const iso = (ms) => new Date(Number(ms)).toISOString();
 const error = (res, status, code, message) => res.status(status).json({ success: false, code, message });
 const unavailable = (res) => {
@@ -136,14 +137,18 @@ function worker() {
       // As flashsale calls it: no WAIT, one unit, a fresh secret for a hold's token, no admission,
       // the buyer's bucket computed here; a reply of the sale's buyerBuckets alone means the
       // bucket was computed with a stale count: again with the right one.
-      const rid = req.get('X-Request-Id') || crypto.randomUUID();
+      // The purchase travels as the script's line, "userId token requestId quantity admission",
+      // so a client's request id is used only when it has the service's characters.
+      const given = req.get('X-Request-Id');
+      const rid = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
       const secret = crypto.randomBytes(16).toString('hex');
       for (let tries = 0; tries < 3; tries++) {
         const answers = await redis.purchase(KEYS.config, KEYS.buyers, KEYS.orders, KEYS.refused,
           KEYS.checkouts, KEYS.expiries, KEYS.room, bucketOf(userId), KEYS.attempts(userId),
-          ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID, '0', buckets, userId, token, rid, 1, secret, 0);
+          ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID, '0', buckets, `${userId} ${token} ${rid} 1 0\n`, secret);
+        // {buyerBuckets, width, the answer's `width` fields}, or {buyerBuckets} alone.
         if (answers.length > 1) {
-          reply = answers[1];
+          reply = answers.slice(2, 2 + answers[1]);
           break;
         }
         buckets = answers[0];

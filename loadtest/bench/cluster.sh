@@ -75,7 +75,7 @@ bench_sales() { # label port-of-sale-0 port-of-sale-1 port-of-sale-2 → sets TO
       "sale:{$sale}:refused" "sale:{$sale}:checkouts" "sale:{$sale}:expiries" \
       "sale:{$sale}:room" "sale:{$sale}:buyers:0" "sale:{$sale}:rl:u__rand_int__" \
       10 10000 "$sale" 0 1 \
-      "u__rand_int__" 0123456789abcdef scale 1 0123456789abcdef0123456789abcdef 0 \
+      "u__rand_int__ 0123456789abcdef scale 1 0"$'\n' 0123456789abcdef0123456789abcdef \
       >"$WORK/$label-$i.csv" 2>/dev/null &
     pids+=("$!")
   done

@@ -28,7 +28,9 @@ SERVICE_PORT=${SERVICE_PORT:-18090}
 TARGETS=${TARGETS:-"floor-http floor-redis flashsale flashsale-batch1 flashsale-holds flashsale-room flashsale-soldout"}
 OUT=${OUT:-loadtest/bench/floors.md}
 RUN=$(date +%s)
-# Signs the room-on target's admissions (loadtest/bench/admissions.py); a bench secret only.
+# Signs the room-on target's admissions (loadtest/bench/admissions.py); a bench secret only,
+# given to every flashsale target (an instance refuses to start without it once a sale in its
+# Redis has a room, and it costs nothing where no room is on).
 ROOM_SECRET=bench-room-secret-$RUN-0123456789abcdef
 # shellcheck source=loadtest/bench/lib.sh
 . loadtest/bench/lib.sh
@@ -44,7 +46,7 @@ wait_port() { # port: until something answers HTTP there (at most 10 s)
     curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
     sleep 0.05
   done
-  echo "nothing answers on :$1" >&2; return 1
+  echo "nothing answers on :$1; the logs end:" >&2; tail -n 5 "$WORK"/*.log >&2; return 1
 }
 start_target() { # name sale
   local name=$1 sale=$2 extra=()
@@ -55,12 +57,13 @@ start_target() { # name sale
       case "$name" in
         flashsale-batch1) extra=(PURCHASE_BATCH_MAX=1) ;;
         flashsale-holds) extra=(SALE_HOLD_SECONDS=600) ;;
-        flashsale-room) extra=(SALE_WAITING_ROOM_ADMIT_PER_SECOND=100000 WAITING_ROOM_SECRET="$ROOM_SECRET") ;;
+        flashsale-room) extra=(SALE_WAITING_ROOM_ADMIT_PER_SECOND=100000) ;;
       esac
       local stock=2000000
       [ "$name" = flashsale-soldout ] && stock=1
       env -i PATH="$PATH" HOST=127.0.0.1 PORT="$SERVICE_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
-        SALE_ID="$sale" SALE_TOTAL_STOCK="$stock" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json "${extra[@]}" \
+        SALE_ID="$sale" SALE_TOTAL_STOCK="$stock" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+        WAITING_ROOM_SECRET="$ROOM_SECRET" "${extra[@]}" \
         "$BIN" >>"$WORK/flashsale.log" 2>&1 &
       ;;
   esac

@@ -4,16 +4,12 @@
 -- purchase.lua's) and the prefix of admissions.py's files. Past the last admission a buyer
 -- repeats (409s, counted as non-2xx in the report).
 
-local next_thread = 1
+dofile("loadtest/bench/purchase.lua")
 
-function setup(thread)
-  thread:set("tid", next_thread)
-  next_thread = next_thread + 1
-end
+local buyer_init = init
 
 function init(args)
-  n = 0
-  prefix = args[1] .. "-" .. tid .. "-"
+  buyer_init(args)
   admissions = {}
   for line in io.lines(args[2] .. "-" .. tid .. ".txt") do
     admissions[#admissions + 1] = line
@@ -21,15 +17,10 @@ function init(args)
 end
 
 function request()
-  n = n + 1
-  if n > #admissions then
-    n = 1
-  end
+  n = n % #admissions + 1
   local body = '{"userId":"' .. prefix .. n .. '"}'
   return wrk.format("POST", "/api/sale/purchase", {
     ["Content-Type"] = "application/json",
     ["Flashsale-Admission"] = admissions[n],
   }, body)
 end
-
-dofile("loadtest/bench/report.lua")
