@@ -125,7 +125,8 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
         );
         let ceiling = ceiling.split(['|', '>']).next().unwrap();
         assert!(
-            ceiling.contains(r#""u__rand_int__ 0123456789abcdef "#) && ceiling.contains(r#" 1 0"$'\n' "#),
+            ceiling.contains(r#""u__rand_int__ 0123456789abcdef "#)
+                && ceiling.contains(r#" 1 0"$'\n' "#),
             "{file}: the ceiling's purchase is one line"
         );
         assert_eq!(
