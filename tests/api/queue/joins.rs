@@ -84,12 +84,19 @@ async fn a_join_answers_its_place_and_a_ticket_and_is_the_same_every_time() {
         .buy_admitted("one", "ann", first.body["admission"].as_str())
         .await;
     assert_eq!(bought.code(), "PURCHASED");
+    // Bob, second in line, is admitted too after one second of the start: his purchase counts
+    // on the series the first one made (kept per worker thread).
+    assert_eq!(second.body["state"], "admitted", "{:?}", second.body);
+    let bought = app
+        .buy_admitted("one", "bob", second.body["admission"].as_str())
+        .await;
+    assert_eq!(bought.code(), "PURCHASED");
     // Operators see joins, admissions used and the queue's length.
     app.get("/api/sales/one/status").await;
     let metrics = app.metrics_text().await;
     for series in [
         r#"flashsale_queue_joins_total{sale="one",state="queued"} 3"#,
-        r#"flashsale_queue_admissions_used_total{sale="one"} 1"#,
+        r#"flashsale_queue_admissions_used_total{sale="one"} 2"#,
         r#"flashsale_queue_joined{sale="one"} 2"#,
     ] {
         assert!(metrics.contains(series), "{series} not in {metrics}");
