@@ -1,8 +1,63 @@
 //! One Redis connection as a flash sale needs it (timeouts, redirections, reconnection), and
 //! the supervisor that keeps its connection task running.
 
-use fred::{prelude::*, types::config::Config};
+use super::StoreError;
+use fred::{
+    prelude::*,
+    types::config::{Config, Options},
+};
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// When one store call gives up (`REDIS_TIMEOUT_MS` after it began). Each of its commands
+/// carries fred's own timeout, ending a little before its caller is answered 503: fred marks
+/// a command whose timeout fired and never writes it afterwards, so a call that gave up while
+/// Redis was unreachable is not sent once Redis is back (the buyer was told "not now"). A
+/// command future dropped by an outer timeout instead would stay in fred's queue unmarked and
+/// run whenever the connection returned (seen: a purchase made a second after its 503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Deadline {
+    /// fred drops a command of this call not yet written by then.
+    send_by: Instant,
+    /// The caller is answered (503 when nothing came) by then.
+    answer_by: Instant,
+}
+
+impl Deadline {
+    /// `timeout` from now.
+    pub(super) fn after(timeout: Duration) -> Self {
+        let now = Instant::now();
+        // Room for fred's timer to fire (millisecond ticks) before the caller's does.
+        let margin = (timeout / 10).min(Duration::from_millis(20));
+        Self {
+            send_by: now + (timeout - margin),
+            answer_by: now + timeout,
+        }
+    }
+
+    /// When the caller is answered.
+    pub(super) fn answer_by(self) -> Instant {
+        self.answer_by
+    }
+
+    /// When waiting for a connection stops.
+    pub(super) fn send_by(self) -> Instant {
+        self.send_by
+    }
+
+    /// Options for a command sent now: fred's timeout ends at `send_by`. None left: the command
+    /// is not sent at all (fred takes a zero timeout as none).
+    pub(super) fn options(self) -> Result<Options, StoreError> {
+        let left = self.send_by.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(1) {
+            return Err(StoreError::timed_out("no answer within REDIS_TIMEOUT_MS"));
+        }
+        Ok(Options {
+            timeout: Some(left),
+            ..Options::default()
+        })
+    }
+}
 
 /// One connection with the settings that matter for a flash sale.
 pub(super) fn client(config: Config, timeout: Duration) -> Client {

@@ -29,7 +29,8 @@ pub use settings::{RedisSettings, ReplicaWait, UserAttemptLimit};
 pub use url::RedisUrl;
 
 use crate::domain::{SaleId, SaleSnapshot, UserId, UserRecord};
-use fred::{bytes_utils::Str, prelude::*, types::InfoKind};
+use connection::Deadline;
+use fred::{bytes_utils::Str, clients::WithOptions, prelude::*, types::InfoKind};
 use futures_util::FutureExt;
 use keys::SaleKeys;
 use scripts::{ScriptCall, Scripts, Status, User};
@@ -123,26 +124,33 @@ impl Store {
     }
 
     /// The next connection, preferring one that is connected right now. When none is (the
-    /// worker just started, or Redis is reconnecting), waits for one, at most the command
-    /// timeout: a cluster client cannot route anything before it has read the slot map.
-    async fn client(&self) -> &Client {
+    /// worker just started, or Redis is reconnecting), waits for one until the call's
+    /// `send_by`: a cluster client cannot route anything before it has read the slot map.
+    async fn client(&self, deadline: Deadline) -> &Client {
         let client = self.pool.next_connected();
         if !client.is_connected() {
-            // On timeout the command is sent anyway and fails or waits on its own timeout.
-            let _ = tokio::time::timeout(self.timeout, client.wait_for_connect()).await;
+            // Past it the command is handed to fred anyway, whose own timeout (the rest of the
+            // deadline, or none: then it is not sent) fails it without ever writing it.
+            let _ = tokio::time::timeout_at(deadline.send_by(), client.wait_for_connect()).await;
         }
         client
     }
 
-    /// Runs one store call within `REDIS_TIMEOUT_MS` in all: waiting for a connection, a
-    /// NOSCRIPT reload and its retry included, so no request hangs past the timeout.
-    fn bounded<T>(
-        &self,
+    /// A deadline `REDIS_TIMEOUT_MS` from now.
+    fn deadline(&self) -> Deadline {
+        Deadline::after(self.timeout)
+    }
+
+    /// Runs one store call until its deadline: waiting for a connection, a NOSCRIPT reload and
+    /// its retry included, so no request hangs past the timeout. Its commands time out by
+    /// themselves just before (see [`Deadline`]); this bound catches anything else.
+    fn within<T>(
+        deadline: Deadline,
         work: impl Future<Output = Result<T, StoreError>>,
     ) -> impl Future<Output = Result<T, StoreError>> {
         // A plain function, not an `async fn`: an async fn would keep `work` in its state twice
         // (as its argument and inside the timeout), doubling every store call's future.
-        tokio::time::timeout(self.timeout, work).map(|result| {
+        tokio::time::timeout_at(deadline.answer_by(), work).map(|result| {
             result
                 .unwrap_or_else(|_| Err(StoreError::timed_out("no answer within REDIS_TIMEOUT_MS")))
         })
@@ -153,23 +161,37 @@ impl Store {
         &'s self,
         call: C,
     ) -> impl Future<Output = Result<C::Output, StoreError>> + 's {
-        self.bounded(async move {
-            let client = self.client().await;
+        self.eval_by(self.deadline(), call)
+    }
+
+    /// [`Self::eval`] by a deadline the caller set.
+    fn eval_by<'s, C: ScriptCall + 's>(
+        &'s self,
+        deadline: Deadline,
+        call: C,
+    ) -> impl Future<Output = Result<C::Output, StoreError>> + 's {
+        Self::within(deadline, async move {
+            let client = self.client(deadline).await;
             let reply = C::script(&self.scripts)
-                .call(client, || call.keys_and_args())
+                .call(client, deadline, || call.keys_and_args())
                 .await?;
             C::parse(reply)
         })
     }
 
-    /// Runs one plain command on a connection, bounded.
+    /// Runs one plain command on a connection, bounded: the connection it is given carries
+    /// the deadline as fred's timeout.
     async fn command<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Client) -> Fut,
+        F: FnOnce(WithOptions<Client>) -> Fut,
         Fut: Future<Output = Result<T, fred::error::Error>>,
     {
-        self.bounded(async {
-            let client = self.client().await.clone();
+        let deadline = self.deadline();
+        Self::within(deadline, async {
+            let client = self
+                .client(deadline)
+                .await
+                .with_options(&deadline.options()?);
             Ok(Box::pin(command(client)).await?)
         })
         .await
@@ -177,7 +199,9 @@ impl Store {
 
     /// `SCRIPT LOAD`s every script (on every primary in cluster mode).
     pub async fn load_scripts(&self) -> Result<(), StoreError> {
-        self.scripts.load_all(self.client().await).await
+        self.scripts
+            .load_all(self.client(self.deadline()).await)
+            .await
     }
 
     /// Runs `lua/status.lua`: config, stock and the Redis clock in one round trip.
@@ -211,8 +235,14 @@ impl Store {
     /// Ready = Redis answers and our scripts are in its cache. A missing script (Redis restarted,
     /// failed over or `SCRIPT FLUSH`ed) is loaded again here, so readiness heals itself.
     pub async fn ready(&self) -> Result<(), StoreError> {
-        self.bounded(async { self.scripts.ensure_loaded(self.client().await).await })
-            .await
+        let deadline = self.deadline();
+        // Script loads are not given the deadline: one that runs late loads a script, no harm.
+        Self::within(deadline, async {
+            self.scripts
+                .ensure_loaded(self.client(deadline).await)
+                .await
+        })
+        .await
     }
 
     /// Memory use, limit and eviction policy, from `INFO memory` (managed Redis often forbids

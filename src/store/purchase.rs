@@ -6,7 +6,7 @@
 use super::{
     keys::SaleKeys,
     scripts::{BatchReply, PurchaseBatch, PurchaseEntry, ScriptCall, SoldOutBatch, SoldOutReply},
-    ReplicaWait, Store, StoreError, UserAttemptLimit,
+    Deadline, ReplicaWait, Store, StoreError, UserAttemptLimit,
 };
 use crate::domain::{Code, PurchaseOutcome, RequestToken, SaleId, UserId};
 use fred::{
@@ -87,8 +87,18 @@ struct Waiting {
     answer: Answer,
 }
 
-/// Where a waiting purchase's outcome goes.
-type Answer = oneshot::Sender<Result<PurchaseOutcome, StoreError>>;
+/// Where a waiting purchase's outcome goes, and by when its request gives up.
+struct Answer {
+    to: oneshot::Sender<Result<PurchaseOutcome, StoreError>>,
+    deadline: Deadline,
+}
+
+impl Answer {
+    /// Hands the outcome over; a request that gave up meanwhile has no one to answer.
+    fn send(self, outcome: Result<PurchaseOutcome, StoreError>) {
+        let _ = self.to.send(outcome);
+    }
+}
 
 impl Lanes {
     pub(super) fn new(max: usize) -> Self {
@@ -189,25 +199,30 @@ impl Store {
             ask.admission_expires_ms,
         );
         let lane = self.lanes.lane(sale);
+        let deadline = self.deadline();
         if self.lanes.max == 1 {
             // Batching off: the purchase is its own call (or two), on this task.
-            return self
-                .bounded(Box::pin(self.alone(&lane, limit, entry)))
-                .await;
+            return Self::within(
+                deadline,
+                Box::pin(self.alone(&lane, limit, entry, deadline)),
+            )
+            .await;
         }
-        let (answer, answered) = oneshot::channel();
+        let (to, answered) = oneshot::channel();
         let step = if lane.sold_out.load(Ordering::Relaxed) {
             Step::Refuse
         } else {
             Step::Decide
         };
+        let answer = Answer { to, deadline };
         self.enqueue(&lane, limit, step, vec![Waiting { entry, answer }]);
-        match tokio::time::timeout(self.timeout, answered).await {
+        match tokio::time::timeout_at(deadline.answer_by(), answered).await {
             Ok(Ok(outcome)) => outcome,
             // The drain task ended without answering (the runtime is shutting down).
             Ok(Err(_)) => Err(StoreError::timed_out("the purchase was dropped unanswered")),
             // Still waiting, or its call still in flight: the outcome is unknown, as for any
-            // call past the timeout, and the buyer's retry with the same key settles it.
+            // call past the timeout, and the buyer's retry with the same key settles it. A
+            // call not yet written by now never will be: its commands expired just before.
             Err(_) => Err(StoreError::timed_out("no answer within REDIS_TIMEOUT_MS")),
         }
     }
@@ -218,10 +233,11 @@ impl Store {
         lane: &Lane,
         limit: UserAttemptLimit,
         entry: PurchaseEntry,
+        deadline: Deadline,
     ) -> Result<PurchaseOutcome, StoreError> {
         let entries = std::slice::from_ref(&entry);
         if lane.sold_out.load(Ordering::Relaxed) {
-            match self.refuse(lane, limit, entries).await? {
+            match self.refuse(lane, limit, entries, deadline).await? {
                 SoldOutReply::NotSoldOut => lane.sold_out.store(false, Ordering::Relaxed),
                 SoldOutReply::Refused(refusals) => {
                     if let Some(Some(refusal)) = refusals.into_iter().next() {
@@ -230,7 +246,7 @@ impl Store {
                 }
             }
         }
-        let decided = self.decide(lane, limit, entries).await?;
+        let decided = self.decide(lane, limit, entries, deadline).await?;
         lane.learn(&decided);
         decided.into_iter().next().unwrap_or_else(|| {
             Err(StoreError::Unexpected(
@@ -274,11 +290,13 @@ impl Store {
         };
         let lane = &guard.lane;
         loop {
-            let (entries, answers): (Vec<PurchaseEntry>, Vec<_>) = {
+            let (entries, answers): (Vec<PurchaseEntry>, Vec<Answer>) = {
                 let mut queue = lane.queue(step);
                 // Purchases whose requests gave up (timed out) are not decided: their buyers
                 // were told 503, and a retry decides them.
-                queue.waiting.retain(|waiting| !waiting.answer.is_closed());
+                queue
+                    .waiting
+                    .retain(|waiting| !waiting.answer.to.is_closed());
                 if queue.waiting.is_empty() {
                     queue.busy = false;
                     guard.finished.store(true, Ordering::Relaxed);
@@ -291,10 +309,15 @@ impl Store {
                     .map(|waiting| (waiting.entry, waiting.answer))
                     .unzip()
             };
+            // The batch gives up when its first request does: nothing is sent for a buyer
+            // already told 503.
+            let Some(deadline) = answers.iter().map(|answer| answer.deadline).min() else {
+                continue;
+            };
             match step {
                 Step::Decide => {
                     crate::metrics::purchase_batch("purchase", entries.len());
-                    let decided = self.decide(lane, limit, &entries).await;
+                    let decided = self.decide(lane, limit, &entries, deadline).await;
                     if let Ok(outcomes) = &decided {
                         lane.learn(outcomes);
                     }
@@ -302,7 +325,7 @@ impl Store {
                 }
                 Step::Refuse => {
                     crate::metrics::purchase_batch("sold_out", entries.len());
-                    let refused = self.refuse(lane, limit, &entries).await;
+                    let refused = self.refuse(lane, limit, &entries, deadline).await;
                     let passed = match refused {
                         Ok(SoldOutReply::NotSoldOut) => {
                             lane.sold_out.store(false, Ordering::Relaxed);
@@ -330,14 +353,15 @@ impl Store {
         lane: &Lane,
         limit: UserAttemptLimit,
         entries: &[PurchaseEntry],
+        deadline: Deadline,
     ) -> Result<SoldOutReply, StoreError> {
-        self.eval(SoldOutBatch {
+        let call = SoldOutBatch {
             keys: &lane.keys,
             limit,
             buckets: lane.buckets.load(Ordering::Relaxed),
             entries,
-        })
-        .await
+        };
+        self.eval_by(deadline, call).await
     }
 
     /// One call of `lua/purchase.lua` for these purchases, within `REDIS_TIMEOUT_MS` in all: a
@@ -348,6 +372,7 @@ impl Store {
         lane: &Lane,
         limit: UserAttemptLimit,
         entries: &[PurchaseEntry],
+        deadline: Deadline,
     ) -> Result<Vec<Result<PurchaseOutcome, StoreError>>, StoreError> {
         let work = async {
             // The first call of a sale learns its buckets; a sale replaced since may have
@@ -363,14 +388,14 @@ impl Store {
                 };
                 let reply = match self.replica_wait {
                     None => {
-                        let client = self.client().await;
+                        let client = self.client(deadline).await;
                         let reply = PurchaseBatch::script(&self.scripts)
-                            .call(client, || call.keys_and_args())
+                            .call(client, deadline, || call.keys_and_args())
                             .await?;
                         PurchaseBatch::parse(reply)?
                     }
                     // Boxed: off the hot path, and its pipeline future is as large as the rest.
-                    Some(wait) => Box::pin(self.purchase_and_wait(&call, wait)).await?,
+                    Some(wait) => Box::pin(self.purchase_and_wait(&call, wait, deadline)).await?,
                 };
                 match reply {
                     BatchReply::Decided(outcomes) => return Ok(outcomes),
@@ -381,7 +406,7 @@ impl Store {
                 "purchase.lua kept answering another buyerBuckets".into(),
             ))
         };
-        self.bounded(Box::pin(work)).await
+        Self::within(deadline, Box::pin(work)).await
     }
 
     /// The purchase script and `WAIT` in one pipeline on one connection, so `WAIT` covers the
@@ -392,8 +417,9 @@ impl Store {
         &self,
         call: &PurchaseBatch<'_>,
         wait: ReplicaWait,
+        deadline: Deadline,
     ) -> Result<BatchReply, StoreError> {
-        let client = self.client().await;
+        let client = self.client(deadline).await;
         let script = PurchaseBatch::script(&self.scripts);
         // WAIT has no key: in a cluster it must go to the node of the sale's slot.
         let slot = fred::util::redis_keyslot(call.keys.config().as_bytes());
@@ -402,12 +428,17 @@ impl Store {
         // connection: a WAIT re-sent alone, on a new connection that wrote nothing, would
         // return at once and vouch for a write it never saw (seen in the failover test).
         // The buyer's retry (503) runs both again, and the replayed script writes again.
-        let options = Options {
-            cluster_hash: Some(ClusterHash::Custom(slot)),
-            max_attempts: Some(1),
-            ..Options::default()
+        // fred marks no pipeline as timed out, so one is never queued for a connection being
+        // re-made either (fail fast): it could be written after its buyer was told 503.
+        let options = || {
+            Ok::<_, StoreError>(Options {
+                cluster_hash: Some(ClusterHash::Custom(slot)),
+                max_attempts: Some(1),
+                fail_fast: true,
+                ..deadline.options()?
+            })
         };
-        let send = || async {
+        let send = |options: Options| async move {
             let (keys, values) = call.keys_and_args();
             let pipeline = client.pipeline();
             let routed = pipeline.with_options(&options);
@@ -422,13 +453,13 @@ impl Store {
                 .await?;
             Ok::<_, fred::error::Error>(pipeline.try_all::<Value>().await)
         };
-        let mut replies = send().await?;
+        let mut replies = send(options()?).await?;
         let no_script =
             matches!(replies.first(), Some(Err(err)) if err.details().starts_with("NOSCRIPT"));
         if no_script {
             crate::metrics::script_reload(script.name());
             script.load(client).await?;
-            replies = send().await?;
+            replies = send(options()?).await?;
         }
         let mut replies = replies.into_iter();
         let (reply, acked) = match (replies.next(), replies.next()) {
@@ -485,7 +516,7 @@ fn answer_all(
             Err(err) => Err(err.clone()),
         };
         // A request that gave up meanwhile has no one to answer.
-        let _ = answer.send(outcome);
+        answer.send(outcome);
     }
 }
 
@@ -500,11 +531,11 @@ fn answer_refused(
     for (entry, answer) in entries.into_iter().zip(answers) {
         match refusals.next() {
             Some(Some(refusal)) => {
-                let _ = answer.send(refusal);
+                answer.send(refusal);
             }
             Some(None) => passed.push(Waiting { entry, answer }),
             None => {
-                let _ = answer.send(Err(StoreError::Unexpected(
+                answer.send(Err(StoreError::Unexpected(
                     "sold_out.lua answered fewer purchases than it was given".into(),
                 )));
             }

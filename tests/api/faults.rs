@@ -58,30 +58,59 @@ async fn a_frozen_redis_gives_503_within_the_timeout_and_the_retry_takes_one_uni
 
 #[tokio::test]
 async fn a_stopped_redis_gives_503_and_after_its_restart_purchases_work_again() {
-    // Arrange: persist what is there, as a production Redis with AOF or RDB would.
-    let mut redis = TestRedis::start().await;
-    let app = app_with_short_timeout(&redis).await;
-    app.purchase("before").await;
-    redis.save().await;
-    redis.stop().await;
+    // Batched (the default) and each purchase alone take different paths to Redis.
+    for batch_max in ["64", "1"] {
+        // Arrange: persist what is there, as a production Redis with AOF or RDB would.
+        let mut redis = TestRedis::start().await;
+        let app = spawn_app_with(
+            &redis,
+            &[
+                ("REDIS_TIMEOUT_MS", &TIMEOUT_MS.to_string()),
+                ("PURCHASE_BATCH_MAX", batch_max),
+            ],
+        )
+        .await;
+        app.purchase("before").await;
+        redis.save().await;
+        redis.stop().await;
 
-    // Act
-    let started = Instant::now();
-    let during = app.purchase("zoe").await;
-    let elapsed = started.elapsed();
-    redis.restart().await; // same data, empty script cache
-    let after = purchase_until_answered(&app, "zoe", "zoe-1").await;
+        // Act: purchases while Redis is down, then Redis back with the same data.
+        let started = Instant::now();
+        let during = app.purchase("zoe").await;
+        let elapsed = started.elapsed();
+        let users: Vec<String> = (0..16).map(|i| format!("down-{i}")).collect();
+        let others =
+            futures_util::future::join_all(users.iter().map(|u| app.purchase_with_key(u, u))).await;
+        redis.restart().await; // same data, empty script cache
+        let reconnected = Instant::now() + Duration::from_secs(15);
+        while app.get("/health/ready").await.status != 200 && Instant::now() < reconnected {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Time for anything fred had kept queued to be written, had it kept any.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let buyers_after_restart = redis.buyers("default").await;
+        let after = purchase_until_answered(&app, "zoe", "zoe-1").await;
 
-    // Assert
-    during.assert_error(503, "SERVICE_UNAVAILABLE");
-    assert!(
-        elapsed < Duration::from_millis(TIMEOUT_MS) + MARGIN,
-        "answered after {elapsed:?}"
-    );
-    assert_eq!(after.code(), "PURCHASED", "{:?}", after.body);
-    assert_eq!(after.body["orderNumber"], 2);
-    assert_eq!(redis.stock("default").await, Some(98));
-    assert_eq!(app.get("/health/ready").await.status, 200);
+        // Assert: every purchase of the outage was told 503, within the timeout, and none of
+        // them was made later (nothing had been sent; the buyers were told "not now").
+        during.assert_error(503, "SERVICE_UNAVAILABLE");
+        for reply in &others {
+            reply.assert_error(503, "SERVICE_UNAVAILABLE");
+        }
+        assert!(
+            elapsed < Duration::from_millis(TIMEOUT_MS) + MARGIN,
+            "answered after {elapsed:?}"
+        );
+        assert_eq!(
+            buyers_after_restart.keys().collect::<Vec<_>>(),
+            ["before"],
+            "batch max {batch_max}"
+        );
+        assert_eq!(after.code(), "PURCHASED", "{:?}", after.body);
+        assert_eq!(after.body["orderNumber"], 2);
+        assert_eq!(redis.stock("default").await, Some(98));
+        assert_eq!(app.get("/health/ready").await.status, 200);
+    }
 }
 
 #[tokio::test]

@@ -25,12 +25,12 @@ pub(super) use sale::{BatchReply, PurchaseBatch, SoldOutBatch, SoldOutReply, Sta
 pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
 
-use super::error::StoreError;
+use super::{connection::Deadline, error::StoreError};
 use crate::domain::RoomSnapshot;
 use fred::{
     bytes_utils::Str,
     prelude::*,
-    types::{scripts::Script, MultipleKeys},
+    types::{config::Options, scripts::Script, ClusterHash, MultipleKeys},
 };
 
 /// The source of one script as Redis runs it: the prelude, then the script's own file.
@@ -91,29 +91,63 @@ impl LuaScript {
         Ok(())
     }
 
-    /// `EVALSHA`, reloading and retrying once on `NOSCRIPT`. The arguments come from a closure so
-    /// the hot path builds them once and only the rare retry builds them again.
+    /// `EVALSHA`, reloading and retrying once on `NOSCRIPT`, each attempt carrying the call's
+    /// deadline as fred's timeout. The arguments come from a closure so the hot path builds
+    /// them once and only the rare retry builds them again.
     ///
     /// fred's command futures are large (about 7 KB each): held inline, they made a purchase's
     /// future 16 KB, copied whole each time actix or tokio moved it (README, Benchmarks). Boxed,
     /// each costs one allocation and the callers stay small.
-    pub(super) async fn call<F>(&self, client: &Client, args: F) -> Result<Value, StoreError>
+    pub(super) async fn call<F>(
+        &self,
+        client: &Client,
+        deadline: Deadline,
+        args: F,
+    ) -> Result<Value, StoreError>
     where
         F: Fn() -> (MultipleKeys, Vec<Value>),
     {
-        let (keys, values) = args();
-        let first: Result<Value, _> =
-            Box::pin(client.evalsha(self.script.sha1().clone(), keys, values)).await;
+        let first = Box::pin(self.evalsha(client, deadline.options()?, args())).await;
         match first {
             Err(err) if err.details().starts_with("NOSCRIPT") => {
-                Box::pin(self.reload_and_call(client, args)).await
+                Box::pin(self.reload_and_call(client, deadline, args)).await
             }
             result => Ok(result?),
         }
     }
 
+    /// One `EVALSHA` with these options (the deadline's timeout). fred's `evalsha` takes none
+    /// (its `WithOptions` has no scripting commands and would silently call the plain client),
+    /// so it is sent as a custom command routed by its first key's slot, as `evalsha` routes it.
+    async fn evalsha(
+        &self,
+        client: &Client,
+        mut options: Options,
+        (keys, values): (MultipleKeys, Vec<Value>),
+    ) -> Result<Value, fred::error::Error> {
+        let keys = keys.inner();
+        options.cluster_hash = keys
+            .first()
+            .map(|key| ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes())));
+        let mut command = Vec::with_capacity(2 + keys.len() + values.len());
+        // The hash is shared bytes: cloned per call for free.
+        command.push(Value::String(self.script.sha1().clone()));
+        command.push(Value::Integer(keys.len() as i64));
+        command.extend(keys.into_iter().map(Value::from));
+        command.extend(values);
+        client
+            .with_options(&options)
+            .custom(fred::cmd!("EVALSHA"), command)
+            .await
+    }
+
     /// The rare path of [`Self::call`]: Redis lost its scripts (restart, failover, flush).
-    async fn reload_and_call<F>(&self, client: &Client, args: F) -> Result<Value, StoreError>
+    async fn reload_and_call<F>(
+        &self,
+        client: &Client,
+        deadline: Deadline,
+        args: F,
+    ) -> Result<Value, StoreError>
     where
         F: Fn() -> (MultipleKeys, Vec<Value>),
     {
@@ -123,10 +157,7 @@ impl LuaScript {
         );
         crate::metrics::script_reload(self.name);
         self.script.load(client).await?;
-        let (keys, values) = args();
-        Ok(client
-            .evalsha(self.script.sha1().clone(), keys, values)
-            .await?)
+        Ok(self.evalsha(client, deadline.options()?, args()).await?)
     }
 }
 
