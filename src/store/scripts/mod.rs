@@ -118,7 +118,8 @@ impl LuaScript {
 
     /// One `EVALSHA` with these options (the deadline's timeout). fred's `evalsha` takes none
     /// (its `WithOptions` has no scripting commands and would silently call the plain client),
-    /// so it is sent as a custom command routed by its first key's slot, as `evalsha` routes it.
+    /// so it is sent as a custom command, routed in a cluster by its first key's slot as
+    /// `evalsha` routes it.
     async fn evalsha(
         &self,
         client: &Client,
@@ -126,9 +127,11 @@ impl LuaScript {
         (keys, values): (MultipleKeys, Vec<Value>),
     ) -> Result<Value, fred::error::Error> {
         let keys = keys.inner();
-        options.cluster_hash = keys
-            .first()
-            .map(|key| ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes())));
+        if client.is_clustered() {
+            options.cluster_hash = keys
+                .first()
+                .map(|key| ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes())));
+        }
         let mut command = Vec::with_capacity(2 + keys.len() + values.len());
         // The hash is shared bytes: cloned per call for free.
         command.push(Value::String(self.script.sha1().clone()));
