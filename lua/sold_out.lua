@@ -10,20 +10,38 @@
 -- secret is passed, no clock text is made, nothing but the buyer's bucket and attempt counter is
 -- touched per purchase.
 --
--- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:refused, KEYS[3] sale:{ID}:expiries; then for
--- the i-th purchase KEYS[2 + 2i] its buyer bucket and KEYS[3 + 2i] its attempt counter, as
--- purchase.lua takes them.
+-- Known buyers: every answer carries the sale's fingerprint (below); an instance that fetched
+-- the sale's buyers after seeing a fingerprint passes it back (ARGV[5]) with only the purchases
+-- of users not among those buyers, without their buckets. When the fingerprint is unchanged no
+-- buyer record was written since the fetch, so none of them holds anything: each is refused
+-- without reading a bucket (its attempt still counted, as always). A changed fingerprint
+-- answers {2, fingerprint} and decides nothing.
+--
+-- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:refused, KEYS[3] sale:{ID}:expiries; then for the
+-- i-th purchase KEYS[2 + 2i] its buyer bucket and KEYS[3 + 2i] its attempt counter, as
+-- purchase.lua takes them; with known buyers, only its attempt counter, KEYS[3 + i], and none
+-- with the attempt limit off.
 -- ARGV[1] attempt limit (0 = off), ARGV[2] window ms, ARGV[3] the buyerBuckets the caller
 -- computed the buckets with; ARGV[4] the purchases, a line each "userId quantity admission\n"
 -- (src/store/scripts/sale.rs, write_refuse_line): with the waiting room on, the admission is
--- the expiry (Unix ms) of the one the route verified ('0' without one).
+-- the expiry (Unix ms) of the one the route verified ('0' without one); ARGV[5] the fingerprint
+-- of the buyers the caller knows, '' for none; ARGV[6], with known buyers and the attempt limit
+-- off, how many more purchases of one unit without an admission, by users not among them, are
+-- sent as a number only: they are all answered alike, by the group answer.
 --
 -- Returns {0} when the sale is not sold out as this script judges it (no sale, buckets
 -- computed with another number, the window not open, stock left, or a hold due to expire):
--- nothing was read or written per purchase, and every purchase goes to purchase.lua. Else
--- {1, width, answer 1, ..., answer n}, flat as purchase.lua's, each answer 'DECIDE' (and zeros)
--- or purchase.lua's refusal: code, 0, 0, 0, retryAfterMs, and on a checkout sale (width 9)
--- 0, 0, '', heldStock.
+-- nothing was read or written per purchase, and every purchase goes to purchase.lua. {2,
+-- fingerprint} when the caller's known buyers are out of date. Else {1, fingerprint, width,
+-- group answer, answer 1, ..., answer n}, flat as purchase.lua's, each answer 'DECIDE' (and
+-- zeros) or purchase.lua's refusal: code, 0, 0, 0, retryAfterMs, and on a checkout sale (width
+-- 9) 0, 0, '', heldStock.
+--
+-- The fingerprint changes whenever a buyer record may have been written: a plain sale's `sold`
+-- only grows, a checkout sale numbers each order with `orderSeq`, and a late payment that takes
+-- a released order's units again adds to `confirmed` while `held + confirmed + released` never
+-- falls (so no sequence of changes comes back to an earlier fingerprint); `totalStock` covers a
+-- restock and `createdMs` a sale replaced.
 
 local start_ms, end_ms, total, _, sold, buckets, order_seq, held, room_rate, limited =
   read_sale(KEYS[1])
@@ -45,21 +63,37 @@ if order_seq then
 end
 local in_room = room_rate and room_rate > 0
 local limit, window_ms = tonumber(ARGV[1]), ARGV[2]
+local more = redis.call('HMGET', KEYS[1], 'createdMs', 'confirmed', 'released')
+local fingerprint = table.concat({total, sold, order_seq or '', more[1] or '', held,
+  more[2] or '', more[3] or ''}, ' ')
+local known = ARGV[5] ~= ''
+if known and ARGV[5] ~= fingerprint then
+  return {2, fingerprint}
+end
 
 local width = order_seq and 9 or 5
-local answers = {1, width}
+local answers = {1, fingerprint, width}
 local refused = 0
+-- The group: no admission is a lapsed one in a room; else one unit, no buyer record, no limit.
+local group = tonumber(ARGV[6]) or 0
+if in_room then
+  put_answer(answers, {'DECIDE', 0, 0, 0, 0, 0, 0, '', 0}, width)
+else
+  refused = group
+  put_answer(answers, {'SOLD_OUT', 0, 0, 0, 0, 0, 0, '', held}, width)
+end
 local i = 0
 for user, quantity, admission in string.gmatch(ARGV[4], '(%S+) (%d+) (%d+)\n') do
   i = i + 1
   -- purchase.lua's order: the buyer's record, the admission, the quantity, then the stock.
-  if redis.call('HEXISTS', KEYS[2 + 2 * i], user) == 1
+  if (not known and redis.call('HEXISTS', KEYS[2 + 2 * i], user) == 1)
       or (in_room and now_ms >= tonumber(admission))
       or tonumber(quantity) > max_per_buyer then
     put_answer(answers, {'DECIDE', 0, 0, 0, 0, 0, 0, '', 0}, width)
   else
+    local attempts = known and KEYS[3 + i] or KEYS[3 + 2 * i]
     local code, wait
-    code, wait, limited = refuse_for_stock(KEYS[1], KEYS[3 + 2 * i], limit, window_ms, limited)
+    code, wait, limited = refuse_for_stock(KEYS[1], attempts, limit, window_ms, limited)
     refused = refused + 1
     put_answer(answers, {code, 0, 0, 0, wait, 0, 0, '', held}, width)
   end

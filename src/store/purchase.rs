@@ -15,7 +15,8 @@ use fred::{
     types::{config::Options, ClusterHash},
 };
 use std::{
-    collections::HashMap,
+    borrow::Cow,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicBool, AtomicU32, Ordering},
         Arc, Mutex,
@@ -62,11 +63,54 @@ struct Lane {
     /// A purchase of this sale was last refused for want of stock: purchases go to
     /// `lua/sold_out.lua` first, until it finds the stock back (or the sale changed).
     sold_out: AtomicBool,
+    /// The sale's buyers, fetched once it was seen sold out, and the fingerprint they match.
+    known: Mutex<Option<Arc<KnownBuyers>>>,
+    /// A fetch of the buyers is under way.
+    fetching: AtomicBool,
     /// Purchases waiting for `lua/purchase.lua`.
     decide: Mutex<Queue>,
     /// Purchases waiting for `lua/sold_out.lua`.
     refuse: Mutex<Queue>,
 }
+
+/// The users holding a buyer record in a sold-out sale, as fetched after `lua/sold_out.lua`
+/// answered `fingerprint`: while the script finds the same fingerprint, no buyer record was
+/// written since, so a user not among them holds nothing and is refused without reading their
+/// bucket (README, "A request after sell-out").
+struct KnownBuyers {
+    fingerprint: Str,
+    users: HashSet<Box<str>>,
+}
+
+/// How a purchase of a sale with known buyers is sent to `lua/sold_out.lua`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sifted {
+    /// Among the known buyers: not sent, straight on to `purchase.lua`.
+    Member,
+    /// Counted only: one unit, no admission, the attempt limit off (answered alike).
+    Group,
+    /// Sent as a line (with its attempt counter when the limit is on).
+    Asked,
+}
+
+impl Sifted {
+    fn of(entry: &PurchaseEntry, known: &KnownBuyers, limit: UserAttemptLimit) -> Self {
+        if known.users.contains(&*entry.user) {
+            Sifted::Member
+        } else if limit.limit == 0 && entry.quantity == 1 && entry.admission_expires_ms == 0 {
+            Sifted::Group
+        } else {
+            Sifted::Asked
+        }
+    }
+}
+
+/// A sale of more buckets than this (about 100 buyers each) keeps being refused by
+/// `lua/sold_out.lua` one read per purchase: its buyers are not copied into every worker.
+const MOST_KNOWN_BUCKETS: u32 = 1_000;
+
+/// Buckets read by one pipeline while fetching a sale's buyers.
+const BUCKETS_PER_FETCH: u32 = 100;
 
 /// Which script a queue of a lane waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +168,8 @@ impl Lanes {
             sale_id: Str::from(sale.as_str()),
             buckets: AtomicU32::new(0),
             sold_out: AtomicBool::new(false),
+            known: Mutex::default(),
+            fetching: AtomicBool::new(false),
             decide: Mutex::default(),
             refuse: Mutex::default(),
         });
@@ -140,6 +186,20 @@ impl Lane {
         }
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn known(&self) -> Option<Arc<KnownBuyers>> {
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn set_known(&self, known: Option<Arc<KnownBuyers>>) {
+        *self
+            .known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = known;
     }
 
     /// Whether a batch's answers show the stock gone: a `SOLD_OUT` at 0 left (after it, nothing
@@ -230,19 +290,16 @@ impl Store {
     /// Batching off: one purchase, refused by `lua/sold_out.lua` when it can be, else decided.
     async fn alone(
         &self,
-        lane: &Lane,
+        lane: &Arc<Lane>,
         limit: UserAttemptLimit,
         entry: PurchaseEntry,
         deadline: Deadline,
     ) -> Result<PurchaseOutcome, StoreError> {
         let entries = std::slice::from_ref(&entry);
         if lane.sold_out.load(Ordering::Relaxed) {
-            match self.refuse(lane, limit, entries, deadline).await? {
-                SoldOutReply::NotSoldOut => lane.sold_out.store(false, Ordering::Relaxed),
-                SoldOutReply::Refused(refusals) => {
-                    if let Some(Some(refusal)) = refusals.into_iter().next() {
-                        return refusal;
-                    }
+            if let Some(refusals) = self.sift(lane, limit, entries, deadline).await? {
+                if let Some(Some(refusal)) = refusals.into_iter().next() {
+                    return refusal;
                 }
             }
         }
@@ -325,15 +382,9 @@ impl Store {
                 }
                 Step::Refuse => {
                     crate::metrics::purchase_batch("sold_out", entries.len());
-                    let refused = self.refuse(lane, limit, &entries, deadline).await;
-                    let passed = match refused {
-                        Ok(SoldOutReply::NotSoldOut) => {
-                            lane.sold_out.store(false, Ordering::Relaxed);
-                            waiting(entries, answers)
-                        }
-                        Ok(SoldOutReply::Refused(refusals)) => {
-                            answer_refused(entries, answers, refusals)
-                        }
+                    let passed = match self.sift(lane, limit, &entries, deadline).await {
+                        Ok(None) => waiting(entries, answers),
+                        Ok(Some(refusals)) => answer_refused(entries, answers, refusals),
                         Err(err) => {
                             answer_all(answers, Err(err));
                             Vec::new()
@@ -347,21 +398,124 @@ impl Store {
         }
     }
 
-    /// One call of `lua/sold_out.lua` for these purchases, within `REDIS_TIMEOUT_MS`.
-    async fn refuse(
+    /// The purchases of a sale seen sold out, refused where they can be: per purchase, in
+    /// order, its refusal or `None` for one `purchase.lua` must decide; `None` in all when the
+    /// sale is not sold out (then the lane goes back to `purchase.lua`). Users among the
+    /// sale's known buyers go on to `purchase.lua` (a buyer is answered with what they hold);
+    /// the others are sent to `lua/sold_out.lua` with the known buyers' fingerprint, so that
+    /// while it holds none of their buckets is read. Known buyers the script finds
+    /// out of date are dropped and the batch sent again without them.
+    async fn sift(
         &self,
-        lane: &Lane,
+        lane: &Arc<Lane>,
         limit: UserAttemptLimit,
         entries: &[PurchaseEntry],
         deadline: Deadline,
-    ) -> Result<SoldOutReply, StoreError> {
-        let call = SoldOutBatch {
-            keys: &lane.keys,
-            limit,
-            buckets: lane.buckets.load(Ordering::Relaxed),
-            entries,
-        };
-        self.eval_by(deadline, call).await
+    ) -> Result<Option<Vec<Option<Result<PurchaseOutcome, StoreError>>>>, StoreError> {
+        let mut known = lane.known();
+        loop {
+            let sorted: Vec<Sifted> = match &known {
+                None => Vec::new(),
+                Some(known) => entries
+                    .iter()
+                    .map(|entry| Sifted::of(entry, known, limit))
+                    .collect(),
+            };
+            let asked: Cow<'_, [PurchaseEntry]> = if sorted.is_empty() {
+                Cow::Borrowed(entries)
+            } else {
+                let asked = entries.iter().zip(&sorted);
+                let asked = asked.filter(|(_, sifted)| **sifted == Sifted::Asked);
+                Cow::Owned(asked.map(|(entry, _)| entry.clone()).collect())
+            };
+            let group = sorted.iter().filter(|s| **s == Sifted::Group).count();
+            if asked.is_empty() && group == 0 {
+                return Ok(Some(entries.iter().map(|_| None).collect()));
+            }
+            let call = SoldOutBatch {
+                keys: &lane.keys,
+                limit,
+                buckets: lane.buckets.load(Ordering::Relaxed),
+                known: known.as_ref().map(|known| &*known.fingerprint),
+                group,
+                entries: &asked,
+            };
+            match self.eval_by(deadline, call).await? {
+                SoldOutReply::NotSoldOut => {
+                    lane.sold_out.store(false, Ordering::Relaxed);
+                    lane.set_known(None);
+                    return Ok(None);
+                }
+                SoldOutReply::Stale => {
+                    lane.set_known(None);
+                    known = None;
+                }
+                SoldOutReply::Refused {
+                    refusals,
+                    group,
+                    fingerprint,
+                } => {
+                    if known.is_none() {
+                        self.fetch_buyers(lane, fingerprint);
+                    }
+                    if sorted.is_empty() {
+                        return Ok(Some(refusals));
+                    }
+                    // Back in the batch's order; a short answer leaves the rest unanswered,
+                    // which `answer_refused` reports.
+                    let mut refusals = refusals.into_iter();
+                    let merged = sorted
+                        .iter()
+                        .map_while(|sifted| match sifted {
+                            Sifted::Member => Some(None),
+                            Sifted::Group => Some(group.clone()),
+                            Sifted::Asked => refusals.next(),
+                        })
+                        .collect();
+                    return Ok(Some(merged));
+                }
+            }
+        }
+    }
+
+    /// Fetches the buyers of a sale `lua/sold_out.lua` answered with `fingerprint`, in the
+    /// background and one fetch at a time per lane, for [`Self::sift`]. Buyers written after
+    /// the fingerprint was read change it, so the set is never trusted beyond it.
+    fn fetch_buyers(&self, lane: &Arc<Lane>, fingerprint: Str) {
+        let buckets = lane.buckets.load(Ordering::Relaxed);
+        if buckets > MOST_KNOWN_BUCKETS || lane.fetching.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (store, lane) = (self.clone(), lane.clone());
+        tokio::spawn(async move {
+            match store.buyers(&lane.keys, buckets).await {
+                Ok(users) => lane.set_known(Some(Arc::new(KnownBuyers { fingerprint, users }))),
+                // Purchases go on as before; the next refused batch tries again.
+                Err(err) => tracing::debug!(error = %err, "fetching a sold-out sale's buyers"),
+            }
+            lane.fetching.store(false, Ordering::Relaxed);
+        });
+    }
+
+    /// The users holding a buyer record in a sale: `HKEYS` of every bucket, pipelined.
+    async fn buyers(&self, keys: &SaleKeys, buckets: u32) -> Result<HashSet<Box<str>>, StoreError> {
+        let mut users = HashSet::new();
+        let mut first = 0;
+        while first < buckets.max(1) {
+            let last = (first + BUCKETS_PER_FETCH).min(buckets.max(1));
+            let found: Vec<Vec<String>> = self
+                .command(|client| async move {
+                    let pipeline = client.pipeline();
+                    for n in first..last {
+                        let _: () = pipeline.hkeys(keys.buyer_bucket(n)).await?;
+                    }
+                    pipeline.all().await
+                })
+                .await?;
+            users.extend(found.into_iter().flatten().map(String::into_boxed_str));
+            first = last;
+        }
+        Ok(users)
     }
 
     /// One call of `lua/purchase.lua` for these purchases, within `REDIS_TIMEOUT_MS` in all: a

@@ -536,3 +536,174 @@ async fn assert_invariants_of_default(redis: &TestRedis, total: i64) {
         .collect();
     assert_eq!(orders.len(), buyers.len(), "one order number per buyer");
 }
+
+/// How many times Redis ran `command` (from scripts too) since the last `CONFIG RESETSTAT`.
+async fn command_calls(redis: &TestRedis, command: &str) -> u64 {
+    let stats: String = redis
+        .client
+        .info(Some(fred::types::InfoKind::CommandStats))
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+async fn reset_stats(redis: &TestRedis) {
+    let _: () = redis
+        .client
+        .custom(fred::cmd!("CONFIG"), vec!["RESETSTAT"])
+        .await
+        .unwrap();
+}
+
+/// Once an instance saw a sale sold out it fetches the sale's buyers once (`HKEYS` of each
+/// bucket), and from then on refuses users not among them without reading their bucket (no
+/// `HEXISTS`), while buyers are still answered with what they hold. A buyer written since the
+/// fetch, through another instance (a restock, then a purchase that sells out again), changes
+/// the sale's fingerprint: the instance drops what it knew and tells that buyer the truth.
+#[tokio::test]
+async fn known_buyers_spare_a_bucket_read_per_refusal_and_never_hide_a_newer_buyer() {
+    // Batched (the default) and each purchase alone take different paths to the script.
+    for batch_max in ["64", "1"] {
+        let redis = TestRedis::start().await;
+        let env = [
+            ("SALE_TOTAL_STOCK", "2"),
+            ("USER_ATTEMPT_LIMIT", "0"),
+            ("PURCHASE_BATCH_MAX", batch_max),
+            ("ADMIN_TOKEN", TOKEN),
+        ];
+        let (a, b) = (
+            spawn_app_with(&redis, &env).await,
+            spawn_app_with(&redis, &env).await,
+        );
+        let ann = a.purchase_with_key("ann", "key-ann").await;
+        assert_eq!(ann.code(), "PURCHASED");
+        assert_eq!(a.purchase("bob").await.code(), "PURCHASED");
+
+        // Refusals teach each worker of `a` that the sale is sold out and start its fetch; wait
+        // (bounded) until ten refusals in a row read no bucket.
+        let mut n = 0;
+        let mut known = false;
+        for _ in 0..50 {
+            reset_stats(&redis).await;
+            for _ in 0..10 {
+                n += 1;
+                assert_eq!(a.purchase(&format!("late{n}")).await.code(), "SOLD_OUT");
+            }
+            if command_calls(&redis, "hexists").await == 0 {
+                known = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(known, "refusals still read buckets after {n} of them");
+        assert!(command_calls(&redis, "evalsha").await >= 1);
+        let refused_before: i64 = redis.client.get(keys("default").refused()).await.unwrap();
+
+        // Buyers are still told what they hold; refusals are still counted.
+        reset_stats(&redis).await;
+        let retry = a.purchase_with_key("ann", "key-ann").await;
+        let again = a.purchase_with_key("bob", "another-key").await;
+        let late = a.purchase("late-again").await;
+        assert_eq!(retry.code(), "PURCHASED", "{:?}", retry.body);
+        assert_eq!(retry.body["orderNumber"], ann.body["orderNumber"]);
+        assert_eq!(again.code(), "ALREADY_PURCHASED", "{:?}", again.body);
+        assert_eq!(late.code(), "SOLD_OUT");
+        assert_eq!(command_calls(&redis, "hexists").await, 0);
+        let refused: i64 = redis.client.get(keys("default").refused()).await.unwrap();
+        assert_eq!(refused - refused_before, 1, "the refusal is counted");
+
+        // Through `b` only: a restock, a new buyer, sold out again. `a` still holds the old list.
+        let restock = b
+            .http
+            .post(b.url("/api/admin/sales/default/restock"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"units": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(restock.status(), 200, "{}", restock.text().await.unwrap());
+        let cy = b.purchase_with_key("cy", "key-cy").await;
+        assert_eq!(cy.code(), "PURCHASED", "{:?}", cy.body);
+        assert_eq!(b.purchase("dee").await.code(), "SOLD_OUT");
+
+        let cy_at_a = a.purchase_with_key("cy", "other-key").await;
+        assert_eq!(cy_at_a.code(), "ALREADY_PURCHASED", "{:?}", cy_at_a.body);
+        assert_eq!(cy_at_a.body["orderNumber"], cy.body["orderNumber"]);
+        assert_eq!(a.purchase("eve").await.code(), "SOLD_OUT");
+        assert_invariants_of_default(&redis, 3).await;
+    }
+}
+
+/// The fingerprint `lua/sold_out.lua` answers changes with every field a buyer record's writer
+/// changes, so known buyers are never trusted past a write: `sold`, `totalStock`, `orderSeq`,
+/// `createdMs`, and `confirmed` (a late payment re-adding a released order's buyer), the last
+/// of which nothing but that write changes while the sale stays sold out.
+#[tokio::test]
+async fn the_sold_out_fingerprint_changes_with_each_field_a_buyer_write_touches() {
+    use flashsale::store::scripts::SOLD_OUT_SOURCE;
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(&redis, &[("SALE_TOTAL_STOCK", "1")]).await;
+    assert_eq!(app.purchase("ann").await.code(), "PURCHASED");
+    let config = keys("default").config();
+    let script = fred::types::scripts::Script::from_lua(SOLD_OUT_SOURCE);
+    let call = |known: String| {
+        let keys = keys("default");
+        let script = script.clone();
+        let client = redis.client.clone();
+        async move {
+            // A user's bucket and counter, as without known buyers (the counter unused: the
+            // attempt limit is off).
+            let keys = vec![
+                keys.config(),
+                keys.refused(),
+                keys.expiries(),
+                keys.bucket_of(flashsale::store::keys::user_hash("zed"), 1),
+                keys.attempts("zed"),
+            ];
+            let args: Vec<Value> = vec![
+                0.into(),
+                1000.into(),
+                1.into(),
+                "zed 1 0\n".into(),
+                known.into(),
+            ];
+            let reply: Value = script
+                .evalsha_with_reload(&client, keys, args)
+                .await
+                .unwrap();
+            reply.into_array()
+        }
+    };
+    let first = call(String::new()).await;
+    assert_eq!(first[0].as_i64(), Some(1), "{first:?}");
+    let mut fingerprint = first[1].as_string().unwrap();
+    let same = call(fingerprint.clone()).await;
+    assert_eq!(same[0].as_i64(), Some(1), "unchanged: {same:?}");
+
+    for field in ["held", "confirmed", "released", "createdMs", "orderSeq"] {
+        let _: i64 = redis.client.hincrby(&config, field, 1).await.unwrap();
+        let changed = call(fingerprint.clone()).await;
+        assert_eq!(changed[0].as_i64(), Some(2), "{field}: {changed:?}");
+        fingerprint = changed[1].as_string().unwrap();
+        let now = call(fingerprint.clone()).await;
+        assert_eq!(
+            now[0].as_i64(),
+            Some(1),
+            "{field}, the new fingerprint: {now:?}"
+        );
+    }
+    // More stock and more sold together: still sold out, another fingerprint.
+    let _: i64 = redis
+        .client
+        .hincrby(&config, "totalStock", 1)
+        .await
+        .unwrap();
+    let _: i64 = redis.client.hincrby(&config, "sold", 1).await.unwrap();
+    let grown = call(fingerprint.clone()).await;
+    assert_eq!(grown[0].as_i64(), Some(2), "{grown:?}");
+}

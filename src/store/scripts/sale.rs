@@ -177,6 +177,13 @@ pub struct SoldOutBatch<'a> {
     pub limit: UserAttemptLimit,
     /// The sale's `buyerBuckets` as this instance last read it.
     pub buckets: u32,
+    /// The fingerprint of the sale's buyers this instance holds: `entries` are then users
+    /// not among them, sent without their buckets.
+    pub known: Option<&'a str>,
+    /// With known buyers and the attempt limit off: how many more purchases, each of one unit
+    /// without an admission by a user not among them, are sent as a number only (all answered
+    /// alike, by the group answer).
+    pub group: usize,
     pub entries: &'a [PurchaseEntry],
 }
 
@@ -186,8 +193,15 @@ pub enum SoldOutReply {
     /// The sale is not sold out as the script judged it: every purchase goes to
     /// `purchase.lua`, and nothing was written.
     NotSoldOut,
-    /// Per purchase, in order: its refusal, or `None` for one `purchase.lua` must decide.
-    Refused(Vec<Option<Result<PurchaseOutcome, StoreError>>>),
+    /// The known buyers are out of date (their fingerprint changed): nothing was decided.
+    Stale,
+    /// Per purchase, in order: its refusal, or `None` for one `purchase.lua` must decide; the
+    /// same for every purchase of the group; and the sale's fingerprint as the script read it.
+    Refused {
+        refusals: Vec<Option<Result<PurchaseOutcome, StoreError>>>,
+        group: Option<Result<PurchaseOutcome, StoreError>>,
+        fingerprint: Str,
+    },
 }
 
 impl ScriptCall for SoldOutBatch<'_> {
@@ -205,32 +219,46 @@ impl ScriptCall for SoldOutBatch<'_> {
             self.keys.expiries(),
         ]);
         for entry in self.entries {
-            keys.push(self.keys.bucket_of(entry.user_hash, self.buckets));
-            keys.push(self.keys.attempts(&entry.user));
+            if self.known.is_none() {
+                keys.push(self.keys.bucket_of(entry.user_hash, self.buckets));
+            }
+            if self.known.is_none() || self.limit.limit > 0 {
+                keys.push(self.keys.attempts(&entry.user));
+            }
         }
         let args = vec![
             int(self.limit.limit),
             int(self.limit.window_ms),
             int(self.buckets),
             lines(self.entries, PurchaseEntry::write_refuse_line),
+            Value::from(self.known.unwrap_or_default()),
+            Value::Integer(self.group as i64),
         ];
         (keys.into(), args)
     }
 
-    /// `{0}`, or `{1, width, answer…}` with each answer `width` fields: `'DECIDE'` and zeros,
-    /// or a purchase answer.
+    /// `{0}`, `{2, fingerprint}`, or `{1, fingerprint, width, group answer, answer…}` with each
+    /// answer `width` fields: `'DECIDE'` and zeros, or a purchase answer.
     fn parse(reply: Value) -> Result<SoldOutReply, StoreError> {
         let mut reply = Reply::new("sold_out", reply);
         match reply.int()? {
             0 => Ok(SoldOutReply::NotSoldOut),
-            1 => Ok(SoldOutReply::Refused(
-                answers("sold_out", reply)?
-                    .map(|answer| {
-                        let answer = Reply::new("sold_out", answer);
-                        (!answer.starts_with("DECIDE")).then(|| parse_answer(answer))
-                    })
-                    .collect(),
-            )),
+            2 => Ok(SoldOutReply::Stale),
+            1 => {
+                let fingerprint = reply.text()?;
+                let mut refusals = answers("sold_out", reply)?.map(|answer| {
+                    let answer = Reply::new("sold_out", answer);
+                    (!answer.starts_with("DECIDE")).then(|| parse_answer(answer))
+                });
+                let group = refusals
+                    .next()
+                    .ok_or_else(|| Reply::unexpected("sold_out", "no group answer"))?;
+                Ok(SoldOutReply::Refused {
+                    refusals: refusals.collect(),
+                    group,
+                    fingerprint,
+                })
+            }
             other => Err(Reply::unexpected("sold_out", other)),
         }
     }

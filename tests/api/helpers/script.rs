@@ -124,6 +124,8 @@ pub async fn sold_out_script(
         lines += &format!("{} {} {}\n", buy.user, buy.quantity, buy.admission);
     }
     args.push(lines.into());
+    args.push("".into()); // no known buyers: every purchase with its bucket and attempt counter
+    args.push(0.into()); // and none counted only
     let script = Script::from_lua(SOLD_OUT_SOURCE);
     let reply: Value = script
         .evalsha_with_reload(client, all_keys, args)
@@ -132,17 +134,20 @@ pub async fn sold_out_script(
     let mut items = reply.into_array().into_iter();
     match items.next().and_then(|state| state.as_i64()) {
         Some(0) => None,
-        Some(1) => Some(
+        Some(1) => Some({
+            let _fingerprint = items.next();
+            // The group answer (no purchase counted only) comes first.
             unflatten(items)
                 .into_iter()
+                .skip(1)
                 .map(
                     |answer| match answer.clone().into_array()[0].as_str().as_deref() {
                         Some("DECIDE") => None,
                         _ => Some(answer),
                     },
                 )
-                .collect(),
-        ),
+                .collect()
+        }),
         other => panic!("sold_out.lua answered {other:?}"),
     }
 }
