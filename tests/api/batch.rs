@@ -509,19 +509,24 @@ async fn after_sell_out_purchases_are_refused_cheaply_and_buyers_still_told_the_
     assert_eq!(refused - refused_before, 9, "each refusal counted once");
 
     // A restock through one instance: the next purchase at the other buys.
-    let restock = a
+    restock_one(&a).await;
+    let bought = b.purchase("eve").await;
+    assert_eq!(bought.code(), "PURCHASED", "{:?}", bought.body);
+    assert_eq!(b.purchase("fay").await.code(), "SOLD_OUT");
+    assert_invariants_of_default(&redis, 4).await;
+}
+
+/// One more unit for the default sale, through the admin API of `app`.
+async fn restock_one(app: &crate::helpers::TestApp) {
+    let restock = app
         .http
-        .post(a.url("/api/admin/sales/default/restock"))
+        .post(app.url("/api/admin/sales/default/restock"))
         .bearer_auth(TOKEN)
         .json(&json!({"units": 1}))
         .send()
         .await
         .unwrap();
     assert_eq!(restock.status(), 200, "{}", restock.text().await.unwrap());
-    let bought = b.purchase("eve").await;
-    assert_eq!(bought.code(), "PURCHASED", "{:?}", bought.body);
-    assert_eq!(b.purchase("fay").await.code(), "SOLD_OUT");
-    assert_invariants_of_default(&redis, 4).await;
 }
 
 /// SPEC §1 on the default sale: every buyer record names a distinct order, and buyers +
@@ -618,15 +623,7 @@ async fn known_buyers_spare_a_bucket_read_per_refusal_and_never_hide_a_newer_buy
         assert_eq!(refused - refused_before, 1, "the refusal is counted");
 
         // Through `b` only: a restock, a new buyer, sold out again. `a` still holds the old list.
-        let restock = b
-            .http
-            .post(b.url("/api/admin/sales/default/restock"))
-            .bearer_auth(TOKEN)
-            .json(&json!({"units": 1}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(restock.status(), 200, "{}", restock.text().await.unwrap());
+        restock_one(&b).await;
         let cy = b.purchase_with_key("cy", "key-cy").await;
         assert_eq!(cy.code(), "PURCHASED", "{:?}", cy.body);
         assert_eq!(b.purchase("dee").await.code(), "SOLD_OUT");
