@@ -77,10 +77,10 @@ local refused = 0
 -- The group: no admission is a lapsed one in a room; else one unit, no buyer record, no limit.
 local group = tonumber(ARGV[6]) or 0
 if in_room then
-  put_answer(answers, {'DECIDE', 0, 0, 0, 0, 0, 0, '', 0}, width)
+  put_answer(answers, width, 'DECIDE', 0, 0, 0, 0, 0, 0, '', 0)
 else
   refused = group
-  put_answer(answers, {'SOLD_OUT', 0, 0, 0, 0, 0, 0, '', held}, width)
+  put_answer(answers, width, 'SOLD_OUT', 0, 0, 0, 0, 0, 0, '', held)
 end
 local i = 0
 for user, quantity, admission in string.gmatch(ARGV[4], '(%S+) (%d+) (%d+)\n') do
@@ -88,14 +88,14 @@ for user, quantity, admission in string.gmatch(ARGV[4], '(%S+) (%d+) (%d+)\n') d
   -- purchase.lua's order: the buyer's record, the admission, the quantity, then the stock.
   if (not known and redis.call('HEXISTS', KEYS[2 + 2 * i], user) == 1)
       or (in_room and now_ms >= tonumber(admission))
-      or tonumber(quantity) > max_per_buyer then
-    put_answer(answers, {'DECIDE', 0, 0, 0, 0, 0, 0, '', 0}, width)
+      or (quantity ~= '1' and tonumber(quantity) > max_per_buyer) then
+    put_answer(answers, width, 'DECIDE', 0, 0, 0, 0, 0, 0, '', 0)
   else
     local attempts = known and KEYS[3 + i] or KEYS[3 + 2 * i]
     local code, wait
     code, wait, limited = refuse_for_stock(KEYS[1], attempts, limit, window_ms, limited)
     refused = refused + 1
-    put_answer(answers, {code, 0, 0, 0, wait, 0, 0, '', held}, width)
+    put_answer(answers, width, code, 0, 0, 0, wait, 0, 0, '', held)
   end
 end
 if refused > 0 then
