@@ -50,7 +50,7 @@ impl Deadline {
     pub(super) fn options(self) -> Result<Options, StoreError> {
         let left = self.send_by.saturating_duration_since(Instant::now());
         if left < Duration::from_millis(1) {
-            return Err(StoreError::timed_out("no answer within REDIS_TIMEOUT_MS"));
+            return Err(StoreError::deadline_passed());
         }
         Ok(Options {
             timeout: Some(left),

@@ -33,6 +33,11 @@ impl StoreError {
     pub fn timed_out(what: &'static str) -> Self {
         StoreError::Unavailable(fred::error::Error::new(ErrorKind::Timeout, what))
     }
+
+    /// The error of a call whose deadline (`REDIS_TIMEOUT_MS` from the request) passed.
+    pub fn deadline_passed() -> Self {
+        Self::timed_out("no answer within REDIS_TIMEOUT_MS")
+    }
 }
 
 /// Reply prefixes that mean "not now" rather than "wrong": a replica promoted mid-call, a

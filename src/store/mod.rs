@@ -150,10 +150,8 @@ impl Store {
     ) -> impl Future<Output = Result<T, StoreError>> {
         // A plain function, not an `async fn`: an async fn would keep `work` in its state twice
         // (as its argument and inside the timeout), doubling every store call's future.
-        tokio::time::timeout_at(deadline.answer_by(), work).map(|result| {
-            result
-                .unwrap_or_else(|_| Err(StoreError::timed_out("no answer within REDIS_TIMEOUT_MS")))
-        })
+        tokio::time::timeout_at(deadline.answer_by(), work)
+            .map(|result| result.unwrap_or_else(|_| Err(StoreError::deadline_passed())))
     }
 
     /// Runs one script call, bounded, and parses its reply: the one way a script is run.

@@ -283,7 +283,7 @@ impl Store {
             // Still waiting, or its call still in flight: the outcome is unknown, as for any
             // call past the timeout, and the buyer's retry with the same key settles it. A
             // call not yet written by now never will be: its commands expired just before.
-            Err(_) => Err(StoreError::timed_out("no answer within REDIS_TIMEOUT_MS")),
+            Err(_) => Err(StoreError::deadline_passed()),
         }
     }
 

@@ -417,6 +417,8 @@ async fn metrics_count_purchases_rejections_and_requests() {
     .await;
     app.purchase("m1").await;
     app.purchase("m2").await;
+    // Refused by sold_out.lua: the lane saw the sale refuse for want of stock.
+    app.purchase("m3").await;
     app.status().await;
 
     let refused = app.http.get(app.url("/metrics")).send().await.unwrap();
@@ -440,6 +442,25 @@ async fn metrics_count_purchases_rejections_and_requests() {
         "flashsale_http_request_duration_seconds_bucket",
     ] {
         assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+    // Script calls and the purchases they decided, per script (the recorder is shared by the
+    // tests of this binary, so the counts are at least ours).
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
+    };
+    for script in ["purchase", "sold_out"] {
+        let calls = value(&format!(
+            r#"flashsale_purchase_batches_total{{script="{script}"}}"#
+        ));
+        let decided = value(&format!(
+            r#"flashsale_purchase_batched_total{{script="{script}"}}"#
+        ));
+        assert!(
+            calls >= 1.0 && decided >= calls,
+            "{script}: {calls} calls, {decided} decided"
+        );
     }
 }
 
