@@ -18,6 +18,7 @@
 --              computed by the caller (src/store/keys.rs, bucket_of)
 -- KEYS[7 + 2i] its attempt counter sale:{ID}:rl:<userId>: integer with TTL, attempts that
 --              could not buy, this window
+-- or, in a lean call (ARGV[7] empty), its buyer bucket alone, KEYS[7 + i].
 --
 -- ARGV[1] attempt limit (0 = off), ARGV[2] window ms, ARGV[3] saleId, ARGV[4] '1' when the
 -- caller WAITs for replicas after this script (PURCHASE_WAIT_REPLICAS), ARGV[5] the
@@ -29,13 +30,21 @@
 -- of the reservation token of a hold it places. One argument for all the purchases: fred
 -- encodes and Redis parses one value instead of six per purchase.
 --
+-- A lean call has neither the attempt counters nor the secrets (ARGV[7] is empty): most calls of
+-- a sale need neither, and each costs the caller and Redis about 1,500 instructions per purchase
+-- (a key crosses into Lua as a string of its own). The script takes one only when no purchase in
+-- it can place a hold or be counted as an attempt (the limit off, or the sale never refused
+-- for want of stock and stock enough for every purchase of the batch at its most units); else
+-- it answers {buyerBuckets, 0} having written nothing, and the caller sends the full call.
+--
 -- Returns {buyerBuckets, width, answer 1, ..., answer n}, one flat array (prelude: put_answer),
 -- each answer `width` fields: code, remainingStock, purchaseMs, orderNumber, retryAfterMs, and
 -- on a checkout sale (width 9 instead of 5) also quantity, holdExpiresMs, reservationToken,
 -- heldStock; the codes are those of `Code::PURCHASE` in
 -- src/domain/outcome.rs. INVALID_REQUEST carries maxPerBuyer as quantity. When the caller's
 -- buyerBuckets is not the sale's, returns {buyerBuckets} alone, having read and written nothing
--- else: the caller computes the buckets again and calls again.
+-- else: the caller computes the buckets again and calls again. A lean call the sale cannot
+-- take: {buyerBuckets, 0}, nothing written.
 --
 -- Within each purchase every read and check comes first and its writes last; nothing after the
 -- first write of a batch can raise an error (Redis has no rollback). The counters the batch
@@ -48,7 +57,8 @@
 
 local start_ms, end_ms, total, _, sold, buckets, order_seq, held, room_rate, limited =
   read_sale(KEYS[1])
-local n = (#KEYS - 7) / 2
+local lean = ARGV[7] == ''
+local n = lean and #KEYS - 7 or (#KEYS - 7) / 2
 if not start_ms then
   local answers = {tonumber(ARGV[5]), 5}
   for i = 1, n do
@@ -79,6 +89,13 @@ if k then
   hold_ms, max_per_buyer = co.read_checkout(KEYS[1])
 end
 local in_room = room_rate and room_rate > 0
+-- Nothing is written before this check: a batch whose purchases may place a hold or reach
+-- refuse_for_stock (which counts the attempt) goes back for its keys. A purchase takes at most
+-- max_per_buyer units (more is INVALID_REQUEST), and remaining only grows by released holds,
+-- so with stock for every purchase at its most, none is refused for want of stock.
+if lean and (hold_ms > 0 or (limit > 0 and (limited or remaining < n * max_per_buyer))) then
+  return {buckets, 0}
+end
 
 -- Redis's clock, read once per batch and only when a purchase needs it (and its text once,
 -- for the orders: a number passed to Redis is formatted with "%.14g", several times slower).
@@ -166,7 +183,12 @@ end
 
 -- The i-th purchase of the batch, its line's fields given (admission as text).
 local function decide(i, user, token, request_id, quantity, admission)
-  local bucket, attempts_key = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
+  local bucket, attempts_key
+  if lean then
+    bucket = KEYS[7 + i]
+  else
+    bucket, attempts_key = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
+  end
 
   -- A plain sale: most purchases are new buyers who buy. When every check passes, one HSETNX
   -- both finds that the user holds nothing and writes their record; a user who turns out to

@@ -60,6 +60,9 @@ struct Lane {
     sale_id: Str,
     /// The sale's `buyerBuckets` as the script last answered it (0: not yet known).
     buckets: AtomicU32,
+    /// The sale's calls must carry the attempt counters and hold secrets (the script answered
+    /// a lean call `Full`): until the sale's `buyerBuckets` is seen to change (a new sale).
+    full: AtomicBool,
     /// A purchase of this sale was last refused for want of stock: purchases go to
     /// `lua/sold_out.lua` first, until it finds the stock back (or the sale changed).
     sold_out: AtomicBool,
@@ -167,6 +170,7 @@ impl Lanes {
             keys: SaleKeys::new(sale),
             sale_id: Str::from(sale.as_str()),
             buckets: AtomicU32::new(0),
+            full: AtomicBool::new(false),
             sold_out: AtomicBool::new(false),
             known: Mutex::default(),
             fetching: AtomicBool::new(false),
@@ -529,15 +533,17 @@ impl Store {
         deadline: Deadline,
     ) -> Result<Vec<Result<PurchaseOutcome, StoreError>>, StoreError> {
         let work = async {
-            // The first call of a sale learns its buckets; a sale replaced since may have
-            // others. Twice more is plenty (a sale is not replaced twice in a round trip).
-            for _ in 0..3 {
+            // The first call of a sale learns its buckets and whether it takes lean calls; a
+            // sale replaced since may have other buckets. Three more are plenty (a sale is not
+            // replaced twice in a round trip).
+            for _ in 0..4 {
                 let call = PurchaseBatch {
                     keys: &lane.keys,
                     sale_id: lane.sale_id.clone(),
                     limit,
                     waits: self.replica_wait.is_some(),
                     buckets: lane.buckets.load(Ordering::Relaxed),
+                    lean: !lane.full.load(Ordering::Relaxed),
                     entries,
                 };
                 let reply = match self.replica_wait {
@@ -553,7 +559,12 @@ impl Store {
                 };
                 match reply {
                     BatchReply::Decided(outcomes) => return Ok(outcomes),
-                    BatchReply::Buckets(buckets) => lane.buckets.store(buckets, Ordering::Relaxed),
+                    BatchReply::Buckets(buckets) => {
+                        // Another sale under the same id: it may take lean calls again.
+                        lane.buckets.store(buckets, Ordering::Relaxed);
+                        lane.full.store(false, Ordering::Relaxed);
+                    }
+                    BatchReply::Full => lane.full.store(true, Ordering::Relaxed),
                 }
             }
             Err(StoreError::Unexpected(

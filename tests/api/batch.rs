@@ -8,8 +8,8 @@
 //! are batched, and refused cheaply once the stock is gone.
 
 use crate::helpers::{
-    assert_invariants, crowd, keys, purchase_script, sold_out_script, spawn_app_with, users, Buy,
-    TestRedis,
+    assert_invariants, crowd, keys, purchase_script, purchase_script_lean_first, sold_out_script,
+    spawn_app_with, users, Buy, TestRedis,
 };
 use fred::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -262,6 +262,7 @@ async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut purchases = 0;
     let mut refused_early = 0;
+    let (mut lean_batches, mut full_batches) = (0, 0);
     for n in 0..60 {
         let case = random_case(&mut rng);
         let now = chrono::Utc::now();
@@ -318,8 +319,21 @@ async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
                         .unwrap();
                 }
             }
-            let together =
-                purchase_script(&redis.client, &batched, &segment.buys, case.limit, 60_000).await;
+            // The batch goes lean first, as the store sends it; the purchases one by one go in
+            // full: a lean call decides exactly as the full one.
+            let (together, lean) = purchase_script_lean_first(
+                &redis.client,
+                &batched,
+                &segment.buys,
+                case.limit,
+                60_000,
+            )
+            .await;
+            if lean {
+                lean_batches += 1;
+            } else {
+                full_batches += 1;
+            }
             let (first_refused, refusals) =
                 refused_first(&redis, &refused, &segment.buys, case.limit).await;
             refused_early += refusals;
@@ -360,10 +374,18 @@ async fn a_batch_decides_exactly_as_the_same_purchases_one_by_one() {
     }
     println!(
         "seed {seed}: {purchases} purchases in 60 cases decided alike, \
-         {refused_early} of them refused by sold_out.lua"
+         {refused_early} of them refused by sold_out.lua; \
+         {lean_batches} batches decided lean, {full_batches} sent again in full"
     );
     // Most cases sell out (at most 8 units, up to 96 purchases): the path must have been taken.
     assert!(refused_early > 0, "seed {seed}: sold_out.lua refused none");
+    // Half the cases have the attempt limit off (lean always, without holds), and with it on
+    // most batches ask for more than the stock: both kinds of call must have been made.
+    assert!(lean_batches > 0, "seed {seed}: no batch was decided lean");
+    assert!(
+        full_batches > 0,
+        "seed {seed}: no lean batch was sent again in full"
+    );
 }
 
 /// Concurrent purchases of one sale at one instance: every SPEC §1 invariant holds, and Redis

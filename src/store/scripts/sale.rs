@@ -50,6 +50,10 @@ pub struct PurchaseBatch<'a> {
     pub waits: bool,
     /// The sale's `buyerBuckets` as this instance last read it (0: not yet known).
     pub buckets: u32,
+    /// A lean call: without the purchases' attempt counters and hold secrets, which a sale
+    /// needs only with holds, or with the attempt limit on once it could refuse for want of
+    /// stock (the script answers [`BatchReply::Full`] then, having written nothing).
+    pub lean: bool,
     pub entries: &'a [PurchaseEntry],
 }
 
@@ -61,6 +65,9 @@ pub enum BatchReply {
     /// The sale has this many buyer buckets, not the number the call was built with: nothing
     /// was decided; build the call again.
     Buckets(u32),
+    /// A lean call the sale cannot take (it has holds, or the attempt limit may count one of
+    /// these purchases): nothing was decided; send the full call.
+    Full,
 }
 
 /// Fixed KEYS before the first purchase's (`lua/purchase.lua`).
@@ -119,7 +126,8 @@ impl ScriptCall for PurchaseBatch<'_> {
     }
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
-        let mut keys = Vec::with_capacity(FIXED_KEYS + 2 * self.entries.len());
+        let per_entry = if self.lean { 1 } else { 2 };
+        let mut keys = Vec::with_capacity(FIXED_KEYS + per_entry * self.entries.len());
         keys.extend([
             self.keys.config(),
             self.keys.buyers(),
@@ -131,15 +139,21 @@ impl ScriptCall for PurchaseBatch<'_> {
         ]);
         for entry in self.entries {
             keys.push(self.keys.bucket_of(entry.user_hash, self.buckets));
-            keys.push(self.keys.attempts(&entry.user));
+            if !self.lean {
+                keys.push(self.keys.attempts(&entry.user));
+            }
         }
         // 128 random bits per purchase, 32 hex digits each: the secret half of the reservation
         // token of a hold it places (made here, so a purchase refused by sold_out.lua makes
         // none). A call built again (NOSCRIPT, stale buckets) gets new ones: no hold was placed.
-        let mut secrets = String::with_capacity(32 * self.entries.len());
-        for _ in self.entries {
+        // A lean call has none (an empty ARGV[7] is what makes it lean to the script).
+        let mut secrets = String::new();
+        if !self.lean {
             use std::fmt::Write;
-            let _ = write!(secrets, "{:032x}", rand::random::<u128>());
+            secrets.reserve(32 * self.entries.len());
+            for _ in self.entries {
+                let _ = write!(secrets, "{:032x}", rand::random::<u128>());
+            }
         }
         let args = vec![
             int(self.limit.limit),
@@ -153,8 +167,9 @@ impl ScriptCall for PurchaseBatch<'_> {
         (keys.into(), args)
     }
 
-    /// `{buyerBuckets, width, answer…}` with each answer `width` fields, or `{buyerBuckets}`
-    /// alone when the call's number was stale.
+    /// `{buyerBuckets, width, answer…}` with each answer `width` fields, `{buyerBuckets}`
+    /// alone when the call's number was stale, or `{buyerBuckets, 0}` when a lean call must be
+    /// sent in full.
     fn parse(reply: Value) -> Result<BatchReply, StoreError> {
         let mut reply = Reply::new("purchase", reply);
         let buckets = reply.int()?;
@@ -162,8 +177,12 @@ impl ScriptCall for PurchaseBatch<'_> {
         if !reply.has_more() {
             return Ok(BatchReply::Buckets(buckets));
         }
+        let width = reply.int()?;
+        if width == 0 && !reply.has_more() {
+            return Ok(BatchReply::Full);
+        }
         Ok(BatchReply::Decided(
-            answers("purchase", reply)?
+            answers("purchase", width, reply)?
                 .map(|answer| parse_answer(Reply::new("purchase", answer)))
                 .collect(),
         ))
@@ -246,7 +265,8 @@ impl ScriptCall for SoldOutBatch<'_> {
             2 => Ok(SoldOutReply::Stale),
             1 => {
                 let fingerprint = reply.text()?;
-                let mut refusals = answers("sold_out", reply)?.map(|answer| {
+                let width = reply.int()?;
+                let mut refusals = answers("sold_out", width, reply)?.map(|answer| {
                     let answer = Reply::new("sold_out", answer);
                     (!answer.starts_with("DECIDE")).then(|| parse_answer(answer))
                 });
@@ -264,13 +284,14 @@ impl ScriptCall for SoldOutBatch<'_> {
     }
 }
 
-/// The answers of a batch's flat reply (`lua/prelude.lua`, put_answer): its width, then that
-/// many fields per answer, each answer read on its own (one that does not parse fails alone).
+/// The answers of a batch's flat reply (`lua/prelude.lua`, put_answer) after its width (read by
+/// the caller): that many fields per answer, each answer read on its own (one that does not
+/// parse fails alone).
 fn answers(
     script: &'static str,
-    mut reply: Reply,
+    width: i64,
+    reply: Reply,
 ) -> Result<impl Iterator<Item = Value>, StoreError> {
-    let width = reply.int()?;
     let width = usize::try_from(width)
         .ok()
         .filter(|width| *width > 0)
@@ -401,6 +422,57 @@ impl ScriptCall for User {
                 }),
             })),
             other => Err(Reply::unexpected("user", other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SaleId;
+
+    #[test]
+    fn a_lean_call_carries_no_attempt_counters_and_no_secrets() {
+        let keys = SaleKeys::new(&SaleId::parse("s").unwrap());
+        let entries: Vec<_> = ["ana", "bo", "cy"]
+            .iter()
+            .map(|user| PurchaseEntry::new(user, Str::from("0123456789abcdef"), Str::new(), 1, 0))
+            .collect();
+        for lean in [true, false] {
+            let call = PurchaseBatch {
+                keys: &keys,
+                sale_id: Str::from("s"),
+                limit: UserAttemptLimit {
+                    limit: 10,
+                    window_ms: 60_000,
+                },
+                waits: false,
+                buckets: 1,
+                lean,
+                entries: &entries,
+            };
+            let (call_keys, args) = call.keys_and_args();
+            let call_keys: Vec<String> = call_keys
+                .inner()
+                .iter()
+                .map(|key| key.as_str().unwrap().to_owned())
+                .collect();
+            let per_entry = if lean { 1 } else { 2 };
+            assert_eq!(call_keys.len(), FIXED_KEYS + per_entry * entries.len());
+            let attempts = call_keys.iter().filter(|key| key.contains(":rl:")).count();
+            assert_eq!(attempts, if lean { 0 } else { entries.len() });
+            let secrets = args[6].as_str().unwrap();
+            if lean {
+                assert_eq!(secrets, "", "an empty ARGV[7] makes the call lean");
+            } else {
+                assert_eq!(secrets.len(), 32 * entries.len());
+                assert!(secrets.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+            // The purchases' lines are the same either way.
+            assert_eq!(
+                args[5].as_str().unwrap(),
+                "ana 0123456789abcdef  1 0\nbo 0123456789abcdef  1 0\ncy 0123456789abcdef  1 0\n"
+            );
         }
     }
 }

@@ -471,6 +471,15 @@ async fn a_sale_that_gets_holds_after_it_sold_keeps_its_buyers_as_paid() {
         next.body["orderNumber"], 2,
         "numbered after the plain orders"
     );
+    // This instance sent the plain sale's purchases lean (no secrets); the hold's call was sent
+    // again in full, so its token has its secret.
+    let token = next.body["reservationToken"].as_str().unwrap();
+    let (order, secret) = token.split_once('.').unwrap();
+    assert_eq!(order, "2");
+    assert!(
+        secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{token}"
+    );
     let c = counters(&redis, "default").await;
     assert_eq!((c["sold"], c["held"], c["confirmed"]), (3, 2, 1));
     assert_adds_up(&app, &redis).await;

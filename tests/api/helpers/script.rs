@@ -36,7 +36,8 @@ impl Buy {
 
 /// Runs one call of the purchase script for `buys` (in order) of `sale`, with the attempt
 /// limit `limit` per `window_ms`, and returns its answers, one per purchase. The sale's
-/// buyerBuckets is read first, as the store learns it.
+/// buyerBuckets is read first, as the store learns it. The full call: every purchase with its
+/// attempt counter and hold secret.
 pub async fn purchase_script(
     client: &Client,
     sale: &str,
@@ -44,6 +45,38 @@ pub async fn purchase_script(
     limit: u32,
     window_ms: u64,
 ) -> Vec<Value> {
+    purchase_call(client, sale, buys, limit, window_ms, false)
+        .await
+        .expect("a full call is always decided")
+}
+
+/// As [`purchase_script`], first as a lean call (no attempt counters, no secrets), then in
+/// full when the script asks for it, as the store does. Also whether the lean call decided.
+pub async fn purchase_script_lean_first(
+    client: &Client,
+    sale: &str,
+    buys: &[Buy],
+    limit: u32,
+    window_ms: u64,
+) -> (Vec<Value>, bool) {
+    match purchase_call(client, sale, buys, limit, window_ms, true).await {
+        Some(answers) => (answers, true),
+        None => (
+            purchase_script(client, sale, buys, limit, window_ms).await,
+            false,
+        ),
+    }
+}
+
+/// One call of the purchase script; `None` when a lean call was answered `{buyerBuckets, 0}`.
+async fn purchase_call(
+    client: &Client,
+    sale: &str,
+    buys: &[Buy],
+    limit: u32,
+    window_ms: u64,
+    lean: bool,
+) -> Option<Vec<Value>> {
     let keys = super::keys(sale);
     let buckets: Option<u32> = client.hget(keys.config(), "buyerBuckets").await.unwrap();
     let buckets = buckets.unwrap_or(0);
@@ -66,12 +99,14 @@ pub async fn purchase_script(
     let (mut lines, mut secrets) = (String::new(), String::new());
     for buy in buys {
         all_keys.push(keys.bucket_of(user_hash(&buy.user), buckets));
-        all_keys.push(keys.attempts(&buy.user));
+        if !lean {
+            all_keys.push(keys.attempts(&buy.user));
+            secrets += &format!("{:0>32.32}", buy.secret);
+        }
         lines += &format!(
             "{} {} request-{} {} {}\n",
             buy.user, buy.token, buy.token, buy.quantity, buy.admission
         );
-        secrets += &format!("{:0>32.32}", buy.secret);
     }
     args.extend([lines.into(), secrets.into()]);
     let script = Script::from_lua(PURCHASE_SOURCE);
@@ -82,7 +117,12 @@ pub async fn purchase_script(
     let mut items = reply.into_array().into_iter();
     let answered: i64 = items.next().and_then(|b| b.as_i64()).unwrap();
     assert_eq!(answered, i64::from(buckets), "the sale's buyerBuckets");
-    unflatten(items)
+    if lean && items.len() == 1 {
+        let asked = items.next().and_then(|width| width.as_i64());
+        assert_eq!(asked, Some(0), "a lean call refused is {{buyerBuckets, 0}}");
+        return None;
+    }
+    Some(unflatten(items))
 }
 
 /// The answers of a batch's flat reply, after its leading item: the width, then that many
