@@ -607,11 +607,7 @@ impl Store {
             let (keys, values) = call.keys_and_args();
             let pipeline = client.pipeline();
             let routed = pipeline.with_options(&options);
-            let mut evalsha = Vec::with_capacity(2 + keys.len() + values.len());
-            evalsha.push(Value::from(script.sha1()));
-            evalsha.push(Value::from(keys.len() as i64));
-            evalsha.extend(keys.inner().into_iter().map(Value::from));
-            evalsha.extend(values);
+            let evalsha = script.evalsha_args(keys.inner(), values);
             let _: () = routed.custom(fred::cmd!("EVALSHA"), evalsha).await?;
             let _: () = routed
                 .wait(i64::from(wait.replicas), wait.timeout_ms as i64)

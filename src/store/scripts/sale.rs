@@ -251,7 +251,7 @@ impl ScriptCall for SoldOutBatch<'_> {
             int(self.buckets),
             lines(self.entries, PurchaseEntry::write_refuse_line),
             Value::from(self.known.unwrap_or_default()),
-            Value::Integer(self.group as i64),
+            int(self.group),
         ];
         (keys.into(), args)
     }

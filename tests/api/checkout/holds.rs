@@ -484,3 +484,50 @@ async fn a_sale_that_gets_holds_after_it_sold_keeps_its_buyers_as_paid() {
     assert_eq!((c["sold"], c["held"], c["confirmed"]), (3, 2, 1));
     assert_adds_up(&app, &redis).await;
 }
+
+/// Order numbers just under a large power of ten (fifteen nines and up), from the admin path
+/// and from a buyer's `Flashsale-Reservation` header, are answered like any other number, and
+/// the Redis connection they went over answers the next call at once. Sent as Redis integers,
+/// redis-protocol counted one digit too many for them and wrote a NUL after the command; Redis
+/// then waited on that connection for a command that never ended, and the calls behind it
+/// failed 503 (found by schemathesis).
+#[tokio::test]
+async fn order_numbers_just_under_a_power_of_ten_leave_the_connection_usable() {
+    let redis = TestRedis::start().await;
+    // One connection, so the next call goes over the same one.
+    let app = spawn_app_with(
+        &redis,
+        &[
+            ("ADMIN_TOKEN", TOKEN),
+            ("SALE_HOLD_SECONDS", "300"),
+            ("SALE_MAX_PER_BUYER", "2"),
+            ("REDIS_POOL_SIZE", "1"),
+        ],
+    )
+    .await;
+    let held = app.buy("ivy", Some(1), "key-ivy").await;
+    assert_eq!(held.code(), "RESERVED", "{:?}", held.body);
+    let digest = redis.digest().await;
+    for order in [
+        "999999999999999",
+        "9999999999999999",
+        "99999999999999999",
+        "999999999999999999",
+        "9223372036854775807",
+    ] {
+        app.order_call(order, "")
+            .await
+            .assert_error(404, "ORDER_NOT_FOUND");
+        let next = app.order_call("1", "").await;
+        assert_eq!(next.status, 200, "after order {order}: {:?}", next.body);
+        assert_eq!(next.body["state"], "held");
+
+        let forged = format!("{order}.{}", "0".repeat(32));
+        app.cancel_hold(Some(&forged))
+            .await
+            .assert_error(404, "ORDER_NOT_FOUND");
+        let next = app.order_call("1", "").await;
+        assert_eq!(next.status, 200, "after token {forged}: {:?}", next.body);
+    }
+    assert_eq!(redis.digest().await, digest, "nothing written");
+}
