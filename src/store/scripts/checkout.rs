@@ -168,3 +168,41 @@ impl ScriptCall for Sweep<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SaleId;
+
+    /// Numbers cross to Redis as text: a Redis integer of fifteen nines went out with a NUL
+    /// after it (redis-protocol counts its digits with `f64::log10`) and hung the connection.
+    #[test]
+    fn an_order_number_goes_to_redis_as_its_decimal_text() {
+        let scripts = Scripts::new();
+        for number in [
+            1,
+            999_999_999_999_999,
+            9_999_999_999_999_999,
+            i64::MAX as u64,
+        ] {
+            let call = OrderCall {
+                keys: SaleKeys::new(&SaleId::parse("s").unwrap()),
+                action: OrderAction::Read,
+                order_number: Some(number),
+                user: None,
+                reservation_token: None,
+                sale_id: "s",
+                request_id: "r",
+                payment_event: None,
+            };
+            let (keys, values) = call.keys_and_args();
+            let args = OrderCall::script(&scripts).evalsha_args(keys.inner(), values);
+            assert!(
+                args.iter().all(|arg| !matches!(arg, Value::Integer(_))),
+                "{args:?}"
+            );
+            assert_eq!(args[1].as_str().unwrap(), "6", "the number of keys");
+            assert_eq!(args[9].as_str().unwrap(), number.to_string());
+        }
+    }
+}
