@@ -85,6 +85,24 @@ local function parse_buyer(record)
 end
 
 
+-- The `n` purchases of a batch, each of struct format `item` (src/store/scripts/sale.rs,
+-- put_decide_item and put_refuse_item: texts as a length byte and the text, the quantity as a
+-- byte), unpacked by one call into one flat list, the fields of the i-th purchase after those
+-- of the first i - 1. Everything is read before anything is written, so a list that does not
+-- hold exactly `n` purchases raises its error with nothing written (Redis has no rollback).
+-- One struct.unpack instead of string.gmatch over lines of text: the pattern looked at every
+-- character through a character class, 4 to 5 times the Redis CPU.
+local function unpack_purchases(item, n, data)
+  if n == 0 then
+    return {}
+  end
+  local fields = {struct.unpack(string.rep(item, n), data)}
+  if fields[#fields] ~= #data + 1 then
+    error('the purchases are not ' .. n .. ' items of ' .. item)
+  end
+  return fields
+end
+
 -- Appends a purchase answer's first `width` fields (5, or 9 on a checkout sale) to a batch's
 -- reply, which is one flat array: Redis turns every table in a reply into an array with seven
 -- field probes (err, ok, double, ...) and a deferred length: with a table per answer that was

@@ -22,13 +22,14 @@
 --
 -- ARGV[1] attempt limit (0 = off), ARGV[2] window ms, ARGV[3] saleId, ARGV[4] '1' when the
 -- caller WAITs for replicas after this script (PURCHASE_WAIT_REPLICAS), ARGV[5] the
--- buyerBuckets the caller computed the buckets with; ARGV[6] the purchases, a line each
--- (src/store/scripts/sale.rs, write_decide_line): "userId token requestId quantity
--- admission\n", the request token, the HTTP request id (for the order entry, may be empty),
--- the units, and with the waiting room on the expiry (Unix ms) of the admission the route
--- verified ('0' without one); ARGV[7] 32 random hex digits per purchase, the i-th the secret
--- of the reservation token of a hold it places. One argument for all the purchases: fred
--- encodes and Redis parses one value instead of six per purchase.
+-- buyerBuckets the caller computed the buckets with; ARGV[6] the purchases, binary, an item
+-- each (src/store/scripts/sale.rs, put_decide_item; prelude: unpack_purchases): userId, request
+-- token, the HTTP request id (for the order entry, may be empty), each a length byte and the
+-- text, the units as a byte, and with the waiting room on the expiry (Unix ms) of the admission
+-- the route verified, as a length byte and the text ('0' without one); ARGV[7] 32 random hex
+-- digits per purchase, the i-th the secret of the reservation token of a hold it places. One
+-- argument for all the purchases: fred encodes and Redis parses one value instead of six per
+-- purchase.
 --
 -- A lean call has neither the attempt counters nor the secrets (ARGV[7] is empty): most calls of
 -- a sale need neither, and each costs the caller and Redis about 1,500 instructions per purchase
@@ -283,13 +284,11 @@ end
 
 local width = k and 9 or 5
 local answers = {buckets, width}
-local i = 0
-for user, token, request_id, quantity, admission in
-    string.gmatch(ARGV[6], '(%S+) (%S+) (%S*) (%d+) (%d+)\n') do
-  i = i + 1
-  -- Nearly every purchase is of one unit: tonumber goes through strtod, about 1,000 instructions.
-  quantity = quantity == '1' and 1 or tonumber(quantity)
-  put_answer(answers, width, decide(i, user, token, request_id, quantity, admission))
+local fields = unpack_purchases('Bc0Bc0Bc0BBc0', n, ARGV[6])
+for i = 1, n do
+  local at = 5 * (i - 1)
+  put_answer(answers, width, decide(i, fields[at + 1], fields[at + 2], fields[at + 3],
+    fields[at + 4], fields[at + 5]))
 end
 for field, added in pairs({sold = sold_now, orderSeq = seq_now, held = held_now,
     confirmed = confirmed_now}) do

@@ -22,12 +22,13 @@
 -- purchase.lua takes them; with known buyers, only its attempt counter, KEYS[3 + i], and none
 -- with the attempt limit off.
 -- ARGV[1] attempt limit (0 = off), ARGV[2] window ms, ARGV[3] the buyerBuckets the caller
--- computed the buckets with; ARGV[4] the purchases, a line each "userId quantity admission\n"
--- (src/store/scripts/sale.rs, write_refuse_line): with the waiting room on, the admission is
--- the expiry (Unix ms) of the one the route verified ('0' without one); ARGV[5] the fingerprint
--- of the buyers the caller knows, '' for none; ARGV[6], with known buyers and the attempt limit
--- off, how many more purchases of one unit without an admission, by users not among them, are
--- sent as a number only: they are all answered alike, by the group answer.
+-- computed the buckets with; ARGV[4] the purchases, binary, an item each of userId, quantity
+-- and admission as purchase.lua's (src/store/scripts/sale.rs, put_refuse_item): with the waiting
+-- room on, the admission is the expiry (Unix ms) of the one the route verified ('0' without
+-- one); ARGV[5] the fingerprint of the buyers the caller knows, '' for none; ARGV[6], with known
+-- buyers and the attempt limit off, how many more purchases of one unit without an admission,
+-- by users not among them, are sent as a number only: they are all answered alike, by the
+-- group answer; ARGV[7] how many purchases ARGV[4] holds.
 --
 -- Returns {0} when the sale is not sold out as this script judges it (no sale, buckets
 -- computed with another number, the window not open, stock left, or a hold due to expire):
@@ -82,13 +83,13 @@ else
   refused = group
   put_answer(answers, width, 'SOLD_OUT', 0, 0, 0, 0, 0, 0, '', held)
 end
-local i = 0
-for user, quantity, admission in string.gmatch(ARGV[4], '(%S+) (%d+) (%d+)\n') do
-  i = i + 1
+local fields = unpack_purchases('Bc0BBc0', tonumber(ARGV[7]) or 0, ARGV[4])
+for i = 1, #fields / 3 do
+  local user, quantity, admission = fields[3 * i - 2], fields[3 * i - 1], fields[3 * i]
   -- purchase.lua's order: the buyer's record, the admission, the quantity, then the stock.
   if (not known and redis.call('HEXISTS', KEYS[2 + 2 * i], user) == 1)
       or (in_room and now_ms >= tonumber(admission))
-      or (quantity ~= '1' and tonumber(quantity) > max_per_buyer) then
+      or quantity > max_per_buyer then
     put_answer(answers, width, 'DECIDE', 0, 0, 0, 0, 0, 0, '', 0)
   else
     local attempts = known and KEYS[3 + i] or KEYS[3 + 2 * i]

@@ -90,7 +90,7 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
     );
     // The peer and the ceiling pass the purchase script every key and argument a batch of
     // one purchase takes: the fixed KEYS and ARGV, then two keys per purchase, the purchase as
-    // a line of ARGV[6] and its reservation secret in ARGV[7].
+    // an item of ARGV[6] and its reservation secret in ARGV[7].
     let script = read("lua/purchase.lua");
     let count = |prefix: &str| {
         (1..=20)
@@ -99,7 +99,7 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
             .unwrap_or(0)
     };
     assert!(script.contains("KEYS[6 + 2 * i]") && script.contains("KEYS[7 + 2 * i]"));
-    assert!(script.contains(r"string.gmatch(ARGV[6], '(%S+) (%S+) (%S*) (%d+) (%d+)\n')"));
+    assert!(script.contains("unpack_purchases('Bc0Bc0Bc0BBc0', n, ARGV[6])"));
     let (keys, args) = (count("KEYS") + 2, count("ARGV"));
     assert_eq!(args, 7, "ARGV[7] is the last argument");
     // ARGV[4] is '1' only when the service WAITs for replicas, which neither the peer nor the
@@ -110,8 +110,10 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
         "the peer passes {keys} keys"
     );
     assert!(
-        baseline.contains("`${userId} ${token} ${rid} 1 0\\n`, secret);"),
-        "the peer passes the purchase as the script's line, then its secret"
+        baseline.contains("purchaseItem(userId, token, rid), secret);")
+            && baseline
+                .contains("[text(userId), text(token), text(rid), Buffer.from([1]), text('0')]"),
+        "the peer passes the purchase as the script's item, then its secret"
     );
     for (file, sha) in [
         ("loadtest/bench/run.sh", "evalsha \"$PURCHASE_SHA\" "),
@@ -125,9 +127,8 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
         );
         let ceiling = ceiling.split(['|', '>']).next().unwrap();
         assert!(
-            ceiling.contains(r#""u__rand_int__ 0123456789abcdef "#)
-                && ceiling.contains(r#" 1 0"$'\n' "#),
-            "{file}: the ceiling's purchase is one line"
+            ceiling.contains(r#""$(ceiling_item "#),
+            "{file}: the ceiling's purchase is lib.sh's item"
         );
         assert_eq!(
             shell_words(ceiling).len(),
@@ -135,6 +136,25 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
             "{file}: the ceiling passes {keys} keys and {args} args"
         );
     }
+    // lib.sh's item is the service's, once redis-benchmark has put its 12 digits in.
+    let item = std::process::Command::new("bash")
+        .args(["-c", ". loadtest/bench/lib.sh && ceiling_item ceiling"])
+        .output()
+        .unwrap();
+    assert!(item.status.success());
+    let mut expected = Vec::new();
+    flashsale::store::scripts::put_decide_item(
+        &mut expected,
+        "u000000000042",
+        "0123456789abcdef",
+        "ceiling",
+        1,
+        0,
+    );
+    let item = String::from_utf8(item.stdout)
+        .unwrap()
+        .replace("__rand_int__", "000000000042");
+    assert_eq!(item.as_bytes(), &expected[..]);
     let wrk = read("loadtest/bench/purchase.lua");
     assert!(wrk.contains("\"/api/sale/purchase\"") && wrk.contains("application/json"));
 }

@@ -41,6 +41,12 @@ const KEYS = {
 let buckets = 0;
 const bucketOf = (user) => `${KEYS.buyers}:${buckets <= 1 ? 0
   : parseInt(crypto.createHash('sha1').update(user).digest('hex').slice(0, 8), 16) % buckets}`;
+// One purchase as purchase.lua's ARGV[6] takes it (struct format Bc0Bc0Bc0BBc0, as
+// src/store/scripts/sale.rs, put_decide_item, writes it): userId, token and request id, each a
+// length byte and its text (all ASCII, at most 128), then one unit and no admission ('0').
+const text = (value) => Buffer.concat([Buffer.from([value.length]), Buffer.from(value, 'latin1')]);
+const purchaseItem = (userId, token, rid) =>
+  Buffer.concat([text(userId), text(token), text(rid), Buffer.from([1]), text('0')]);
 
 function redisClient() {
   const Redis = require('ioredis');
@@ -137,15 +143,15 @@ function worker() {
       // As flashsale calls it: no WAIT, one unit, a fresh secret for a hold's token, no admission,
       // the buyer's bucket computed here; a reply of the sale's buyerBuckets alone means the
       // bucket was computed with a stale count: again with the right one.
-      // The purchase travels as the script's line, "userId token requestId quantity admission",
-      // so a client's request id is used only when it has the service's characters.
+      // The purchase travels as the script's item: userId, token, requestId, quantity and
+      // admission, so a client's request id is used only when it has the service's characters.
       const given = req.get('X-Request-Id');
       const rid = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
       const secret = crypto.randomBytes(16).toString('hex');
       for (let tries = 0; tries < 3; tries++) {
         const answers = await redis.purchase(KEYS.config, KEYS.buyers, KEYS.orders, KEYS.refused,
           KEYS.checkouts, KEYS.expiries, KEYS.room, bucketOf(userId), KEYS.attempts(userId),
-          ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID, '0', buckets, `${userId} ${token} ${rid} 1 0\n`, secret);
+          ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID, '0', buckets, purchaseItem(userId, token, rid), secret);
         // {buyerBuckets, width, the answer's `width` fields}, or {buyerBuckets} alone.
         if (answers.length > 1) {
           reply = answers.slice(2, 2 + answers[1]);

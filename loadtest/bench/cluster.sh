@@ -22,8 +22,10 @@ cleanup() {
 }
 trap cleanup EXIT
 scripts/install-deps.sh
+# shellcheck source=loadtest/bench/lib.sh
+. loadtest/bench/lib.sh
 
-start_redis() { # port [extra args…]
+start_redis() { # port [extra args…] (its own: several Redis servers, some in a cluster)
   local port=$1; shift
   mkdir -p "$WORK/$port"
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/$port" \
@@ -32,7 +34,6 @@ start_redis() { # port [extra args…]
   for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "redis-server on $port did not start" >&2; exit 1
 }
-lua_script() { printf '%s\n%s' "$(cat lua/prelude.lua)" "$(cat "lua/$1")"; }
 NOW_MS=$(($(date +%s) * 1000))
 SINGLE=$BASE_PORT
 CLUSTER=($((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
@@ -75,7 +76,7 @@ bench_sales() { # label port-of-sale-0 port-of-sale-1 port-of-sale-2 → sets TO
       "sale:{$sale}:refused" "sale:{$sale}:checkouts" "sale:{$sale}:expiries" \
       "sale:{$sale}:room" "sale:{$sale}:buyers:0" "sale:{$sale}:rl:u__rand_int__" \
       10 10000 "$sale" 0 1 \
-      "u__rand_int__ 0123456789abcdef scale 1 0"$'\n' 0123456789abcdef0123456789abcdef \
+      "$(ceiling_item scale)" 0123456789abcdef0123456789abcdef \
       >"$WORK/$label-$i.csv" 2>/dev/null &
     pids+=("$!")
   done

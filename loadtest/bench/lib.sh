@@ -11,6 +11,14 @@ wait_ready() { # port
 }
 # Scripts run as the service sends them: the shared prelude, a newline, then the script.
 lua_script() { printf '%s\n%s' "$(cat lua/prelude.lua)" "$(cat "lua/$1")"; }
+# purchase.lua's purchase item for redis-benchmark (src/store/scripts/sale.rs, put_decide_item):
+# the userId u__rand_int__ (13 characters once redis-benchmark puts in its 12 digits), a token,
+# the request id $1 (1 to 127 characters, none of them a NUL: redis-benchmark takes C strings), each behind its length byte; one unit; admission '0'.
+ceiling_item() {
+  printf '\x0du__rand_int__\x100123456789abcdef'
+  printf "\\x$(printf %02x "${#1}")"
+  printf '%s\x01\x010' "$1"
+}
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 cpu_ticks() { # utime + stime of a process and its children, in clock ticks

@@ -150,7 +150,7 @@ for C in $CONNECTIONS; do
       "sale:{$CEIL_SALE}:expiries" "sale:{$CEIL_SALE}:room" "sale:{$CEIL_SALE}:buyers:0" \
       "sale:{$CEIL_SALE}:rl:u__rand_int__" \
       10 10000 "$CEIL_SALE" 0 1 \
-      "u__rand_int__ 0123456789abcdef ceiling 1 0"$'\n' 0123456789abcdef0123456789abcdef |
+      "$(ceiling_item ceiling)" 0123456789abcdef0123456789abcdef |
       tail -1 | tr -d '"')
     V[ceil_rps]+=" $(echo "$CEIL" | cut -d, -f2)"; V[ceil_p50]+=" $(echo "$CEIL" | cut -d, -f5)"
     V[ceil_p99]+=" $(echo "$CEIL" | cut -d, -f7)"

@@ -684,12 +684,16 @@ async fn the_sold_out_fingerprint_changes_with_each_field_a_buyer_write_touches(
                 keys.bucket_of(flashsale::store::keys::user_hash("zed"), 1),
                 keys.attempts("zed"),
             ];
+            let mut zed = Vec::new();
+            flashsale::store::scripts::put_refuse_item(&mut zed, "zed", 1, 0);
             let args: Vec<Value> = vec![
                 0.into(),
                 1000.into(),
                 1.into(),
-                "zed 1 0\n".into(),
+                Value::Bytes(zed.into()),
                 known.into(),
+                0.into(),
+                1.into(),
             ];
             let reply: Value = script
                 .evalsha_with_reload(&client, keys, args)

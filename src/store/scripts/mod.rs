@@ -20,7 +20,7 @@ pub use checkout::{OrderAction, OrderChange, OrderRecord, OrderStep, Swept};
 pub(super) use checkout::{OrderCall, Sweep};
 pub use queue::{JoinReply, QueuePlace};
 pub(super) use queue::{QueueJoin, QueueRanks};
-pub use sale::PurchaseEntry;
+pub use sale::{put_decide_item, put_refuse_item, PurchaseEntry};
 pub(super) use sale::{BatchReply, PurchaseBatch, SoldOutBatch, SoldOutReply, Status, User};
 pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};

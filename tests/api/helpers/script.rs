@@ -4,7 +4,7 @@
 
 use flashsale::store::{
     keys::user_hash,
-    scripts::{PURCHASE_SOURCE, SOLD_OUT_SOURCE},
+    scripts::{put_decide_item, put_refuse_item, PURCHASE_SOURCE, SOLD_OUT_SOURCE},
 };
 use fred::{prelude::*, types::scripts::Script};
 
@@ -96,19 +96,24 @@ async fn purchase_call(
         "0".into(),
         buckets.into(),
     ];
-    let (mut lines, mut secrets) = (String::new(), String::new());
+    let (mut items, mut secrets) = (Vec::new(), String::new());
     for buy in buys {
         all_keys.push(keys.bucket_of(user_hash(&buy.user), buckets));
         if !lean {
             all_keys.push(keys.attempts(&buy.user));
             secrets += &format!("{:0>32.32}", buy.secret);
         }
-        lines += &format!(
-            "{} {} request-{} {} {}\n",
-            buy.user, buy.token, buy.token, buy.quantity, buy.admission
+        let request_id = format!("request-{}", buy.token);
+        put_decide_item(
+            &mut items,
+            &buy.user,
+            &buy.token,
+            &request_id,
+            buy.quantity,
+            buy.admission,
         );
     }
-    args.extend([lines.into(), secrets.into()]);
+    args.extend([Value::Bytes(items.into()), secrets.into()]);
     let script = Script::from_lua(PURCHASE_SOURCE);
     let reply: Value = script
         .evalsha_with_reload(client, all_keys, args)
@@ -157,15 +162,16 @@ pub async fn sold_out_script(
     let buckets = buckets.unwrap_or(0);
     let mut all_keys = vec![keys.config(), keys.refused(), keys.expiries()];
     let mut args: Vec<Value> = vec![limit.into(), (window_ms as i64).into(), buckets.into()];
-    let mut lines = String::new();
+    let mut items = Vec::new();
     for buy in buys {
         all_keys.push(keys.bucket_of(user_hash(&buy.user), buckets));
         all_keys.push(keys.attempts(&buy.user));
-        lines += &format!("{} {} {}\n", buy.user, buy.quantity, buy.admission);
+        put_refuse_item(&mut items, &buy.user, buy.quantity, buy.admission);
     }
-    args.push(lines.into());
+    args.push(Value::Bytes(items.into()));
     args.push("".into()); // no known buyers: every purchase with its bucket and attempt counter
     args.push(0.into()); // and none counted only
+    args.push(buys.len().to_string().into());
     let script = Script::from_lua(SOLD_OUT_SOURCE);
     let reply: Value = script
         .evalsha_with_reload(client, all_keys, args)
