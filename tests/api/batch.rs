@@ -730,3 +730,104 @@ async fn the_sold_out_fingerprint_changes_with_each_field_a_buyer_write_touches(
     let grown = call(fingerprint.clone()).await;
     assert_eq!(grown[0].as_i64(), Some(2), "{grown:?}");
 }
+
+/// A purchase list that does not hold the purchases the call's keys name (too few items, or an
+/// item cut short) is refused whole by `lua/purchase.lua` and `lua/sold_out.lua` before either
+/// writes anything: every item is read first, and Redis has no rollback.
+#[tokio::test]
+async fn a_purchase_list_that_does_not_hold_its_purchases_is_refused_before_any_write() {
+    use flashsale::store::scripts::{put_decide_item, PURCHASE_SOURCE, SOLD_OUT_SOURCE};
+    let redis = TestRedis::start().await;
+    let _app = spawn_app_with(&redis, &[("SALE_TOTAL_STOCK", "5")]).await;
+    let keys = keys("default");
+    let buckets: u32 = redis
+        .client
+        .hget(keys.config(), "buyerBuckets")
+        .await
+        .unwrap();
+    let (ann, bo) = (
+        keys.bucket_of(flashsale::store::keys::user_hash("ann"), buckets),
+        keys.bucket_of(flashsale::store::keys::user_hash("bo"), buckets),
+    );
+    let mut one = Vec::new();
+    put_decide_item(&mut one, "ann", "0123456789abcdef", "r-1", 1, 0);
+    let mut cut = one.clone();
+    put_decide_item(&mut cut, "bo", "0123456789abcdef", "r-2", 1, 0);
+    cut.truncate(cut.len() - 3);
+    let before = redis.digest().await;
+
+    for (items, why) in [
+        (one, "one item for two purchases"),
+        (cut, "the second item cut short"),
+    ] {
+        // purchase.lua, a lean call of two purchases.
+        let purchase = fred::types::scripts::Script::from_lua(PURCHASE_SOURCE);
+        let call_keys = vec![
+            keys.config(),
+            keys.buyers(),
+            keys.orders(),
+            keys.refused(),
+            keys.checkouts(),
+            keys.expiries(),
+            keys.room(),
+            ann.clone(),
+            bo.clone(),
+        ];
+        let args: Vec<Value> = vec![
+            "0".into(),
+            "1000".into(),
+            "default".into(),
+            "0".into(),
+            buckets.to_string().into(),
+            Value::Bytes(items.clone().into()),
+            "".into(),
+        ];
+        let refused: Result<Value, Error> = purchase
+            .evalsha_with_reload(&redis.client, call_keys, args)
+            .await;
+        let error = refused.expect_err(why).to_string();
+        assert!(
+            error.contains("the purchases are not 2 items") || error.contains("too short"),
+            "{why}: {error}"
+        );
+        assert_eq!(redis.digest().await, before, "{why}: purchase.lua wrote");
+
+        // sold_out.lua, told it has two purchases (it refuses nothing here: stock is left, so
+        // it answers {0} before reading them); with the stock gone it must read them, and fails.
+        let _: () = redis.client.hset(keys.config(), ("sold", 5)).await.unwrap();
+        let sold_out_before = redis.digest().await;
+        let sold_out = fred::types::scripts::Script::from_lua(SOLD_OUT_SOURCE);
+        let call_keys = vec![
+            keys.config(),
+            keys.refused(),
+            keys.expiries(),
+            ann.clone(),
+            keys.attempts("ann"),
+            bo.clone(),
+            keys.attempts("bo"),
+        ];
+        let args: Vec<Value> = vec![
+            "0".into(),
+            "1000".into(),
+            buckets.to_string().into(),
+            Value::Bytes(items.into()),
+            "".into(),
+            "0".into(),
+            "2".into(),
+        ];
+        let refused: Result<Value, Error> = sold_out
+            .evalsha_with_reload(&redis.client, call_keys, args)
+            .await;
+        let error = refused.expect_err(why).to_string();
+        assert!(
+            error.contains("the purchases are not 2 items") || error.contains("too short"),
+            "{why}: {error}"
+        );
+        assert_eq!(
+            redis.digest().await,
+            sold_out_before,
+            "{why}: sold_out.lua wrote"
+        );
+        let _: () = redis.client.hset(keys.config(), ("sold", 0)).await.unwrap();
+    }
+}
