@@ -745,34 +745,19 @@ async fn a_purchase_list_that_does_not_hold_its_purchases_is_refused_before_any_
         .hget(keys.config(), "buyerBuckets")
         .await
         .unwrap();
-    let (ann, bo) = (
-        keys.bucket_of(flashsale::store::keys::user_hash("ann"), buckets),
-        keys.bucket_of(flashsale::store::keys::user_hash("bo"), buckets),
-    );
+    let bucket = |user: &str| keys.bucket_of(flashsale::store::keys::user_hash(user), buckets);
     let mut one = Vec::new();
     put_decide_item(&mut one, "ann", "0123456789abcdef", "r-1", 1, 0);
     let mut cut = one.clone();
     put_decide_item(&mut cut, "bo", "0123456789abcdef", "r-2", 1, 0);
     cut.truncate(cut.len() - 3);
-    let before = redis.digest().await;
-
     for (items, why) in [
         (one, "one item for two purchases"),
         (cut, "the second item cut short"),
     ] {
         // purchase.lua, a lean call of two purchases.
-        let purchase = fred::types::scripts::Script::from_lua(PURCHASE_SOURCE);
-        let call_keys = vec![
-            keys.config(),
-            keys.buyers(),
-            keys.orders(),
-            keys.refused(),
-            keys.checkouts(),
-            keys.expiries(),
-            keys.room(),
-            ann.clone(),
-            bo.clone(),
-        ];
+        let mut call_keys = crate::helpers::purchase_fixed_keys(&keys);
+        call_keys.extend([bucket("ann"), bucket("bo")]);
         let args: Vec<Value> = vec![
             "0".into(),
             "1000".into(),
@@ -782,28 +767,25 @@ async fn a_purchase_list_that_does_not_hold_its_purchases_is_refused_before_any_
             Value::Bytes(items.clone().into()),
             "".into(),
         ];
-        let refused: Result<Value, Error> = purchase
-            .evalsha_with_reload(&redis.client, call_keys, args)
-            .await;
-        let error = refused.expect_err(why).to_string();
-        assert!(
-            error.contains("the purchases are not 2 items") || error.contains("too short"),
-            "{why}: {error}"
-        );
-        assert_eq!(redis.digest().await, before, "{why}: purchase.lua wrote");
+        refused_whole(
+            &redis,
+            PURCHASE_SOURCE,
+            call_keys,
+            args,
+            &format!("purchase.lua, {why}"),
+        )
+        .await;
 
-        // sold_out.lua, told it has two purchases (it refuses nothing here: stock is left, so
-        // it answers {0} before reading them); with the stock gone it must read them, and fails.
+        // sold_out.lua, told it has two purchases: with stock left it answers {0} before
+        // reading them, so the stock is gone first.
         let _: () = redis.client.hset(keys.config(), ("sold", 5)).await.unwrap();
-        let sold_out_before = redis.digest().await;
-        let sold_out = fred::types::scripts::Script::from_lua(SOLD_OUT_SOURCE);
         let call_keys = vec![
             keys.config(),
             keys.refused(),
             keys.expiries(),
-            ann.clone(),
+            bucket("ann"),
             keys.attempts("ann"),
-            bo.clone(),
+            bucket("bo"),
             keys.attempts("bo"),
         ];
         let args: Vec<Value> = vec![
@@ -815,19 +797,35 @@ async fn a_purchase_list_that_does_not_hold_its_purchases_is_refused_before_any_
             "0".into(),
             "2".into(),
         ];
-        let refused: Result<Value, Error> = sold_out
-            .evalsha_with_reload(&redis.client, call_keys, args)
-            .await;
-        let error = refused.expect_err(why).to_string();
-        assert!(
-            error.contains("the purchases are not 2 items") || error.contains("too short"),
-            "{why}: {error}"
-        );
-        assert_eq!(
-            redis.digest().await,
-            sold_out_before,
-            "{why}: sold_out.lua wrote"
-        );
+        refused_whole(
+            &redis,
+            SOLD_OUT_SOURCE,
+            call_keys,
+            args,
+            &format!("sold_out.lua, {why}"),
+        )
+        .await;
         let _: () = redis.client.hset(keys.config(), ("sold", 0)).await.unwrap();
     }
+}
+
+/// A call of the script `source` fails on its purchase list and leaves Redis as it was.
+async fn refused_whole(
+    redis: &TestRedis,
+    source: &'static str,
+    call_keys: Vec<fred::types::Key>,
+    args: Vec<Value>,
+    why: &str,
+) {
+    let before = redis.digest().await;
+    let script = fred::types::scripts::Script::from_lua(source);
+    let answer: Result<Value, Error> = script
+        .evalsha_with_reload(&redis.client, call_keys, args)
+        .await;
+    let error = answer.expect_err(why).to_string();
+    assert!(
+        error.contains("the purchases are not 2 items") || error.contains("too short"),
+        "{why}: {error}"
+    );
+    assert_eq!(redis.digest().await, before, "{why}: the script wrote");
 }

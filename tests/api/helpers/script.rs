@@ -3,10 +3,13 @@
 //! against the same purchases one by one, refusals of a sold-out sale against purchases.
 
 use flashsale::store::{
-    keys::user_hash,
+    keys::{user_hash, SaleKeys},
     scripts::{put_decide_item, put_refuse_item, PURCHASE_SOURCE, SOLD_OUT_SOURCE},
 };
-use fred::{prelude::*, types::scripts::Script};
+use fred::{
+    prelude::*,
+    types::{scripts::Script, Key},
+};
 
 /// One purchase of a hand-built call.
 #[derive(Debug, Clone)]
@@ -68,6 +71,19 @@ pub async fn purchase_script_lean_first(
     }
 }
 
+/// The KEYS `lua/purchase.lua` takes before the first purchase's, in its order.
+pub fn purchase_fixed_keys(keys: &SaleKeys) -> Vec<Key> {
+    vec![
+        keys.config(),
+        keys.buyers(),
+        keys.orders(),
+        keys.refused(),
+        keys.checkouts(),
+        keys.expiries(),
+        keys.room(),
+    ]
+}
+
 /// One call of the purchase script; `None` when a lean call was answered `{buyerBuckets, 0}`.
 async fn purchase_call(
     client: &Client,
@@ -80,15 +96,7 @@ async fn purchase_call(
     let keys = super::keys(sale);
     let buckets: Option<u32> = client.hget(keys.config(), "buyerBuckets").await.unwrap();
     let buckets = buckets.unwrap_or(0);
-    let mut all_keys = vec![
-        keys.config(),
-        keys.buyers(),
-        keys.orders(),
-        keys.refused(),
-        keys.checkouts(),
-        keys.expiries(),
-        keys.room(),
-    ];
+    let mut all_keys = purchase_fixed_keys(&keys);
     let mut args: Vec<Value> = vec![
         limit.into(),
         (window_ms as i64).into(),
