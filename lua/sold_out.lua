@@ -83,8 +83,9 @@ else
   refused = group
   put_answer(answers, width, 'SOLD_OUT', 0, 0, 0, 0, 0, 0, '', held)
 end
-local fields = unpack_purchases('Bc0BBc0', tonumber(ARGV[7]) or 0, ARGV[4])
-for i = 1, #fields / 3 do
+local n = tonumber(ARGV[7]) or 0
+local fields = unpack_purchases('Bc0BBc0', n, ARGV[4])
+for i = 1, n do
   local user, quantity, admission = fields[3 * i - 2], fields[3 * i - 1], fields[3 * i]
   -- purchase.lua's order: the buyer's record, the admission, the quantity, then the stock.
   if (not known and redis.call('HEXISTS', KEYS[2 + 2 * i], user) == 1)
