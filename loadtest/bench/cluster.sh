@@ -63,7 +63,7 @@ done
 
 bench_sales() { # label port-of-sale-0 port-of-sale-1 port-of-sale-2 → sets TOTAL, EACH
   local label=$1; shift
-  local ports=("$@") i pids=()
+  local ports=("$@") i pids=() before=()
   for i in 0 1 2; do
     local sale="${SALES[$i]}" port=${ports[$i]} sha
     sha=$(redis-cli -p "$port" script load "$(lua_script purchase.lua)")
@@ -71,6 +71,7 @@ bench_sales() { # label port-of-sale-0 port-of-sale-1 port-of-sale-2 → sets TO
       scale 2000000 "$((NOW_MS - 60000))" "$((NOW_MS + 3600000))" >/dev/null
     # One bucket: redis-benchmark cannot compute a buyer's (SHA-1 of the userId).
     redis-cli -p "$port" hset "sale:{$sale}:config" buyerBuckets 1 >/dev/null
+    before+=("$(redis-cli -p "$port" hget "sale:{$sale}:config" sold)")
     redis-benchmark -p "$port" -c "$CONNECTIONS" -n "$REQUESTS" -r 1000000000 --csv \
       evalsha "$sha" 9 "sale:{$sale}:config" "sale:{$sale}:buyers" "sale:{$sale}:orders" \
       "sale:{$sale}:refused" "sale:{$sale}:checkouts" "sale:{$sale}:expiries" \
@@ -83,12 +84,12 @@ bench_sales() { # label port-of-sale-0 port-of-sale-1 port-of-sale-2 → sets TO
   wait "${pids[@]}"
   EACH=""; TOTAL=0
   for i in 0 1 2; do
+    ceiling_sold "${before[$i]}" "$(redis-cli -p "${ports[$i]}" hget "sale:{${SALES[$i]}}:config" sold)" \
+      "$REQUESTS" "$label, sale $i"
     local rps; rps=$(tail -1 "$WORK/$label-$i.csv" | tr -d '"' | cut -d, -f2)
     EACH+=" $(printf '%.0f' "$rps")"; TOTAL=$(awk -v a="$TOTAL" -v b="$rps" 'BEGIN { print a + b }')
   done
 }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 ONE=""; THREE=""
 for ROUND in $(seq 1 "$ROUNDS"); do
   bench_sales one "$SINGLE" "$SINGLE" "$SINGLE"; ONE+=" $TOTAL"

@@ -19,6 +19,16 @@ ceiling_item() {
   printf "\\x$(printf %02x "${#1}")"
   printf '%s\x01\x010' "$1"
 }
+# Fails the run unless a ceiling's redis-benchmark calls bought: redis-benchmark counts an error
+# reply as a request like any other, so a call the script refused whole would flatter the
+# ceiling. A few calls buy nothing (-r draws a userId twice now and then).
+ceiling_sold() { # units-sold-before units-sold-after calls label
+  local sold=$(($2 - $1))
+  if ((sold * 100 < $3 * 99)); then
+    echo "$4: $sold units sold by $3 calls: the ceiling's calls failed" >&2
+    exit 1
+  fi
+}
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 cpu_ticks() { # utime + stime of a process and its children, in clock ticks

@@ -152,6 +152,7 @@ for C in $CONNECTIONS; do
       10 10000 "$CEIL_SALE" 0 1 \
       "$(ceiling_item ceiling)" 0123456789abcdef0123456789abcdef |
       tail -1 | tr -d '"')
+    ceiling_sold 0 "$(sold_of "$CEIL_SALE")" "$((C * 3000))" "ceiling, $C connections"
     V[ceil_rps]+=" $(echo "$CEIL" | cut -d, -f2)"; V[ceil_p50]+=" $(echo "$CEIL" | cut -d, -f5)"
     V[ceil_p99]+=" $(echo "$CEIL" | cut -d, -f7)"
     for KIND in flashsale express; do
