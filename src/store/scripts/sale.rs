@@ -132,15 +132,16 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
 }
 
 /// The quantity as one byte (more than 255 units is sent as 255, which every sale refuses as
-/// over its `maxPerBuyer`), then the admission's expiry as a decimal text.
+/// over its `maxPerBuyer`), then the admission's expiry as a decimal text, written in place
+/// behind its length byte (at most 19 digits).
 fn put_number_fields(out: &mut Vec<u8>, quantity: u32, admission_expires_ms: i64) {
+    use std::io::Write;
     out.push(u8::try_from(quantity).unwrap_or(u8::MAX));
-    let admission = admission_expires_ms.max(0);
-    if admission == 0 {
-        out.extend_from_slice(b"\x010");
-    } else {
-        put_text(out, &admission.to_string());
-    }
+    let at = out.len();
+    out.push(0);
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{}", admission_expires_ms.max(0));
+    out[at] = (out.len() - at - 1) as u8;
 }
 
 /// The purchases of a batch as one ARGV item: one value for fred to encode and Redis to parse
