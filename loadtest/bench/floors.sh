@@ -87,7 +87,7 @@ measure_target() { # name connections round
   if [ "$name" = flashsale-room ]; then
     # Every buyer comes with the admission the room would have given them, signed beforehand
     # (120,000 a second across wrk's two threads: room for this VM's fastest stretch, which
-    # sold 50,000 a second; past them buyers repeat and show as non-2xx).
+    # sold 50,000 a second; past them buyers repeat, answered 409, and the run stops).
     script=loadtest/bench/purchase_room.lua
     python3 loadtest/bench/admissions.py "$ROOM_SECRET" "$sale" "w$sale" 2 120000 "$WORK/warm"
     python3 loadtest/bench/admissions.py "$ROOM_SECRET" "$sale" "m$sale" 2 $((DURATION * 60000)) "$WORK/main"

@@ -2,7 +2,7 @@
 -- with the signed admission loadtest/bench/admissions.py made for that buyer beforehand (the
 -- service checks its signature, the script its expiry). Arguments: the userId prefix (as
 -- purchase.lua's) and the prefix of admissions.py's files. Past the last admission a buyer
--- repeats (409s, counted as non-2xx in the report).
+-- repeats (409s: floors.sh then stops the run, its figures no longer those of purchases).
 
 dofile("loadtest/bench/purchase.lua")
 
