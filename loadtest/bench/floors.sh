@@ -74,12 +74,6 @@ start_target() { # name sale
   SERVICE_PID=$!; PIDS+=("$SERVICE_PID")
   wait_port "$SERVICE_PORT"
 }
-# The mean batch of a flashsale instance so far (its /metrics), "–" for the floors.
-mean_batch() {
-  curl -s "http://127.0.0.1:$SERVICE_PORT/metrics" 2>/dev/null | awk '
-    /^flashsale_purchase_batches_total[{ ]/ { b += $NF } /^flashsale_purchase_batched_total[{ ]/ { n += $NF }
-    END { if (b > 0) printf "%.1f", n / b; else print "–" }'
-}
 # One measurement: sets RPS CPU_US REDIS_US NON_2XX BATCH.
 measure_target() { # name connections round
   local name=$1 c=$2 sale="$1-$RUN-$2-$3" out requests cpu0 rcpu0 cpu1 rcpu1

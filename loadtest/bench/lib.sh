@@ -85,3 +85,10 @@ measure() { # saleId wrk-script [hash/]counter wrk-args…
   REDIS_US=$(awk -v t=$(( (rcpu1 - rcpu0) * TICK_US )) -v n="$n" 'BEGIN { printf "%.1f", t / n }')
   NON_2XX=$(echo "$out" | json_field non_2xx)
 }
+# The mean batch of the flashsale instance on SERVICE_PORT so far (its /metrics), "–" for a
+# server without them (the floors).
+mean_batch() {
+  curl -s "http://127.0.0.1:$SERVICE_PORT/metrics" 2>/dev/null | awk '
+    /^flashsale_purchase_batches_total[{ ]/ { b += $NF } /^flashsale_purchase_batched_total[{ ]/ { n += $NF }
+    END { if (b > 0) printf "%.1f", n / b; else print "–" }'
+}
