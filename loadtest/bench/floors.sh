@@ -45,13 +45,6 @@ cargo build --release --quiet --example floor
 FLOOR=target/release/examples/floor
 start_redis "$WORK/redis.log"
 
-wait_port() { # port: until something answers HTTP there (at most 10 s)
-  for _ in $(seq 1 200); do
-    curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
-    sleep 0.05
-  done
-  echo "nothing answers on :$1; the logs end:" >&2; tail -n 5 "$WORK"/*.log >&2; return 1
-}
 start_target() { # name sale
   local name=$1 sale=$2 extra=()
   case "$name" in

@@ -18,45 +18,24 @@ from collections import defaultdict
 
 # Component by the first crate path in a function's name (the innermost type or function is
 # named last, so the first `crate::` is where it lives, or the trait's crate for `<T as U>`).
-CRATES = [
-    ("flashsale", "its own code (flashsale, or floor.rs)"),
-    ("floor", "its own code (flashsale, or floor.rs)"),
-    ("actix_http", "actix-web and actix-http"),
-    ("actix_web", "actix-web and actix-http"),
-    ("actix_service", "actix-web and actix-http"),
-    ("actix_server", "actix-web and actix-http"),
-    ("actix_router", "actix-web and actix-http"),
-    ("actix_utils", "actix-web and actix-http"),
-    ("actix_rt", "actix-web and actix-http"),
-    ("actix_cors", "actix-web and actix-http"),
-    ("http", "actix-web and actix-http"),
-    ("httparse", "actix-web and actix-http"),
-    ("tracing", "tracing (the request span)"),
-    ("tracing_core", "tracing (the request span)"),
-    ("tracing_subscriber", "tracing (the request span)"),
-    ("tracing_actix_web", "tracing (the request span)"),
-    ("sharded_slab", "tracing (the request span)"),
-    ("fred", "fred and redis-protocol"),
-    ("redis_protocol", "fred and redis-protocol"),
-    ("nom", "fred and redis-protocol"),
-    ("tokio", "tokio"),
-    ("tokio_util", "tokio"),
-    ("mio", "tokio"),
-    ("serde", "serde and serde_json"),
-    ("serde_core", "serde and serde_json"),
-    ("serde_json", "serde and serde_json"),
-    ("metrics", "metrics"),
-    ("metrics_exporter_prometheus", "metrics"),
-    ("hashbrown", "hash maps (hashbrown)"),
-    ("ring", "ring (SHA-1, HMAC)"),
-    ("bytes", "bytes"),
-    ("futures_util", "futures"),
-    ("futures_core", "futures"),
-    ("core", "core and alloc (formatting, UTF-8, vectors)"),
-    ("alloc", "core and alloc (formatting, UTF-8, vectors)"),
-    ("std", "core and alloc (formatting, UTF-8, vectors)"),
-]
-CRATE_OF = dict(CRATES)
+COMPONENTS = {
+    "its own code (flashsale, or floor.rs)": ["flashsale", "floor"],
+    "actix-web and actix-http": ["actix_http", "actix_web", "actix_service", "actix_server",
+                                 "actix_router", "actix_utils", "actix_rt", "actix_cors",
+                                 "http", "httparse"],
+    "tracing (the request span)": ["tracing", "tracing_core", "tracing_subscriber",
+                                   "tracing_actix_web", "sharded_slab"],
+    "fred and redis-protocol": ["fred", "redis_protocol", "nom"],
+    "tokio": ["tokio", "tokio_util", "mio"],
+    "serde and serde_json": ["serde", "serde_core", "serde_json"],
+    "metrics": ["metrics", "metrics_exporter_prometheus"],
+    "hash maps (hashbrown)": ["hashbrown"],
+    "ring (SHA-1, HMAC)": ["ring"],
+    "bytes": ["bytes"],
+    "futures": ["futures_util", "futures_core"],
+    "core and alloc (formatting, UTF-8, vectors)": ["core", "alloc", "std"],
+}
+CRATE_OF = {crate: name for name, crates in COMPONENTS.items() for crate in crates}
 
 
 def component(name, obj):

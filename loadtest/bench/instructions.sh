@@ -33,10 +33,10 @@ cargo build --release --quiet --example floor
 start_redis "$WORK/redis.log"
 RUN=$(date +%s)
 
-# One profile: target, seconds of load; prints the requests answered, writes $WORK/<name>.out
-# and sets BATCH (the mean batch so far, "–" for floor-redis).
+# One profile: target, seconds of load; writes $WORK/<name>.out and sets REQUESTS (answered) and
+# BATCH (the mean batch so far, "–" for floor-redis).
 profile() { # target name seconds
-  local target=$1 name=$2 seconds=$3 env=() cmd out requests non_2xx
+  local target=$1 name=$2 seconds=$3 env=() cmd out non_2xx
   case "$target" in
     floor-redis) cmd=(target/release/examples/floor redis "$SERVICE_PORT" "redis://127.0.0.1:$REDIS_PORT") ;;
     flashsale)
@@ -49,33 +49,29 @@ profile() { # target name seconds
   "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.out" "${cmd[@]}" \
     >>"$WORK/$target.log" 2>&1 &
   SERVICE_PID=$!; PIDS+=("$SERVICE_PID")
-  # Under callgrind start-up takes seconds: wait for any HTTP answer, at most a minute.
-  for _ in $(seq 1 600); do
-    curl -s -o /dev/null "http://127.0.0.1:$SERVICE_PORT/" && break
-    sleep 0.1
-  done
+  # Under callgrind start-up takes seconds.
+  wait_port "$SERVICE_PORT" 60
   out=$(wrk -t1 -c8 -d"${seconds}s" -s loadtest/bench/purchase.lua \
     "http://127.0.0.1:$SERVICE_PORT" -- "$name-$RUN" | tail -1)
   BATCH=$(mean_batch)
   kill -INT "$SERVICE_PID"
   wait "$SERVICE_PID" 2>/dev/null || true
-  requests=$(json_field requests <<<"$out")
+  REQUESTS=$(json_field requests <<<"$out")
   non_2xx=$(json_field non_2xx <<<"$out")
-  if [ -z "$requests" ] || [ "${non_2xx:-1}" != 0 ] || [ ! -s "$WORK/$name.out" ]; then
+  if [ -z "$REQUESTS" ] || [ "${non_2xx:-1}" != 0 ] || [ ! -s "$WORK/$name.out" ]; then
     echo "$target: the run failed ($out); the log ends:" >&2
     tail -n 5 "$WORK/$target.log" >&2
     exit 1
   fi
-  echo "$requests"
 }
 
 ARGS=()
 for target in floor-redis flashsale; do
   log "$target under callgrind: ${SHORT}s, then ${LONG}s"
-  profile "$target" "$target-short" "$SHORT" >"$WORK/requests"
-  short=$(cat "$WORK/requests")
-  profile "$target" "$target-long" "$LONG" >"$WORK/requests"
-  long=$(cat "$WORK/requests")
+  profile "$target" "$target-short" "$SHORT"
+  short=$REQUESTS
+  profile "$target" "$target-long" "$LONG"
+  long=$REQUESTS
   ARGS+=("$target" "$WORK/$target-short.out" "$WORK/$target-long.out" "$short" "$long")
 done
 {

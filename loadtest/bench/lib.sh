@@ -85,6 +85,13 @@ measure() { # saleId wrk-script [hash/]counter wrk-args…
   REDIS_US=$(awk -v t=$(( (rcpu1 - rcpu0) * TICK_US )) -v n="$n" 'BEGIN { printf "%.1f", t / n }')
   NON_2XX=$(echo "$out" | json_field non_2xx)
 }
+wait_port() { # port [seconds]: until something answers HTTP there (at most 10 s unless told)
+  for _ in $(seq 1 $((${2:-10} * 20))); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+    sleep 0.05
+  done
+  echo "nothing answers on :$1; the logs end:" >&2; tail -n 5 "$WORK"/*.log >&2; return 1
+}
 # The mean batch of the flashsale instance on SERVICE_PORT so far (its /metrics), "–" for a
 # server without them (the floors).
 mean_batch() {
