@@ -83,8 +83,30 @@ pub fn install() -> Option<PrometheusHandle> {
                 .ok()?
                 .install_recorder()
                 .ok()
+                .inspect(|handle| run_upkeep(handle.clone()))
         })
         .clone()
+}
+
+/// How often the recorder's histograms are drained without a scrape.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Drains the recorder's histograms every `UPKEEP_EVERY` on a thread of its own. The exporter
+/// keeps every timing recorded until a scrape or an upkeep folds it into the buckets, and
+/// `install_recorder` leaves upkeep to the caller: without it an instance nobody scrapes grows
+/// by about 8 bytes a request for ever (1.3 MiB a second at 64,000 purchases a second, README
+/// Benchmarks: memory over a minute). A thread rather than a task: the recorder is the
+/// process's, installed once, and outlives any one runtime (tests build many apps).
+fn run_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "metrics upkeep not started: timings accumulate until /metrics is scraped");
+    }
 }
 
 /// One HTTP answer: counted by route, method and status, timed by route.
@@ -220,4 +242,40 @@ pub fn queue_counts(sale: &str, queued: i64, admitted: i64) {
     metrics::gauge!("flashsale_queue_admitted", "sale" => sale.to_owned()).set(admitted as f64);
     metrics::gauge!("flashsale_queue_waiting", "sale" => sale.to_owned())
         .set((queued - admitted).max(0) as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of this process's threads, as Linux lists them.
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+            .map(|name| name.trim().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn installing_the_recorder_starts_its_upkeep() {
+        let handle = install();
+
+        // A new thread carries its creator's name until it has set its own.
+        let mut names = thread_names();
+        for _ in 0..100 {
+            if names.iter().any(|name| name == "metrics-upkeep") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            names = thread_names();
+        }
+        assert!(handle.is_some(), "the recorder was installed");
+        assert!(
+            names.iter().any(|name| name == "metrics-upkeep"),
+            "threads: {names:?}"
+        );
+    }
 }

@@ -40,33 +40,9 @@ ROOM_SECRET=bench-room-secret-$RUN-0123456789abcdef
 . loadtest/bench/lib.sh
 work_dir
 prepare_service_bench
-log "building the floor servers (release)"
-cargo build --release --quiet --example floor
-FLOOR=target/release/examples/floor
+build_floor
 start_redis "$WORK/redis.log"
 
-start_target() { # name sale
-  local name=$1 sale=$2 extra=()
-  case "$name" in
-    floor-http) "$FLOOR" http "$SERVICE_PORT" >>"$WORK/floor.log" 2>&1 & ;;
-    floor-redis) "$FLOOR" redis "$SERVICE_PORT" "redis://127.0.0.1:$REDIS_PORT" >>"$WORK/floor.log" 2>&1 & ;;
-    flashsale*)
-      case "$name" in
-        flashsale-batch1) extra=(PURCHASE_BATCH_MAX=1) ;;
-        flashsale-holds) extra=(SALE_HOLD_SECONDS=600) ;;
-        flashsale-room) extra=(SALE_WAITING_ROOM_ADMIT_PER_SECOND=100000) ;;
-      esac
-      local stock=2000000
-      [ "$name" = flashsale-soldout ] && stock=1
-      env -i PATH="$PATH" HOST=127.0.0.1 PORT="$SERVICE_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
-        SALE_ID="$sale" SALE_TOTAL_STOCK="$stock" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
-        WAITING_ROOM_SECRET="$ROOM_SECRET" "${extra[@]}" \
-        "$BIN" >>"$WORK/flashsale.log" 2>&1 &
-      ;;
-  esac
-  SERVICE_PID=$!; PIDS+=("$SERVICE_PID")
-  wait_port "$SERVICE_PORT"
-}
 # One measurement: sets RPS CPU_US REDIS_US NON_2XX BATCH.
 measure_target() { # name connections round
   local name=$1 c=$2 sale="$1-$RUN-$2-$3" out requests cpu0 rcpu0 cpu1 rcpu1

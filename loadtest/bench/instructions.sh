@@ -28,8 +28,7 @@ command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install valgri
 . loadtest/bench/lib.sh
 work_dir
 prepare_service_bench
-log "building the floor servers (release)"
-cargo build --release --quiet --example floor
+build_floor
 start_redis "$WORK/redis.log"
 RUN=$(date +%s)
 
@@ -38,7 +37,7 @@ RUN=$(date +%s)
 profile() { # target name seconds
   local target=$1 name=$2 seconds=$3 env=() cmd out non_2xx
   case "$target" in
-    floor-redis) cmd=(target/release/examples/floor redis "$SERVICE_PORT" "redis://127.0.0.1:$REDIS_PORT") ;;
+    floor-redis) cmd=("$FLOOR" redis "$SERVICE_PORT" "redis://127.0.0.1:$REDIS_PORT") ;;
     flashsale)
       # The environment goes before valgrind: callgrind does not follow `env`'s exec.
       env=(env -i PATH="$PATH" HOST=127.0.0.1 PORT="$SERVICE_PORT"

@@ -39,6 +39,13 @@ cpu_ticks() { # utime + stime of a process and its children, in clock ticks
   echo "$total"
 }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
+rss_kb() { # resident memory (KiB) of a process and its children (the Node peer is a cluster of processes)
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
 need_wrk() { # installs wrk from the distribution when it is missing
   command -v wrk >/dev/null && return 0
   local sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
@@ -98,4 +105,38 @@ mean_batch() {
   curl -s "http://127.0.0.1:$SERVICE_PORT/metrics" 2>/dev/null | awk '
     /^flashsale_purchase_batches_total[{ ]/ { b += $NF } /^flashsale_purchase_batched_total[{ ]/ { n += $NF }
     END { if (b > 0) printf "%.1f", n / b; else print "–" }'
+}
+# The floor servers (loadtest/bench/floor.rs), release; sets FLOOR.
+build_floor() {
+  log "building the floor servers (release)"
+  cargo build --release --quiet --example floor
+  FLOOR=target/release/examples/floor
+}
+# Starts a bench target on SERVICE_PORT (README, Benchmarks: against the floors) and waits for
+# it; sets SERVICE_PID. floor-http and floor-redis need FLOOR; flashsale (release, BIN) with
+# RATE_LIMIT_PER_SECOND=0 and JSON logs, a sale of STOCK units (2,000,000 unless set), and:
+# -batch1 batching off, -holds checkout holds on, -room the waiting room on (WAITING_ROOM_SECRET
+# is ROOM_SECRET), -soldout a sale of one unit.
+start_target() { # name sale
+  local name=$1 sale=$2 extra=()
+  case "$name" in
+    floor-http) "$FLOOR" http "$SERVICE_PORT" >>"$WORK/floor.log" 2>&1 & ;;
+    floor-redis) "$FLOOR" redis "$SERVICE_PORT" "redis://127.0.0.1:$REDIS_PORT" >>"$WORK/floor.log" 2>&1 & ;;
+    flashsale*)
+      case "$name" in
+        flashsale-batch1) extra=(PURCHASE_BATCH_MAX=1) ;;
+        flashsale-holds) extra=(SALE_HOLD_SECONDS=600) ;;
+        flashsale-room) extra=(SALE_WAITING_ROOM_ADMIT_PER_SECOND=100000) ;;
+      esac
+      [ -n "${ROOM_SECRET:-}" ] && extra+=(WAITING_ROOM_SECRET="$ROOM_SECRET")
+      local stock=${STOCK:-2000000}
+      [ "$name" = flashsale-soldout ] && stock=1
+      env -i PATH="$PATH" HOST=127.0.0.1 PORT="$SERVICE_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+        SALE_ID="$sale" SALE_TOTAL_STOCK="$stock" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+        "${extra[@]}" "$BIN" >>"$WORK/flashsale.log" 2>&1 &
+      ;;
+    *) echo "no such target: $name" >&2; return 2 ;;
+  esac
+  SERVICE_PID=$!; PIDS+=("$SERVICE_PID")
+  wait_port "$SERVICE_PORT"
 }

@@ -54,13 +54,6 @@ cargo build --release --quiet --bin flashsale
 (cd loadtest/goose && cargo build --release --quiet --bins)
 
 # ---- helpers -------------------------------------------------------------------------------
-rss_kb() { # the process and its children (the Node peer is a cluster of processes)
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
 # Units sold (both targets run the same scripts, so the same layout: lua/prelude.lua).
 sold_of() { rcli hget "sale:{$1}:config" sold; } # sale
 # Bytes Redis spends on a sale's buyer records: the sum over its buyer buckets.
