@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The service's memory over a long run (README, Benchmarks: memory over a minute): each target
-# (loadtest/bench/lib.sh, start_target) driven by wrk for DURATION seconds at CONNECTIONS, every
-# request a new buyer, its resident memory (VmRSS) read before the load and every STEP seconds
+# (loadtest/bench/lib.sh, start_target) driven by wrk for DURATION seconds at each connection
+# count, every request a new buyer, its resident memory (VmRSS) read before the load and every STEP seconds
 # during it. floor-redis (actix-web and fred, holding no state) is the reference: what the
 # stack's own buffers and allocator settle at under the same load. Per target: requests/s, RSS
 # idle, at the first sample, at half time and at the end, the largest, and the growth over the
@@ -10,7 +10,7 @@
 # than floor-redis does.
 # Writes loadtest/bench/rss.md and prints it.
 #
-# Knobs: DURATION (s, 60), STEP (s, 5), CONNECTIONS (256), TARGETS ("floor-redis flashsale
+# Knobs: DURATION (s, 60), STEP (s, 5), CONNECTIONS ("64 256"), TARGETS ("floor-redis flashsale
 # flashsale-holds flashsale-soldout"; flashsale-room needs admissions signed beforehand, a
 # minute's worth of which is more than this script should write), STOCK (6000000: more than a
 # minute sells here, so a purchase target's every request buys), REDIS_PORT/SERVICE_PORT
@@ -20,7 +20,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 DURATION=${DURATION:-60}
 STEP=${STEP:-5}
-CONNECTIONS=${CONNECTIONS:-256}
+CONNECTIONS=${CONNECTIONS:-"64 256"}
 TARGETS=${TARGETS:-"floor-redis flashsale flashsale-holds flashsale-soldout"}
 STOCK=${STOCK:-6000000}
 REDIS_PORT=${REDIS_PORT:-16395}
@@ -40,42 +40,44 @@ RUN=$(date +%s)
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 ROWS=()
-for T in $TARGETS; do
-  sale="rss-$T-$RUN"
-  start_target "$T" "$sale"
-  idle=$(rss_kb "$SERVICE_PID")
-  log "$T: ${DURATION}s at $CONNECTIONS connections, RSS every ${STEP}s"
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s loadtest/bench/purchase.lua \
-    "http://127.0.0.1:$SERVICE_PORT" -- "$sale" >"$WORK/wrk.out" &
-  WRK_PID=$!
-  samples=()
-  for ((t = STEP; t <= DURATION; t += STEP)); do
-    sleep "$STEP"
-    samples+=("$(rss_kb "$SERVICE_PID")")
+for C in $CONNECTIONS; do
+  for T in $TARGETS; do
+    sale="rss-$T-$C-$RUN"
+    start_target "$T" "$sale"
+    idle=$(rss_kb "$SERVICE_PID")
+    log "$T: ${DURATION}s at $C connections, RSS every ${STEP}s"
+    wrk -t2 -c"$C" -d"${DURATION}s" -s loadtest/bench/purchase.lua \
+      "http://127.0.0.1:$SERVICE_PORT" -- "$sale" >"$WORK/wrk.out" &
+    WRK_PID=$!
+    samples=()
+    for ((t = STEP; t <= DURATION; t += STEP)); do
+      sleep "$STEP"
+      samples+=("$(rss_kb "$SERVICE_PID")")
+    done
+    wait "$WRK_PID"
+    kill -TERM "$SERVICE_PID"; wait "$SERVICE_PID" 2>/dev/null || true
+    out=$(tail -1 "$WORK/wrk.out")
+    requests=$(json_field requests <<<"$out")
+    non_2xx=$(json_field non_2xx <<<"$out")
+    # A purchase target's every request is a new buyer who buys: anything else (stock run out,
+    # errors) would measure another load than the one named.
+    if [ "$T" != flashsale-soldout ] && [ "${non_2xx:-0}" != 0 ]; then
+      echo "$T: $non_2xx answers were not 2xx; raise STOCK or look at $WORK/*.log" >&2
+      exit 1
+    fi
+    n=${#samples[@]}
+    half=${samples[$((n / 2 - 1))]}
+    last=${samples[$((n - 1))]}
+    largest=$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)
+    growth=$((last - half))
+    ROWS+=("| $T | $C | $(awk -v n="$requests" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }') | $(mib "$idle") | $(mib "${samples[0]}") | $(mib "$half") | $(mib "$last") | $(mib "$largest") | $(mib "$growth") | $(awk -v g="$growth" -v h="$half" 'BEGIN { printf "%.1f", 100 * g / h }') | $(for s in "${samples[@]}"; do printf '%s ' "$(mib "$s")"; done)|")
   done
-  wait "$WRK_PID"
-  kill -TERM "$SERVICE_PID"; wait "$SERVICE_PID" 2>/dev/null || true
-  out=$(tail -1 "$WORK/wrk.out")
-  requests=$(json_field requests <<<"$out")
-  non_2xx=$(json_field non_2xx <<<"$out")
-  # A purchase target's every request is a new buyer who buys: anything else (stock run out,
-  # errors) would measure another load than the one named.
-  if [ "$T" != flashsale-soldout ] && [ "${non_2xx:-0}" != 0 ]; then
-    echo "$T: $non_2xx answers were not 2xx; raise STOCK or look at $WORK/*.log" >&2
-    exit 1
-  fi
-  n=${#samples[@]}
-  half=${samples[$((n / 2 - 1))]}
-  last=${samples[$((n - 1))]}
-  largest=$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)
-  growth=$((last - half))
-  ROWS+=("| $T | $(awk -v n="$requests" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }') | $(mib "$idle") | $(mib "${samples[0]}") | $(mib "$half") | $(mib "$last") | $(mib "$largest") | $(mib "$growth") | $(awk -v g="$growth" -v h="$half" 'BEGIN { printf "%.1f", 100 * g / h }') | $(for s in "${samples[@]}"; do printf '%s ' "$(mib "$s")"; done)|")
 done
 
 {
-  echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores: wrk -t2 -c$CONNECTIONS for ${DURATION}s per target, every request a new buyer; RSS (VmRSS, MiB) before the load and every ${STEP}s during it; the second half is from $((STEP * (DURATION / STEP / 2)))s to $((STEP * (DURATION / STEP)))s."
+  echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores: wrk -t2 for ${DURATION}s per target and connection count, every request a new buyer; RSS (VmRSS, MiB) before the load and every ${STEP}s during it; the second half is from $((STEP * (DURATION / STEP / 2)))s to $((STEP * (DURATION / STEP)))s."
   echo
-  echo "| target | requests/s | RSS idle | at ${STEP}s | at half time | at the end | largest | second half growth MiB | second half growth % | every sample |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
+  echo "| target | connections | requests/s | RSS idle | at ${STEP}s | at half time | at the end | largest | second half growth MiB | second half growth % | every sample |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
 } | tee "$OUT"
