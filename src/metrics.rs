@@ -94,7 +94,7 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 /// Drains the recorder's histograms every `UPKEEP_EVERY` on a thread of its own. The exporter
 /// keeps every timing recorded until a scrape or an upkeep folds it into the buckets, and
 /// `install_recorder` leaves upkeep to the caller: without it an instance nobody scrapes grows
-/// by about 8 bytes a request for ever (1.3 MiB a second at 64,000 purchases a second, README
+/// by about 20 bytes a request for ever (1.2 MiB a second at 64,000 purchases a second, README
 /// Benchmarks: memory over a minute). A thread rather than a task: the recorder is the
 /// process's, installed once, and outlives any one runtime (tests build many apps).
 fn run_upkeep(handle: PrometheusHandle) {

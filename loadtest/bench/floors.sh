@@ -38,10 +38,7 @@ RUN=$(date +%s)
 ROOM_SECRET=bench-room-secret-$RUN-0123456789abcdef
 # shellcheck source=loadtest/bench/lib.sh
 . loadtest/bench/lib.sh
-work_dir
-prepare_service_bench
-build_floor
-start_redis "$WORK/redis.log"
+prepare_floor_bench
 
 # One measurement: sets RPS CPU_US REDIS_US NON_2XX BATCH.
 measure_target() { # name connections round

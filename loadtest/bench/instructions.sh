@@ -26,10 +26,7 @@ OUT=${OUT:-loadtest/bench/instructions.md}
 command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install valgrind" >&2; exit 2; }
 # shellcheck source=loadtest/bench/lib.sh
 . loadtest/bench/lib.sh
-work_dir
-prepare_service_bench
-build_floor
-start_redis "$WORK/redis.log"
+prepare_floor_bench
 RUN=$(date +%s)
 
 # One profile: target, seconds of load; writes $WORK/<name>.out and sets REQUESTS (answered) and

@@ -140,3 +140,11 @@ start_target() { # name sale
   SERVICE_PID=$!; PIDS+=("$SERVICE_PID")
   wait_port "$SERVICE_PORT"
 }
+# What a bench against the floors needs: WORK and PIDS, the service (BIN) and the floor servers
+# (FLOOR) built, and a throw-away Redis on REDIS_PORT (REDIS_PID).
+prepare_floor_bench() {
+  work_dir
+  prepare_service_bench
+  build_floor
+  start_redis "$WORK/redis.log"
+}

@@ -32,10 +32,7 @@ if ((DURATION < 2 * STEP)); then
 fi
 # shellcheck source=loadtest/bench/lib.sh
 . loadtest/bench/lib.sh
-work_dir
-prepare_service_bench
-build_floor
-start_redis "$WORK/redis.log"
+prepare_floor_bench
 RUN=$(date +%s)
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
