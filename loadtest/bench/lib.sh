@@ -148,3 +148,23 @@ prepare_floor_bench() {
   build_floor
   start_redis "$WORK/redis.log"
 }
+# Memory over a run (rss.sh, soak.sh): KiB as MiB; the DURATION/STEP check; and the columns
+# from RSS samples (KiB, one every STEP): at the first sample, at half time, at the end, the
+# largest, and the growth over the second half in MiB and as a share of the RSS at half time.
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+mib_list() { local s; for s in "$@"; do printf '%s ' "$(mib "$s")"; done; }
+need_two_steps() { # duration step
+  if (($1 < 2 * $2)); then
+    echo "DURATION must be at least two STEPs: the second half is measured from a sample" >&2
+    exit 2
+  fi
+}
+rss_cells() { # samples…: "first | half | end | largest | growth MiB | growth %"
+  local n=$# samples=("$@") half last largest growth
+  half=${samples[$((n / 2 - 1))]}
+  last=${samples[$((n - 1))]}
+  largest=$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)
+  growth=$((last - half))
+  printf '%s | %s | %s | %s | %s | %s' "$(mib "${samples[0]}")" "$(mib "$half")" "$(mib "$last")" \
+    "$(mib "$largest")" "$(mib "$growth")" "$(awk -v g="$growth" -v h="$half" 'BEGIN { printf "%.1f", 100 * g / h }')"
+}

@@ -26,15 +26,11 @@ STOCK=${STOCK:-6000000}
 REDIS_PORT=${REDIS_PORT:-16395}
 SERVICE_PORT=${SERVICE_PORT:-18095}
 OUT=${OUT:-loadtest/bench/rss.md}
-if ((DURATION < 2 * STEP)); then
-  echo "DURATION must be at least two STEPs: the second half is measured from a sample" >&2
-  exit 2
-fi
 # shellcheck source=loadtest/bench/lib.sh
 . loadtest/bench/lib.sh
+need_two_steps "$DURATION" "$STEP"
 prepare_floor_bench
 RUN=$(date +%s)
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 ROWS=()
 for C in $CONNECTIONS; do
@@ -62,12 +58,7 @@ for C in $CONNECTIONS; do
       echo "$T: $non_2xx answers were not 2xx; raise STOCK or look at $WORK/*.log" >&2
       exit 1
     fi
-    n=${#samples[@]}
-    half=${samples[$((n / 2 - 1))]}
-    last=${samples[$((n - 1))]}
-    largest=$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)
-    growth=$((last - half))
-    ROWS+=("| $T | $C | $(awk -v n="$requests" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }') | $(mib "$idle") | $(mib "${samples[0]}") | $(mib "$half") | $(mib "$last") | $(mib "$largest") | $(mib "$growth") | $(awk -v g="$growth" -v h="$half" 'BEGIN { printf "%.1f", 100 * g / h }') | $(for s in "${samples[@]}"; do printf '%s ' "$(mib "$s")"; done)|")
+    ROWS+=("| $T | $C | $(awk -v n="$requests" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }') | $(mib "$idle") | $(rss_cells "${samples[@]}") | $(mib_list "${samples[@]}")|")
   done
 done
 

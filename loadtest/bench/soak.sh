@@ -40,18 +40,14 @@ REDIS_PORT=${REDIS_PORT:-16396}
 SERVICE_PORT=${SERVICE_PORT:-18096}
 RECEIVER_PORT=${RECEIVER_PORT:-18097}
 OUT=${OUT:-loadtest/bench/soak.md}
-if ((DURATION < 2 * STEP)); then
-  echo "DURATION must be at least two STEPs: the second half is measured from a sample" >&2
-  exit 2
-fi
 # shellcheck source=loadtest/bench/lib.sh
 . loadtest/bench/lib.sh
+need_two_steps "$DURATION" "$STEP"
 work_dir
 prepare_service_bench
 log "building openloop (release)"
 (cd loadtest/goose && cargo build --release --quiet --bin openloop)
 start_redis "$WORK/redis.log"
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 redis_kb() { rcli info memory | awk -F: '/^used_memory:/ { printf "%d", $2 / 1024 }'; }
 fail() { echo "soak: $*" >&2; exit 1; }
 
@@ -141,16 +137,12 @@ fi
 ((served > 0 && served * 10 >= streams * 9)) || fail "only $served of $streams live streams were sent a status"
 
 n=${#SAMPLES[@]}
-half=${SAMPLES[$((n / 2 - 1))]}
-last=${SAMPLES[$((n - 1))]}
-largest=$(printf '%s\n' "${SAMPLES[@]}" | sort -n | tail -1)
-growth=$((last - half))
 {
   echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores: one instance, \`openloop\` at $RATE new buyers a second for ${DURATION}s$( ((FREEZE > 0)) && echo ", Redis frozen for ${FREEZE}s at a third of the run"), holds of ${HOLD}s, order webhooks to loadtest/bench/receiver.py, $STREAMS live status streams at a time held 1 to 3 s; RSS (VmRSS, MiB) every ${STEP}s; the second half is from $((STEP * (n / 2)))s to $((STEP * n))s."
   echo
   echo "| purchases | not 2xx | orders | p99 ms | holds released (expired) | order events delivered (distinct / deliveries) | live streams served | RSS idle | at ${STEP}s | at half time | at the end | largest | second half growth MiB | second half growth % | Redis used memory at the end MiB |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-  echo "| $sent | $errors | $orders | $(json_field p99_ms <<<"$load") | $released | $distinct / $deliveries of $events | $served of $streams | $(mib "$idle") | $(mib "${SAMPLES[0]}") | $(mib "$half") | $(mib "$last") | $(mib "$largest") | $(mib "$growth") | $(awk -v g="$growth" -v h="$half" 'BEGIN { printf "%.1f", 100 * g / h }') | $(mib "${REDIS_SAMPLES[-1]}") |"
+  echo "| $sent | $errors | $orders | $(json_field p99_ms <<<"$load") | $released | $distinct / $deliveries of $events | $served of $streams | $(mib "$idle") | $(rss_cells "${SAMPLES[@]}") | $(mib "${REDIS_SAMPLES[-1]}") |"
   echo
-  echo "Service RSS every ${STEP}s: $(for s in "${SAMPLES[@]}"; do printf '%s ' "$(mib "$s")"; done)(after the load and its deliveries: $(mib "$end_rss"))."
+  echo "Service RSS every ${STEP}s: $(mib_list "${SAMPLES[@]}")(after the load and its deliveries: $(mib "$end_rss"))."
 } | tee "$OUT"
