@@ -12,13 +12,15 @@
 -- KEYS[5] sale:{ID}:checkouts  hash: orderNumber -> order record (checkout sales only)
 -- KEYS[6] sale:{ID}:expiries   sorted set: held orderNumber by holdExpiresMs
 -- KEYS[7] sale:{ID}:room       hash: the waiting room (prelude: room_lib), read only with it on
+-- KEYS[8] sale:{ID}:gate       string with TTL: while it exists no unit is sold (lua/sold_out.lua
+--                              sets it when an instance refuses purchases without Redis)
 -- then for the i-th purchase (i = 1..n):
--- KEYS[6 + 2i] its buyer bucket sale:{ID}:buyers:<b>, userId -> buyer record, where b is the
+-- KEYS[7 + 2i] its buyer bucket sale:{ID}:buyers:<b>, userId -> buyer record, where b is the
 --              first 8 hex digits of SHA-1(userId) mod buyerBuckets (0 with one bucket),
 --              computed by the caller (src/store/keys.rs, bucket_of)
--- KEYS[7 + 2i] its attempt counter sale:{ID}:rl:<userId>: integer with TTL, attempts that
+-- KEYS[8 + 2i] its attempt counter sale:{ID}:rl:<userId>: integer with TTL, attempts that
 --              could not buy, this window
--- or, in a lean call (ARGV[7] empty), its buyer bucket alone, KEYS[7 + i].
+-- or, in a lean call (ARGV[7] empty), its buyer bucket alone, KEYS[8 + i].
 --
 -- ARGV[1] attempt limit (0 = off), ARGV[2] window ms, ARGV[3] saleId, ARGV[4] '1' when the
 -- caller WAITs for replicas after this script (PURCHASE_WAIT_REPLICAS), ARGV[5] the
@@ -59,7 +61,7 @@
 local start_ms, end_ms, total, _, sold, buckets, order_seq, held, room_rate, limited =
   read_sale(KEYS[1])
 local lean = ARGV[7] == ''
-local n = lean and #KEYS - 7 or (#KEYS - 7) / 2
+local n = lean and #KEYS - 8 or (#KEYS - 8) / 2
 if not start_ms then
   local answers = {tonumber(ARGV[5]), 5}
   for i = 1, n do
@@ -90,6 +92,18 @@ if k then
   hold_ms, max_per_buyer = co.read_checkout(KEYS[1])
 end
 local in_room = room_rate and room_rate > 0
+-- The gate (KEYS[8]): while an instance answers new users SOLD_OUT without asking Redis, for
+-- at most the gate's time after lua/sold_out.lua vouched for the buyers it knows, nothing is
+-- sold, so none of those users can have come to hold a unit meanwhile (and a unit that came
+-- back, by a restock or a released hold, is sold once it lapses: within 100 ms). Read once per
+-- batch, and only when there is stock to judge.
+local gate_closed
+local function gated()
+  if gate_closed == nil then
+    gate_closed = redis.call('EXISTS', KEYS[8]) == 1
+  end
+  return gate_closed
+end
 -- Nothing is written before this check: a batch whose purchases may place a hold or reach
 -- refuse_for_stock (which counts the attempt) goes back for its keys. A purchase takes at most
 -- max_per_buyer units (more is INVALID_REQUEST), and remaining only grows by released holds,
@@ -125,7 +139,7 @@ end
 -- admission, the quantity, the window, the stock, the attempt limit), or nil when it buys. It
 -- only reads, except that on a checkout sale holds that expired come back before the stock is
 -- judged (so a unit that came back is sold at once; the sweeper releases the rest). A refusal
--- for want of stock is 'STOCK' (refused() decides it further).
+-- for want of stock is 'STOCK' (refused() decides it further), and for a closed gate 'GATED'.
 local function refusal(quantity, attempts_key, admission_expires)
   -- With the waiting room on, only an admitted buyer buys. The route checked the admission's
   -- signature before calling (a purchase without one never gets here, unless this instance
@@ -154,6 +168,9 @@ local function refusal(quantity, attempts_key, admission_expires)
   if remaining < quantity then
     return 'STOCK'
   end
+  if gated() then
+    return 'GATED'
+  end
   -- Attempt counters exist only once a purchase was refused for want of stock: until then
   -- there is none to read.
   if limit > 0 and limited
@@ -173,6 +190,11 @@ local function refused(code, attempts_key)
     return refuse(code, remaining, 0, max_per_buyer)
   end
   refused_now = refused_now + 1
+  if code == 'GATED' then
+    -- Not on sale yet: SOLD_OUT at 0 left, as the instances refusing alone answer, and not an
+    -- attempt (the buyer did nothing but come early).
+    return refuse('SOLD_OUT', 0, 0)
+  end
   local wait = 0
   if code == 'STOCK' then
     code, wait, limited = refuse_for_stock(KEYS[1], attempts_key, limit, window_ms, limited)
@@ -186,9 +208,9 @@ end
 local function decide(i, user, token, request_id, quantity, admission)
   local bucket, attempts_key
   if lean then
-    bucket = KEYS[7 + i]
+    bucket = KEYS[8 + i]
   else
-    bucket, attempts_key = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
+    bucket, attempts_key = KEYS[7 + 2 * i], KEYS[8 + 2 * i]
   end
 
   -- A plain sale: most purchases are new buyers who buy. When every check passes, one HSETNX

@@ -17,10 +17,18 @@
 -- without reading a bucket (its attempt still counted, as always). A changed fingerprint
 -- answers {2, fingerprint} and decides nothing.
 --
--- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:refused, KEYS[3] sale:{ID}:expiries; then for the
--- i-th purchase KEYS[2 + 2i] its buyer bucket and KEYS[3 + 2i] its attempt counter, as
--- purchase.lua takes them; with known buyers, only its attempt counter, KEYS[3 + i], and none
--- with the attempt limit off.
+-- Local refusals: a call with known buyers may also vouch for them (ARGV[8], the gate in ms):
+-- when the fingerprint still matches, the window stays open past the gate and the room is off,
+-- it sets KEYS[4] (sale:{ID}:gate) for that long and answers 3 where it would answer 1. Until
+-- the gate lapses lua/purchase.lua sells nothing (it answers SOLD_OUT at 0 left), so for that
+-- long no user can come to hold a unit that the caller's known buyers lack, and the caller
+-- answers new users SOLD_OUT itself, without Redis, for less than the gate (README, "A request
+-- after sell-out"). Its refusals are sent later as a number only, in ARGV[6].
+--
+-- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:refused, KEYS[3] sale:{ID}:expiries, KEYS[4]
+-- sale:{ID}:gate; then for the i-th purchase KEYS[3 + 2i] its buyer bucket and KEYS[4 + 2i]
+-- its attempt counter, as purchase.lua takes them; with known buyers, only its attempt
+-- counter, KEYS[4 + i], and none with the attempt limit off.
 -- ARGV[1] attempt limit (0 = off), ARGV[2] window ms, ARGV[3] the buyerBuckets the caller
 -- computed the buckets with; ARGV[4] the purchases, binary, an item each of userId, quantity
 -- and admission as purchase.lua's (src/store/scripts/sale.rs, put_refuse_item): with the waiting
@@ -28,15 +36,16 @@
 -- one); ARGV[5] the fingerprint of the buyers the caller knows, '' for none; ARGV[6], with known
 -- buyers and the attempt limit off, how many more purchases of one unit without an admission,
 -- by users not among them, are sent as a number only: they are all answered alike, by the
--- group answer; ARGV[7] how many purchases ARGV[4] holds.
+-- group answer; ARGV[7] how many purchases ARGV[4] holds; ARGV[8] the gate in ms to vouch
+-- for the known buyers with ('' or 0: none).
 --
 -- Returns {0} when the sale is not sold out as this script judges it (no sale, buckets
 -- computed with another number, the window not open, stock left, or a hold due to expire):
 -- nothing was read or written per purchase, and every purchase goes to purchase.lua. {2,
--- fingerprint} when the caller's known buyers are out of date. Else {1, fingerprint, width,
--- group answer, answer 1, ..., answer n}, flat as purchase.lua's, each answer 'DECIDE' (and
--- zeros) or purchase.lua's refusal: code, 0, 0, 0, retryAfterMs, and on a checkout sale (width
--- 9) 0, 0, '', heldStock.
+-- fingerprint} when the caller's known buyers are out of date. Else {1 (3 when vouched),
+-- fingerprint, width, group answer, answer 1, ..., answer n}, flat as purchase.lua's, each
+-- answer 'DECIDE' (and zeros) or purchase.lua's refusal: code, 0, 0, 0, retryAfterMs, and on
+-- a checkout sale (width 9) 0, 0, '', heldStock.
 --
 -- The fingerprint changes whenever a buyer record may have been written: a plain sale's `sold`
 -- only grows, a checkout sale numbers each order with `orderSeq`, and a late payment that takes
@@ -72,8 +81,14 @@ if known and ARGV[5] ~= fingerprint then
   return {2, fingerprint}
 end
 
+local gate_ms = tonumber(ARGV[8]) or 0
+local vouched = known and gate_ms > 0 and not in_room and now_ms + gate_ms < end_ms
+if vouched then
+  redis.call('SET', KEYS[4], 1, 'PX', gate_ms)
+end
+
 local width = order_seq and 9 or 5
-local answers = {1, fingerprint, width}
+local answers = {vouched and 3 or 1, fingerprint, width}
 local refused = 0
 -- The group: no admission is a lapsed one in a room; else one unit, no buyer record, no limit.
 local group = tonumber(ARGV[6]) or 0
@@ -88,12 +103,12 @@ local fields = unpack_purchases('Bc0BBc0', n, ARGV[4])
 for i = 1, n do
   local user, quantity, admission = fields[3 * i - 2], fields[3 * i - 1], fields[3 * i]
   -- purchase.lua's order: the buyer's record, the admission, the quantity, then the stock.
-  if (not known and redis.call('HEXISTS', KEYS[2 + 2 * i], user) == 1)
+  if (not known and redis.call('HEXISTS', KEYS[3 + 2 * i], user) == 1)
       or (in_room and now_ms >= tonumber(admission))
       or quantity > max_per_buyer then
     put_answer(answers, width, 'DECIDE', 0, 0, 0, 0, 0, 0, '', 0)
   else
-    local attempts = known and KEYS[3 + i] or KEYS[3 + 2 * i]
+    local attempts = known and KEYS[4 + i] or KEYS[4 + 2 * i]
     local code, wait
     code, wait, limited = refuse_for_stock(KEYS[1], attempts, limit, window_ms, limited)
     refused = refused + 1

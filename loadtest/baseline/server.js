@@ -33,6 +33,7 @@ const KEYS = {
   checkouts: `sale:{${SALE_ID}}:checkouts`,
   expiries: `sale:{${SALE_ID}}:expiries`,
   room: `sale:{${SALE_ID}}:room`,
+  gate: `sale:{${SALE_ID}}:gate`,
 };
 
 // The sale's buyerBuckets as the purchase script last answered it (0: not yet known), and a
@@ -53,7 +54,7 @@ function redisClient() {
   const redis = new Redis(REDIS_URL, { enableAutoPipelining: true, commandTimeout: 2000, maxRetriesPerRequest: 2 });
   // One purchase per call (a batch of one): Node has no batching of its own; auto-pipelining
   // shares the socket writes.
-  redis.defineCommand('purchase', { numberOfKeys: 9, lua: LUA('purchase.lua') });
+  redis.defineCommand('purchase', { numberOfKeys: 10, lua: LUA('purchase.lua') });
   redis.defineCommand('saleStatus', { numberOfKeys: 2, lua: LUA('status.lua') });
   redis.defineCommand('saleUser', { numberOfKeys: 3, lua: LUA('user.lua') });
   redis.defineCommand('createSale', { numberOfKeys: 2, lua: LUA('create_sale.lua') });
@@ -150,7 +151,7 @@ function worker() {
       const secret = crypto.randomBytes(16).toString('hex');
       for (let tries = 0; tries < 3; tries++) {
         const answers = await redis.purchase(KEYS.config, KEYS.buyers, KEYS.orders, KEYS.refused,
-          KEYS.checkouts, KEYS.expiries, KEYS.room, bucketOf(userId), KEYS.attempts(userId),
+          KEYS.checkouts, KEYS.expiries, KEYS.room, KEYS.gate, bucketOf(userId), KEYS.attempts(userId),
           ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID, '0', buckets, purchaseItem(userId, token, rid), secret);
         // {buyerBuckets, width, the answer's `width` fields}, or {buyerBuckets} alone.
         if (answers.length > 1) {

@@ -71,6 +71,7 @@ struct Vars {
     purchase_wait_replicas: u32,
     purchase_wait_timeout_ms: u64,
     purchase_batch_max: usize,
+    purchase_local_refusals: bool,
     max_connections: usize,
     sale_id: String,
     sale_product_name: Option<String>,
@@ -134,6 +135,7 @@ impl Default for Vars {
             purchase_wait_replicas: 0,
             purchase_wait_timeout_ms: 0,
             purchase_batch_max: 64,
+            purchase_local_refusals: true,
             max_connections: 10_000,
             sale_id: "default".to_owned(),
             sale_product_name: None,
@@ -229,6 +231,10 @@ pub struct Settings {
     /// `PURCHASE_BATCH_MAX`: the most purchases of one sale one script call decides (1 = each
     /// purchase alone; README, Batched decisions).
     pub purchase_batch_max: usize,
+    /// `PURCHASE_LOCAL_REFUSALS`: once a sale is sold out, each instance refuses new users
+    /// itself, without Redis and without counting them as attempts (README, "Refused without
+    /// Redis"); `false` = every refusal is decided in Redis.
+    pub purchase_local_refusals: bool,
     /// `CLIENT_TIMEOUT_MS`: a client's time to send a request's headers, and then its body.
     pub client_timeout: Duration,
     /// `MAX_CONNECTIONS`: open connections per instance; more wait in the listen backlog.
@@ -318,6 +324,7 @@ impl Settings {
             )?,
             replica_wait: redis::replica_wait(&vars)?,
             purchase_batch_max: within("PURCHASE_BATCH_MAX", vars.purchase_batch_max, 1..=1000)?,
+            purchase_local_refusals: vars.purchase_local_refusals,
             redis,
             sale_id: sale::sale_id(&vars)?,
             sale_checkout: sale::checkout(&vars)?,

@@ -19,7 +19,7 @@ fn the_variable_list_is_the_struct_read() {
     ] {
         assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
     }
-    assert_eq!(names.len(), 54, "{names:?}");
+    assert_eq!(names.len(), 55, "{names:?}");
 }
 
 #[test]
@@ -383,4 +383,16 @@ fn a_metrics_port_is_a_port_other_than_port() {
         let err = settings(&[("METRICS_PORT", bad)]).unwrap_err().to_string();
         assert!(err.starts_with("METRICS_PORT"), "{bad}: {err}");
     }
+}
+
+#[test]
+fn local_refusals_are_on_unless_switched_off_and_take_only_a_boolean() {
+    assert!(settings(&[]).unwrap().purchase_local_refusals);
+    let off = settings(&[("PURCHASE_LOCAL_REFUSALS", "false")]).unwrap();
+    assert!(!off.purchase_local_refusals);
+    let err = settings(&[("PURCHASE_LOCAL_REFUSALS", "maybe")])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("PURCHASE_LOCAL_REFUSALS"), "{err}");
 }

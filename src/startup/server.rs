@@ -90,6 +90,9 @@ pub(super) fn serve(
     let client_timeout = settings.client_timeout;
     let replica_wait = settings.replica_wait;
     let batch_max = settings.purchase_batch_max;
+    // A vouching call's gate is not waited for on replicas: with the replica wait on, a
+    // failover must not be able to lose it, so every refusal goes to Redis.
+    let local_refusals = settings.purchase_local_refusals && settings.replica_wait.is_none();
     let prometheus = crate::metrics::install().map(web::Data::new);
     let admin_token = settings.admin_token.clone().map(web::Data::new);
     let stripe_secret = settings.stripe_secret.clone().map(web::Data::new);
@@ -107,7 +110,8 @@ pub(super) fn serve(
             connections_of_worker(pool_size, workers, index),
         )
         .with_replica_wait(replica_wait)
-        .with_batch_max(batch_max);
+        .with_batch_max(batch_max)
+        .with_local_refusals(local_refusals);
         store.connect();
         let state = web::Data::new(AppState {
             store,

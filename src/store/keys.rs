@@ -130,6 +130,14 @@ impl SaleKeys {
         self.key("room")
     }
 
+    /// `sale:{ID}:gate` — string with a TTL of at most 100 ms: while it exists
+    /// `lua/purchase.lua` sells nothing, because instances are answering new users `SOLD_OUT`
+    /// without Redis (`lua/sold_out.lua` sets it). Never deleted with the sale: it also holds
+    /// back a sale created again under the same id until the instances' copies have lapsed.
+    pub fn gate(&self) -> Key {
+        self.key("gate")
+    }
+
     /// The keys of the checkout scripts, in their order: config, buyers, checkouts, expiries,
     /// orders.
     pub fn checkout(&self) -> Vec<Key> {

@@ -58,6 +58,9 @@ pub struct Store {
     replica_wait: Option<ReplicaWait>,
     /// Per sale: its buyer buckets and the purchases waiting to be decided together.
     lanes: std::sync::Arc<purchase::Lanes>,
+    /// `PURCHASE_LOCAL_REFUSALS`: new users of a sold-out sale are refused without Redis once
+    /// `lua/sold_out.lua` vouched for the buyers this store knows.
+    local_refusals: bool,
     /// The last error a connection met (TLS, refused, AUTH): a command that then times out
     /// says only "no answer", and start-up's one line should say why.
     last_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
@@ -77,6 +80,7 @@ impl Store {
             timeout,
             replica_wait: None,
             lanes: std::sync::Arc::new(purchase::Lanes::new(1)),
+            local_refusals: false,
             last_error: Default::default(),
         }
     }
@@ -91,6 +95,14 @@ impl Store {
     /// 1 = each alone, as a store is built).
     pub fn with_batch_max(mut self, max: usize) -> Self {
         self.lanes = std::sync::Arc::new(purchase::Lanes::new(max));
+        self
+    }
+
+    /// New users of a sold-out sale are refused by this store alone, without Redis, while
+    /// `lua/sold_out.lua` keeps vouching for the sale's buyers it knows
+    /// (`PURCHASE_LOCAL_REFUSALS`; off as a store is built).
+    pub fn with_local_refusals(mut self, on: bool) -> Self {
+        self.local_refusals = on;
         self
     }
 

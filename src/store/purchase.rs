@@ -1,7 +1,9 @@
 //! The purchase: `lua/purchase.lua` in one round trip, with the purchases of one sale that
 //! arrive while a call for it is in flight decided together by the next call (group commit);
 //! once a sale is sold out, `lua/sold_out.lua` refuses its purchases first, at a fraction of the
-//! cost; with `PURCHASE_WAIT_REPLICAS` the script and `WAIT` in one pipeline on one connection.
+//! cost, and once it vouched for the sale's buyers this store knows, new users are refused here
+//! without Redis; with `PURCHASE_WAIT_REPLICAS` the script and `WAIT` in one pipeline on one
+//! connection.
 
 use super::{
     keys::SaleKeys,
@@ -18,9 +20,10 @@ use std::{
     borrow::Cow,
     collections::{HashMap, HashSet},
     sync::{
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
         Arc, Mutex,
     },
+    time::{Duration, Instant},
 };
 use tokio::sync::oneshot;
 
@@ -70,6 +73,13 @@ struct Lane {
     known: Mutex<Option<Arc<KnownBuyers>>>,
     /// A fetch of the buyers is under way.
     fetching: AtomicBool,
+    /// New users are refused here, without Redis, until then: `lua/sold_out.lua` vouched for
+    /// the known buyers (README, "Refused without Redis").
+    local: Mutex<Option<Local>>,
+    /// Refusals answered here, not yet added to the sale's `refused` count.
+    local_refused: AtomicU64,
+    /// The task that counts them and vouches again runs ([`Store::keep_local`]).
+    keeping: AtomicBool,
     /// Purchases waiting for `lua/purchase.lua`.
     decide: Mutex<Queue>,
     /// Purchases waiting for `lua/sold_out.lua`.
@@ -79,11 +89,33 @@ struct Lane {
 /// The users holding a buyer record in a sold-out sale, as fetched after `lua/sold_out.lua`
 /// answered `fingerprint`: while the script finds the same fingerprint, no buyer record was
 /// written since, so a user not among them holds nothing and is refused without reading their
-/// bucket (README, "A request after sell-out").
+/// bucket (README, "Refused without Redis").
 struct KnownBuyers {
     fingerprint: Str,
     users: HashSet<Box<str>>,
 }
+
+/// A sold-out sale whose new users this store refuses alone: `lua/sold_out.lua` found the known
+/// buyers' fingerprint unchanged and closed the sale's gate for [`GATE_MS`], so until the gate
+/// lapses no unit is sold and no user outside `known` can come to hold one. `until` is
+/// [`LOCAL_FOR`] after the call was sent, short of the gate by more than any clock's drift.
+struct Local {
+    known: Arc<KnownBuyers>,
+    until: Instant,
+    /// The refusal every such purchase gets (the script's group answer: `SOLD_OUT`, 0 left).
+    answer: PurchaseOutcome,
+}
+
+/// How long `lua/sold_out.lua` closes a sale's gate when it vouches: the most a restock or a
+/// released hold waits before it sells (the 100 ms).
+const GATE_MS: u64 = 100;
+
+/// How long after sending the vouching call a store refuses alone: less than [`GATE_MS`].
+const LOCAL_FOR: Duration = Duration::from_millis(80);
+
+/// How often, while it refuses alone, a store adds its refusals to the sale's count and has
+/// the script vouch again (well within [`LOCAL_FOR`], so a busy sale never lapses to Redis).
+const KEEP_EVERY: Duration = Duration::from_millis(40);
 
 /// How a purchase of a sale with known buyers is sent to `lua/sold_out.lua`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +206,9 @@ impl Lanes {
             sold_out: AtomicBool::new(false),
             known: Mutex::default(),
             fetching: AtomicBool::new(false),
+            local: Mutex::default(),
+            local_refused: AtomicU64::new(0),
+            keeping: AtomicBool::new(false),
             decide: Mutex::default(),
             refuse: Mutex::default(),
         });
@@ -199,11 +234,64 @@ impl Lane {
             .clone()
     }
 
+    /// The buyers this store knows; whatever they were vouched for goes with the old ones.
     fn set_known(&self, known: Option<Arc<KnownBuyers>>) {
+        self.set_local(None);
         *self
             .known
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = known;
+    }
+
+    fn set_local(&self, local: Option<Local>) {
+        *self
+            .local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = local;
+    }
+
+    /// After `lua/sold_out.lua` answered a call sent at `sent` with the known buyers `known`:
+    /// refuse alone for [`LOCAL_FOR`] if it vouched for them, else no longer.
+    fn vouched(
+        &self,
+        known: &Arc<KnownBuyers>,
+        sent: Instant,
+        reply: (bool, &Str, Option<&Result<PurchaseOutcome, StoreError>>),
+    ) {
+        let local = match reply {
+            (true, fingerprint, Some(Ok(answer)))
+                if *fingerprint == known.fingerprint && answer.code == Code::SoldOut =>
+            {
+                Some(Local {
+                    known: known.clone(),
+                    until: sent + LOCAL_FOR,
+                    answer: answer.clone(),
+                })
+            }
+            _ => None,
+        };
+        self.set_local(local);
+    }
+
+    /// The refusal of a purchase this store may answer alone: one unit, no admission, a user
+    /// not among the buyers vouched for, before the vouching lapses. Counted for the keeper.
+    fn refuse_here(&self, user: &str, ask: Ask) -> Option<PurchaseOutcome> {
+        if ask != Ask::ONE || !self.sold_out.load(Ordering::Relaxed) {
+            return None;
+        }
+        let answer = {
+            let local = self
+                .local
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let local = local.as_ref()?;
+            if Instant::now() >= local.until || local.known.users.contains(user) {
+                return None;
+            }
+            local.answer.clone()
+        };
+        self.local_refused.fetch_add(1, Ordering::Relaxed);
+        Some(answer)
     }
 
     /// Whether a batch's answers show the stock gone: a `SOLD_OUT` at 0 left (after it, nothing
@@ -255,6 +343,13 @@ impl Store {
         request_id: &str,
         ask: Ask,
     ) -> Result<PurchaseOutcome, StoreError> {
+        let lane = self.lanes.lane(sale);
+        if self.local_refusals {
+            if let Some(refusal) = lane.refuse_here(user.as_str(), ask) {
+                self.keep_local(&lane);
+                return Ok(refusal);
+            }
+        }
         let entry = PurchaseEntry::new(
             user.as_str(),
             Str::from(token.into_string()),
@@ -262,7 +357,6 @@ impl Store {
             ask.quantity,
             ask.admission_expires_ms,
         );
-        let lane = self.lanes.lane(sale);
         let deadline = self.deadline();
         if self.lanes.max == 1 {
             // Batching off: the purchase is its own call (or two), on this task.
@@ -443,7 +537,9 @@ impl Store {
                 known: known.as_ref().map(|known| &*known.fingerprint),
                 group,
                 entries: &asked,
+                vouch_ms: if self.local_refusals { GATE_MS } else { 0 },
             };
+            let sent = Instant::now();
             match self.eval_by(deadline, call).await? {
                 SoldOutReply::NotSoldOut => {
                     lane.sold_out.store(false, Ordering::Relaxed);
@@ -458,9 +554,14 @@ impl Store {
                     refusals,
                     group,
                     fingerprint,
+                    vouched,
                 } => {
-                    if known.is_none() {
-                        self.fetch_buyers(lane, fingerprint);
+                    match &known {
+                        None => self.fetch_buyers(lane, fingerprint),
+                        Some(known) if self.local_refusals => {
+                            lane.vouched(known, sent, (vouched, &fingerprint, group.as_ref()));
+                        }
+                        Some(_) => {}
                     }
                     if sorted.is_empty() {
                         return Ok(Some(refusals));
@@ -480,6 +581,82 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Starts the lane's keeper unless it runs: every [`KEEP_EVERY`] while this store refuses
+    /// purchases alone, one `lua/sold_out.lua` call adds those refusals to the sale's count
+    /// (as a group: not attempts, README, "Refused without Redis") and vouches for the
+    /// known buyers again; it stops after a period with no refusal, and the vouching lapses.
+    fn keep_local(&self, lane: &Arc<Lane>) {
+        if !lane.keeping.swap(true, Ordering::Relaxed) {
+            tokio::spawn(self.clone().keeper(lane.clone()));
+        }
+    }
+
+    async fn keeper(self, lane: Arc<Lane>) {
+        loop {
+            tokio::time::sleep(KEEP_EVERY).await;
+            let refused = lane.local_refused.swap(0, Ordering::Relaxed);
+            if refused == 0 {
+                lane.keeping.store(false, Ordering::Relaxed);
+                // A refusal counted after the swap, before the flag fell, has no keeper else.
+                if lane.local_refused.load(Ordering::Relaxed) == 0
+                    || lane.keeping.swap(true, Ordering::Relaxed)
+                {
+                    return;
+                }
+                continue;
+            }
+            if let Err(err) = self.vouch_again(&lane, refused).await {
+                // The refusals stay uncounted (their count may have reached Redis); the
+                // vouching lapses on its own, and purchases go to Redis again.
+                tracing::debug!(error = %err, refused, "counting a sold-out sale's local refusals");
+            }
+        }
+    }
+
+    /// One keeper call: `refused` refusals answered alone counted, the known buyers vouched for
+    /// again. When the sale is not sold out or its buyers changed, nothing is vouched for and
+    /// the refusals are counted by one `INCRBY`.
+    async fn vouch_again(&self, lane: &Arc<Lane>, refused: u64) -> Result<(), StoreError> {
+        let known = lane.known();
+        if let Some(known) = &known {
+            let call = SoldOutBatch {
+                keys: &lane.keys,
+                limit: UserAttemptLimit {
+                    limit: 0,
+                    window_ms: 0,
+                },
+                buckets: lane.buckets.load(Ordering::Relaxed),
+                known: Some(&known.fingerprint),
+                group: usize::try_from(refused).unwrap_or(usize::MAX),
+                entries: &[],
+                vouch_ms: GATE_MS,
+            };
+            let sent = Instant::now();
+            match self.eval_by(self.deadline(), call).await? {
+                SoldOutReply::Refused {
+                    group,
+                    fingerprint,
+                    vouched,
+                    ..
+                } => {
+                    lane.vouched(known, sent, (vouched, &fingerprint, group.as_ref()));
+                    return Ok(());
+                }
+                SoldOutReply::NotSoldOut => {
+                    lane.sold_out.store(false, Ordering::Relaxed);
+                    lane.set_known(None);
+                }
+                SoldOutReply::Stale => lane.set_known(None),
+            }
+        } else {
+            lane.set_local(None);
+        }
+        let key = lane.keys.refused();
+        self.command(|client| async move { client.incr_by::<i64, _>(key, refused as i64).await })
+            .await?;
+        Ok(())
     }
 
     /// Fetches the buyers of a sale `lua/sold_out.lua` answered with `fingerprint`, in the

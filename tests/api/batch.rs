@@ -442,11 +442,11 @@ async fn script_calls(redis: &TestRedis, source: &str) -> usize {
         .count()
 }
 
-/// Once a sale is sold out, its purchases are refused by `lua/sold_out.lua`: a new buyer is
-/// told SOLD_OUT, then RATE_LIMITED past the attempt limit; a buyer retrying is still told what
-/// they hold (PURCHASED with the same order, or ALREADY_PURCHASED); a restock made through
-/// another instance is seen by the very next purchase; and the refusals wrote nothing but the
-/// attempt counters and the refused count.
+/// With local refusals off, once a sale is sold out its purchases are refused by
+/// `lua/sold_out.lua`: a new buyer is told SOLD_OUT, then RATE_LIMITED past the attempt limit;
+/// a buyer retrying is still told what they hold (PURCHASED with the same order, or
+/// ALREADY_PURCHASED); a restock made through another instance is seen by the very next
+/// purchase; and the refusals wrote nothing but the attempt counters and the refused count.
 #[tokio::test]
 async fn after_sell_out_purchases_are_refused_cheaply_and_buyers_still_told_the_truth() {
     use flashsale::store::scripts::{PURCHASE_SOURCE, SOLD_OUT_SOURCE};
@@ -456,6 +456,7 @@ async fn after_sell_out_purchases_are_refused_cheaply_and_buyers_still_told_the_
         ("USER_ATTEMPT_LIMIT", "4"),
         ("USER_ATTEMPT_WINDOW_MS", "60000"),
         ("ADMIN_TOKEN", TOKEN),
+        ("PURCHASE_LOCAL_REFUSALS", "false"),
     ];
     let (a, b) = (
         spawn_app_with(&redis, &env).await,
@@ -539,7 +540,7 @@ async fn after_sell_out_purchases_are_refused_cheaply_and_buyers_still_told_the_
 }
 
 /// One more unit for the default sale, through the admin API of `app`.
-async fn restock_one(app: &crate::helpers::TestApp) {
+pub(crate) async fn restock_one(app: &crate::helpers::TestApp) {
     let restock = app
         .http
         .post(app.url("/api/admin/sales/default/restock"))
@@ -553,7 +554,7 @@ async fn restock_one(app: &crate::helpers::TestApp) {
 
 /// SPEC §1 on the default sale: every buyer record names a distinct order, and buyers +
 /// remaining = total.
-async fn assert_invariants_of_default(redis: &TestRedis, total: i64) {
+pub(crate) async fn assert_invariants_of_default(redis: &TestRedis, total: i64) {
     let buyers = redis.buyers("default").await;
     let remaining = redis.stock("default").await.unwrap();
     assert_eq!(buyers.len() as i64 + remaining, total);
@@ -565,7 +566,7 @@ async fn assert_invariants_of_default(redis: &TestRedis, total: i64) {
 }
 
 /// How many times Redis ran `command` (from scripts too) since the last `CONFIG RESETSTAT`.
-async fn command_calls(redis: &TestRedis, command: &str) -> u64 {
+pub(crate) async fn command_calls(redis: &TestRedis, command: &str) -> u64 {
     let stats: String = redis
         .client
         .info(Some(fred::types::InfoKind::CommandStats))
@@ -579,7 +580,7 @@ async fn command_calls(redis: &TestRedis, command: &str) -> u64 {
         .map_or(0, |calls| calls.parse().unwrap())
 }
 
-async fn reset_stats(redis: &TestRedis) {
+pub(crate) async fn reset_stats(redis: &TestRedis) {
     let _: () = redis
         .client
         .custom(fred::cmd!("CONFIG"), vec!["RESETSTAT"])
@@ -588,8 +589,8 @@ async fn reset_stats(redis: &TestRedis) {
 }
 
 /// Once an instance saw a sale sold out it fetches the sale's buyers once (`HKEYS` of each
-/// bucket), and from then on refuses users not among them without reading their bucket (no
-/// `HEXISTS`), while buyers are still answered with what they hold. A buyer written since the
+/// bucket), and from then on (local refusals off) refuses users not among them without reading
+/// their bucket (no `HEXISTS`), while buyers are still answered with what they hold. A buyer written since the
 /// fetch, through another instance (a restock, then a purchase that sells out again), changes
 /// the sale's fingerprint: the instance drops what it knew and tells that buyer the truth.
 #[tokio::test]
@@ -602,6 +603,7 @@ async fn known_buyers_spare_a_bucket_read_per_refusal_and_never_hide_a_newer_buy
             ("USER_ATTEMPT_LIMIT", "0"),
             ("PURCHASE_BATCH_MAX", batch_max),
             ("ADMIN_TOKEN", TOKEN),
+            ("PURCHASE_LOCAL_REFUSALS", "false"),
         ];
         let (a, b) = (
             spawn_app_with(&redis, &env).await,
@@ -681,6 +683,7 @@ async fn the_sold_out_fingerprint_changes_with_each_field_a_buyer_write_touches(
                 keys.config(),
                 keys.refused(),
                 keys.expiries(),
+                keys.gate(),
                 keys.bucket_of(flashsale::store::keys::user_hash("zed"), 1),
                 keys.attempts("zed"),
             ];
@@ -783,6 +786,7 @@ async fn a_purchase_list_that_does_not_hold_its_purchases_is_refused_before_any_
             keys.config(),
             keys.refused(),
             keys.expiries(),
+            keys.gate(),
             bucket("ann"),
             keys.attempts("ann"),
             bucket("bo"),

@@ -173,12 +173,15 @@ async fn the_purchase_script_run_twice_with_one_token_takes_one_unit() {
 #[tokio::test]
 async fn a_user_who_keeps_trying_after_sell_out_is_rate_limited_with_retry_after() {
     let redis = TestRedis::start().await;
+    // Refusals answered by an instance alone are not attempts (batch.rs tests those): here
+    // every refusal is decided in Redis.
     let app = spawn_app_with(
         &redis,
         &[
             ("SALE_TOTAL_STOCK", "0"),
             ("USER_ATTEMPT_LIMIT", "3"),
             ("USER_ATTEMPT_WINDOW_MS", "60000"),
+            ("PURCHASE_LOCAL_REFUSALS", "false"),
         ],
     )
     .await;

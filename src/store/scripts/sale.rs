@@ -71,7 +71,7 @@ pub enum BatchReply {
 }
 
 /// Fixed KEYS before the first purchase's (`lua/purchase.lua`).
-const FIXED_KEYS: usize = 7;
+const FIXED_KEYS: usize = 8;
 
 impl PurchaseEntry {
     /// This purchase as an item of `lua/purchase.lua`'s ARGV[6] ([`put_decide_item`]).
@@ -173,6 +173,7 @@ impl ScriptCall for PurchaseBatch<'_> {
             self.keys.checkouts(),
             self.keys.expiries(),
             self.keys.room(),
+            self.keys.gate(),
         ]);
         for entry in self.entries {
             keys.push(self.keys.bucket_of(entry.user_hash, self.buckets));
@@ -241,6 +242,9 @@ pub struct SoldOutBatch<'a> {
     /// alike, by the group answer).
     pub group: usize,
     pub entries: &'a [PurchaseEntry],
+    /// With known buyers: vouch for them for this long (ms), closing the sale's gate, so this
+    /// instance may refuse new users alone for less than that; 0 = do not.
+    pub vouch_ms: u64,
 }
 
 /// What the sold-out script answered a batch.
@@ -257,6 +261,8 @@ pub enum SoldOutReply {
         refusals: Vec<Option<Result<PurchaseOutcome, StoreError>>>,
         group: Option<Result<PurchaseOutcome, StoreError>>,
         fingerprint: Str,
+        /// The script vouched for the known buyers: the gate is closed for `vouch_ms`.
+        vouched: bool,
     },
 }
 
@@ -268,11 +274,12 @@ impl ScriptCall for SoldOutBatch<'_> {
     }
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
-        let mut keys = Vec::with_capacity(3 + 2 * self.entries.len());
+        let mut keys = Vec::with_capacity(4 + 2 * self.entries.len());
         keys.extend([
             self.keys.config(),
             self.keys.refused(),
             self.keys.expiries(),
+            self.keys.gate(),
         ]);
         for entry in self.entries {
             if self.known.is_none() {
@@ -290,18 +297,20 @@ impl ScriptCall for SoldOutBatch<'_> {
             Value::from(self.known.unwrap_or_default()),
             int(self.group),
             int(self.entries.len()),
+            int(self.vouch_ms),
         ];
         (keys.into(), args)
     }
 
-    /// `{0}`, `{2, fingerprint}`, or `{1, fingerprint, width, group answer, answer…}` with each
-    /// answer `width` fields: `'DECIDE'` and zeros, or a purchase answer.
+    /// `{0}`, `{2, fingerprint}`, or `{1, fingerprint, width, group answer, answer…}` (3 for 1
+    /// when it vouched) with each answer `width` fields: `'DECIDE'` and zeros, or a purchase
+    /// answer.
     fn parse(reply: Value) -> Result<SoldOutReply, StoreError> {
         let mut reply = Reply::new("sold_out", reply);
         match reply.int()? {
             0 => Ok(SoldOutReply::NotSoldOut),
             2 => Ok(SoldOutReply::Stale),
-            1 => {
+            state @ (1 | 3) => {
                 let fingerprint = reply.text()?;
                 let width = reply.int()?;
                 let mut refusals = answers("sold_out", width, reply)?.map(|answer| {
@@ -315,6 +324,7 @@ impl ScriptCall for SoldOutBatch<'_> {
                     refusals: refusals.collect(),
                     group,
                     fingerprint,
+                    vouched: state == 3,
                 })
             }
             other => Err(Reply::unexpected("sold_out", other)),

@@ -81,6 +81,7 @@ pub fn purchase_fixed_keys(keys: &SaleKeys) -> Vec<Key> {
         keys.checkouts(),
         keys.expiries(),
         keys.room(),
+        keys.gate(),
     ]
 }
 
@@ -168,7 +169,7 @@ pub async fn sold_out_script(
     let keys = super::keys(sale);
     let buckets: Option<u32> = client.hget(keys.config(), "buyerBuckets").await.unwrap();
     let buckets = buckets.unwrap_or(0);
-    let mut all_keys = vec![keys.config(), keys.refused(), keys.expiries()];
+    let mut all_keys = vec![keys.config(), keys.refused(), keys.expiries(), keys.gate()];
     let mut args: Vec<Value> = vec![limit.into(), (window_ms as i64).into(), buckets.into()];
     let mut items = Vec::new();
     for buy in buys {
