@@ -59,6 +59,7 @@ async fn new_users_of_a_sold_out_sale_are_refused_without_redis_and_buyers_still
     let buyers_before = redis.buyers("default").await;
 
     reset_stats(&redis).await;
+    let started = Instant::now();
     for n in 0..200 {
         let reply = app.purchase(&format!("new{n}")).await;
         assert_eq!(reply.status, 410);
@@ -69,7 +70,13 @@ async fn new_users_of_a_sold_out_sale_are_refused_without_redis_and_buyers_still
         assert_eq!(app.purchase("hank").await.code(), "SOLD_OUT");
     }
     let calls = command_calls(&redis, "evalsha").await;
-    assert!(calls <= 30, "{calls} script calls for 210 refusals");
+    // The keeper's call every 40 ms (and a worker's first call again, should a slow machine
+    // leave a gap long enough for the vouching to lapse), never one per refusal.
+    let periods = started.elapsed().as_millis() as u64 / 40;
+    assert!(
+        calls < 105 && calls <= periods + 10,
+        "{calls} script calls for 210 refusals in {periods} keeper periods"
+    );
     let attempts: i64 = redis
         .client
         .exists(keys("default").attempts("hank"))
@@ -99,7 +106,7 @@ async fn new_users_of_a_sold_out_sale_are_refused_without_redis_and_buyers_still
 /// An instance refusing alone, a restock through another, the new unit bought there as soon as
 /// it sells, and at once the buyer's retry at the first instance: PURCHASED with the same
 /// order, every time. Without the gate the unit would sell at once and the first instance,
-/// still refusing alone, would tell its buyer SOLD_OUT. The unit sells within the gate.
+/// still refusing alone, would tell its buyer SOLD_OUT. The unit sells once the gate lapses.
 #[tokio::test]
 async fn a_restock_sells_only_once_no_instance_still_refuses_alone() {
     let redis = TestRedis::start().await;
@@ -121,7 +128,7 @@ async fn a_restock_sells_only_once_no_instance_still_refuses_alone() {
                 break reply;
             }
             assert_eq!(reply.code(), "SOLD_OUT", "{:?}", reply.body);
-            assert!(restocked.elapsed() < Duration::from_secs(2), "never sold");
+            assert!(restocked.elapsed() < Duration::from_secs(5), "never sold");
         };
         waits.push(restocked.elapsed());
         let retry = a.purchase_with_key(&buyer, &key).await;
@@ -129,8 +136,9 @@ async fn a_restock_sells_only_once_no_instance_still_refuses_alone() {
         assert_eq!(retry.body["orderNumber"], bought.body["orderNumber"]);
     }
     let slowest = waits.iter().max().unwrap();
+    // The gate is 100 ms; the bound leaves room for a loaded test machine.
     assert!(
-        *slowest < Duration::from_secs(1),
+        *slowest < Duration::from_secs(3),
         "a restock waited {slowest:?} to sell"
     );
     assert_invariants_of_default(&redis, 9).await;
