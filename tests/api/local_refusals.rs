@@ -240,3 +240,48 @@ async fn only_a_vouching_call_closes_the_gate_and_nothing_sells_behind_it() {
     assert_eq!(call(fingerprint, 100).await[0].as_i64(), Some(1));
     assert_eq!(gate_ttl().await, -2, "the window ends first: no gate");
 }
+
+/// The same with a hold: a holder's retry at an instance refusing alone is still answered
+/// RESERVED (holders are among its known buyers); the shop cancels the hold through another
+/// instance, a new buyer holds the unit there as soon as it sells, and their retry at the first
+/// instance is answered RESERVED with their order.
+#[tokio::test]
+async fn a_released_hold_sells_only_once_no_instance_still_refuses_alone() {
+    use crate::checkout::{assert_adds_up, checkout_app};
+    let redis = TestRedis::start().await;
+    let (a, b) = (
+        checkout_app(&redis, 300, 1, 1).await,
+        checkout_app(&redis, 300, 1, 1).await,
+    );
+    let held = b.buy("holder", None, "key-holder").await;
+    assert_eq!(held.code(), "RESERVED", "{:?}", held.body);
+    refuse_until_local(&redis, &a, "late").await;
+    let again = a.buy("holder", None, "key-holder").await;
+    assert_eq!(again.code(), "RESERVED", "{:?}", again.body);
+    assert_eq!(again.body["orderNumber"], held.body["orderNumber"]);
+
+    refuse_until_local(&redis, &a, "later").await;
+    let released = Instant::now();
+    let order = held.body["orderNumber"].to_string();
+    let cancelled = b.order_call(&order, "/cancel").await;
+    assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
+    let bought = loop {
+        let reply = b.buy("next", None, "key-next").await;
+        if reply.code() == "RESERVED" {
+            break reply;
+        }
+        assert_eq!(reply.code(), "SOLD_OUT", "{:?}", reply.body);
+        assert!(released.elapsed() < Duration::from_secs(5), "never sold");
+    };
+    let retry = a.buy("next", None, "key-next").await;
+    assert_eq!(retry.code(), "RESERVED", "{:?}", retry.body);
+    assert_eq!(retry.body["orderNumber"], bought.body["orderNumber"]);
+    let holder = a.buy("holder", None, "another-key").await;
+    assert_eq!(
+        holder.code(),
+        "SOLD_OUT",
+        "the cancelled holder: {:?}",
+        holder.body
+    );
+    assert_adds_up(&b, &redis).await;
+}
