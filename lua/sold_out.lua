@@ -22,8 +22,8 @@
 -- it sets KEYS[4] (sale:{ID}:gate) for that long and answers 3 where it would answer 1. Until
 -- the gate lapses lua/purchase.lua sells nothing (it answers SOLD_OUT at 0 left), so for that
 -- long no user can come to hold a unit that the caller's known buyers lack, and the caller
--- answers new users SOLD_OUT itself, without Redis, for less than the gate (README, "A request
--- after sell-out"). Its refusals are sent later as a number only, in ARGV[6].
+-- answers new users SOLD_OUT itself, without Redis, for less than the gate (README, "Refused
+-- without Redis"). Its refusals are sent later as a number only, in ARGV[6].
 --
 -- KEYS[1] sale:{ID}:config, KEYS[2] sale:{ID}:refused, KEYS[3] sale:{ID}:expiries, KEYS[4]
 -- sale:{ID}:gate; then for the i-th purchase KEYS[3 + 2i] its buyer bucket and KEYS[4 + 2i]

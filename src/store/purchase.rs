@@ -89,7 +89,7 @@ struct Lane {
 /// The users holding a buyer record in a sold-out sale, as fetched after `lua/sold_out.lua`
 /// answered `fingerprint`: while the script finds the same fingerprint, no buyer record was
 /// written since, so a user not among them holds nothing and is refused without reading their
-/// bucket (README, "Refused without Redis").
+/// bucket (README, "Known buyers").
 struct KnownBuyers {
     fingerprint: Str,
     users: HashSet<Box<str>>,
@@ -250,17 +250,26 @@ impl Lane {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = local;
     }
 
-    /// After `lua/sold_out.lua` answered a call sent at `sent` with the known buyers `known`:
-    /// refuse alone for [`LOCAL_FOR`] if it vouched for them, else no longer.
+    /// `lua/sold_out.lua` found stock (or no sale): purchases go to `purchase.lua` again, and
+    /// what this store knew of the sale's buyers is dropped.
+    fn found_stock(&self) {
+        self.sold_out.store(false, Ordering::Relaxed);
+        self.set_known(None);
+    }
+
+    /// After `lua/sold_out.lua` answered `Refused` to a call sent at `sent` with the known
+    /// buyers `known`: refuse alone for [`LOCAL_FOR`] if it vouched for them, else no longer.
     fn vouched(
         &self,
         known: &Arc<KnownBuyers>,
         sent: Instant,
-        reply: (bool, &Str, Option<&Result<PurchaseOutcome, StoreError>>),
+        vouched: bool,
+        fingerprint: &Str,
+        group: Option<&Result<PurchaseOutcome, StoreError>>,
     ) {
-        let local = match reply {
-            (true, fingerprint, Some(Ok(answer)))
-                if *fingerprint == known.fingerprint && answer.code == Code::SoldOut =>
+        let local = match group {
+            Some(Ok(answer))
+                if vouched && *fingerprint == known.fingerprint && answer.code == Code::SoldOut =>
             {
                 Some(Local {
                     known: known.clone(),
@@ -542,8 +551,7 @@ impl Store {
             let sent = Instant::now();
             match self.eval_by(deadline, call).await? {
                 SoldOutReply::NotSoldOut => {
-                    lane.sold_out.store(false, Ordering::Relaxed);
-                    lane.set_known(None);
+                    lane.found_stock();
                     return Ok(None);
                 }
                 SoldOutReply::Stale => {
@@ -559,7 +567,7 @@ impl Store {
                     match &known {
                         None => self.fetch_buyers(lane, fingerprint),
                         Some(known) if self.local_refusals => {
-                            lane.vouched(known, sent, (vouched, &fingerprint, group.as_ref()));
+                            lane.vouched(known, sent, vouched, &fingerprint, group.as_ref());
                         }
                         Some(_) => {}
                     }
@@ -641,13 +649,10 @@ impl Store {
                     vouched,
                     ..
                 } => {
-                    lane.vouched(known, sent, (vouched, &fingerprint, group.as_ref()));
+                    lane.vouched(known, sent, vouched, &fingerprint, group.as_ref());
                     return Ok(());
                 }
-                SoldOutReply::NotSoldOut => {
-                    lane.sold_out.store(false, Ordering::Relaxed);
-                    lane.set_known(None);
-                }
+                SoldOutReply::NotSoldOut => lane.found_stock(),
                 SoldOutReply::Stale => lane.set_known(None),
             }
         } else {

@@ -6,7 +6,7 @@
 
 use crate::{
     batch::{assert_invariants_of_default, command_calls, reset_stats, restock_one},
-    helpers::{keys, purchase_script, spawn_app_with, Buy, TestApp, TestRedis},
+    helpers::{keys, purchase_script, spawn_app_with, Buy, Reply, TestApp, TestRedis},
 };
 use fred::prelude::*;
 use std::time::{Duration, Instant};
@@ -29,6 +29,20 @@ async fn refuse_until_local(redis: &TestRedis, app: &TestApp, prefix: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("{prefix}: 1,000 refusals and the instance still asks Redis for each");
+}
+
+/// Sends the same purchase (one unit, one key) to `app` until it is answered other than
+/// SOLD_OUT, as a buyer watching a restock would, and returns that answer: the unit must go on
+/// sale within a few seconds of `since` (its gate is 100 ms; the rest is room for a loaded
+/// test machine).
+async fn buy_once_on_sale(app: &TestApp, user: &str, key: &str, since: Instant) -> Reply {
+    loop {
+        let reply = app.purchase_with_key(user, key).await;
+        if reply.code() != "SOLD_OUT" {
+            return reply;
+        }
+        assert!(since.elapsed() < Duration::from_secs(5), "never on sale");
+    }
 }
 
 async fn refused_count(redis: &TestRedis) -> i64 {
@@ -122,14 +136,8 @@ async fn a_restock_sells_only_once_no_instance_still_refuses_alone() {
         let restocked = Instant::now();
         restock_one(&b).await;
         let (buyer, key) = (format!("buyer{cycle}"), format!("key-{cycle}"));
-        let bought = loop {
-            let reply = b.purchase_with_key(&buyer, &key).await;
-            if reply.code() == "PURCHASED" {
-                break reply;
-            }
-            assert_eq!(reply.code(), "SOLD_OUT", "{:?}", reply.body);
-            assert!(restocked.elapsed() < Duration::from_secs(5), "never sold");
-        };
+        let bought = buy_once_on_sale(&b, &buyer, &key, restocked).await;
+        assert_eq!(bought.code(), "PURCHASED", "{:?}", bought.body);
         waits.push(restocked.elapsed());
         let retry = a.purchase_with_key(&buyer, &key).await;
         assert_eq!(retry.code(), "PURCHASED", "cycle {cycle}: {:?}", retry.body);
@@ -161,15 +169,11 @@ async fn only_a_vouching_call_closes_the_gate_and_nothing_sells_behind_it() {
         .set(k.gate(), 1, Some(Expiration::PX(10_000)), None, false)
         .await
         .unwrap();
+    // One new buyer's purchase by the script itself, no attempt limit.
+    let ann = [Buy::new("ann", "aaaa")];
+    let buy_ann = || purchase_script(&redis.client, "default", &ann, 0, 1000);
     let before = redis.digest().await;
-    let gated = purchase_script(
-        &redis.client,
-        "default",
-        &[Buy::new("ann", "aaaa")],
-        0,
-        1000,
-    )
-    .await;
+    let gated = buy_ann().await;
     assert_eq!(code(&gated[0]), "SOLD_OUT", "{gated:?}");
     assert_eq!(gated[0].clone().into_array()[1].as_i64(), Some(0), "0 left");
     let refused: i64 = redis.client.get(k.refused()).await.unwrap();
@@ -181,14 +185,7 @@ async fn only_a_vouching_call_closes_the_gate_and_nothing_sells_behind_it() {
         "nothing but the refusal count"
     );
     let _: () = redis.client.del(k.gate()).await.unwrap();
-    let sold = purchase_script(
-        &redis.client,
-        "default",
-        &[Buy::new("ann", "aaaa")],
-        0,
-        1000,
-    )
-    .await;
+    let sold = buy_ann().await;
     assert_eq!(code(&sold[0]), "PURCHASED", "{sold:?}");
 
     let script = fred::types::scripts::Script::from_lua(SOLD_OUT_SOURCE);
@@ -265,14 +262,8 @@ async fn a_released_hold_sells_only_once_no_instance_still_refuses_alone() {
     let order = held.body["orderNumber"].to_string();
     let cancelled = b.order_call(&order, "/cancel").await;
     assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
-    let bought = loop {
-        let reply = b.buy("next", None, "key-next").await;
-        if reply.code() == "RESERVED" {
-            break reply;
-        }
-        assert_eq!(reply.code(), "SOLD_OUT", "{:?}", reply.body);
-        assert!(released.elapsed() < Duration::from_secs(5), "never sold");
-    };
+    let bought = buy_once_on_sale(&b, "next", "key-next", released).await;
+    assert_eq!(bought.code(), "RESERVED", "{:?}", bought.body);
     let retry = a.buy("next", None, "key-next").await;
     assert_eq!(retry.code(), "RESERVED", "{:?}", retry.body);
     assert_eq!(retry.body["orderNumber"], bought.body["orderNumber"]);
