@@ -30,7 +30,7 @@ impl RequestToken {
 
     /// A fresh token for a request that came without a key.
     pub fn generate() -> Self {
-        Self(format!("{:016x}", rand::random::<u64>()))
+        Self(super::hex(&rand::random::<u64>().to_be_bytes()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -18,11 +18,10 @@ use crate::{
         Store, StoreError,
     },
 };
-use moka::future::Cache;
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::{Duration, Instant},
 };
 use tokio::sync::oneshot;
 
@@ -34,11 +33,18 @@ pub const ROOM_MAX_AGE: Duration = Duration::from_secs(1);
 /// Pre-queue places waiting to be read, per sale: the buyer and who waits for the answer.
 type Pending = HashMap<SaleId, Vec<(String, oneshot::Sender<Option<i64>>)>>;
 
+/// The rooms this instance has read, each with when it was read. A lock and a map rather than
+/// a moka cache because every purchase looks here: moka's bookkeeping of each read (its
+/// frequency sketch, read log and housekeeping) cost ~2,000 instructions a purchase, a tenth of
+/// what flashsale adds to actix-web and fred (callgrind; README, Benchmarks). Sales are few
+/// ([`MAX_SALES`]) and an entry is trusted for [`ROOM_MAX_AGE`].
+type Known = RwLock<HashMap<SaleId, (Instant, Arc<RoomKeys>)>>;
+
 /// This instance's waiting-room state: the rooms it has read, its signer, and the pre-queue
 /// places being read.
 #[derive(Clone)]
 pub struct Rooms {
-    cache: Cache<SaleId, Arc<RoomKeys>>,
+    known: Arc<Known>,
     signer: Option<Signer>,
     pending: Arc<Mutex<Pending>>,
 }
@@ -58,26 +64,49 @@ pub enum RoomError {
 impl Rooms {
     pub fn new(secret: Option<&RoomSecret>) -> Self {
         Self {
-            cache: Cache::builder()
-                .max_capacity(MAX_SALES)
-                .time_to_live(ROOM_MAX_AGE)
-                .build(),
+            known: Arc::default(),
             signer: secret.map(Signer::new),
             pending: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     /// The sale's room as last read (at most [`ROOM_MAX_AGE`] old).
+    /// Purchases that find it stale at the same moment each read it (one small read each, once
+    /// a second at most).
     pub async fn keys(&self, store: &Store, sale: &SaleId) -> Result<Arc<RoomKeys>, StoreError> {
-        self.cache
-            .try_get_with_by_ref(sale, async { Ok(Arc::new(store.room_keys(sale).await?)) })
-            .await
-            .map_err(Arc::unwrap_or_clone)
+        if let Some(keys) = self.fresh(sale) {
+            return Ok(keys);
+        }
+        let keys = Arc::new(store.room_keys(sale).await?);
+        self.remember(sale, Arc::clone(&keys));
+        Ok(keys)
+    }
+
+    fn fresh(&self, sale: &SaleId) -> Option<Arc<RoomKeys>> {
+        let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
+        let (read_at, keys) = known.get(sale)?;
+        (read_at.elapsed() < ROOM_MAX_AGE).then(|| Arc::clone(keys))
+    }
+
+    fn remember(&self, sale: &SaleId, keys: Arc<RoomKeys>) {
+        let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+        let most = usize::try_from(MAX_SALES).unwrap_or(usize::MAX);
+        if known.len() >= most && !known.contains_key(sale) {
+            // Full: what is stale goes; a sale past the bound is simply read each time.
+            known.retain(|_, (read_at, _)| read_at.elapsed() < ROOM_MAX_AGE);
+            if known.len() >= most {
+                return;
+            }
+        }
+        known.insert(sale.clone(), (Instant::now(), keys));
     }
 
     /// Forgets what was read of a sale's room (the purchase script or join said otherwise).
-    pub async fn forget(&self, sale: &SaleId) {
-        self.cache.invalidate(sale).await;
+    pub fn forget(&self, sale: &SaleId) {
+        self.known
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(sale);
     }
 
     /// The signer, for a sale whose room is on.
