@@ -18,12 +18,7 @@ impl RequestId {
             .filter(|id| Self::is_valid(id));
         match incoming {
             Some(id) => Self(Arc::from(id)),
-            // Encoded into a buffer on the stack, not through `fmt` (`to_string`).
-            None => Self(Arc::from(
-                &*uuid::Uuid::new_v4()
-                    .hyphenated()
-                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
-            )),
+            None => Self(Arc::from(uuid::Uuid::new_v4().to_string())),
         }
     }
 
