@@ -18,6 +18,7 @@ use crate::{
         Store, StoreError,
     },
 };
+use moka::future::Cache;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError, RwLock},
@@ -33,11 +34,11 @@ pub const ROOM_MAX_AGE: Duration = Duration::from_secs(1);
 /// Pre-queue places waiting to be read, per sale: the buyer and who waits for the answer.
 type Pending = HashMap<SaleId, Vec<(String, oneshot::Sender<Option<i64>>)>>;
 
-/// The rooms this instance has read, each with when it was read. A lock and a map rather than
-/// a moka cache because every purchase looks here: moka's bookkeeping of each read (its
-/// frequency sketch, read log and housekeeping) cost ~2,000 instructions a purchase, a tenth of
-/// what flashsale adds to actix-web and fred (callgrind; README, Benchmarks). Sales are few
-/// ([`MAX_SALES`]) and an entry is trusted for [`ROOM_MAX_AGE`].
+/// The rooms this instance has read, each with when it was read: what every purchase looks at
+/// first. A lock and a map because moka's bookkeeping of each read (its frequency sketch, read
+/// log and housekeeping) cost ~2,000 instructions a purchase, a tenth of what flashsale adds to
+/// actix-web and fred (callgrind; README, Benchmarks). Sales are few ([`MAX_SALES`]) and an
+/// entry is trusted for [`ROOM_MAX_AGE`].
 type Known = RwLock<HashMap<SaleId, (Instant, Arc<RoomKeys>)>>;
 
 /// This instance's waiting-room state: the rooms it has read, its signer, and the pre-queue
@@ -45,6 +46,11 @@ type Known = RwLock<HashMap<SaleId, (Instant, Arc<RoomKeys>)>>;
 #[derive(Clone)]
 pub struct Rooms {
     known: Arc<Known>,
+    /// Reads the rooms the map does not hold fresh, one read per sale at a time: the
+    /// purchases that find a room stale together wait for that read and share its answer (one
+    /// read each, in a slot that moves between cluster nodes, left an instance answering 503
+    /// for more than 30 s in the cluster test).
+    reads: Cache<SaleId, Arc<RoomKeys>>,
     signer: Option<Signer>,
     pending: Arc<Mutex<Pending>>,
 }
@@ -65,19 +71,25 @@ impl Rooms {
     pub fn new(secret: Option<&RoomSecret>) -> Self {
         Self {
             known: Arc::default(),
+            reads: Cache::builder()
+                .max_capacity(MAX_SALES)
+                .time_to_live(ROOM_MAX_AGE)
+                .build(),
             signer: secret.map(Signer::new),
             pending: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     /// The sale's room as last read (at most [`ROOM_MAX_AGE`] old).
-    /// Purchases that find it stale at the same moment each read it (one small read each, once
-    /// a second at most).
     pub async fn keys(&self, store: &Store, sale: &SaleId) -> Result<Arc<RoomKeys>, StoreError> {
         if let Some(keys) = self.fresh(sale) {
             return Ok(keys);
         }
-        let keys = Arc::new(store.room_keys(sale).await?);
+        let keys = self
+            .reads
+            .try_get_with_by_ref(sale, async { Ok(Arc::new(store.room_keys(sale).await?)) })
+            .await
+            .map_err(Arc::<StoreError>::unwrap_or_clone)?;
         self.remember(sale, Arc::clone(&keys));
         Ok(keys)
     }
@@ -102,11 +114,12 @@ impl Rooms {
     }
 
     /// Forgets what was read of a sale's room (the purchase script or join said otherwise).
-    pub fn forget(&self, sale: &SaleId) {
+    pub async fn forget(&self, sale: &SaleId) {
         self.known
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(sale);
+        self.reads.invalidate(sale).await;
     }
 
     /// The signer, for a sale whose room is on.

@@ -84,7 +84,7 @@ pub async fn purchase(
         .await?;
     if outcome.code == Code::NotAdmitted {
         // The room was switched on after this instance last read it.
-        state.rooms.forget(&sale);
+        state.rooms.forget(&sale).await;
     } else if admission_expires_ms > 0 && outcome.is_success() {
         crate::metrics::queue_admission_used(sale.as_str());
     }

@@ -221,7 +221,7 @@ async fn place(
             JoinReply::Queued(place) => Ok((place, false)),
             JoinReply::SoldOut(place) => Ok((place, true)),
             JoinReply::StaleDraw => {
-                state.rooms.forget(sale);
+                state.rooms.forget(sale).await;
                 continue;
             }
             JoinReply::SaleNotFound => Err(ApiError::SaleNotFound),
