@@ -47,9 +47,8 @@ type Known = RwLock<HashMap<SaleId, (Instant, Arc<RoomKeys>)>>;
 pub struct Rooms {
     known: Arc<Known>,
     /// Reads the rooms the map does not hold fresh, one read per sale at a time: the
-    /// purchases that find a room stale together wait for that read and share its answer (one
-    /// read each, in a slot that moves between cluster nodes, left an instance answering 503
-    /// for more than 30 s in the cluster test).
+    /// purchases that find a room stale together wait for that read and share its answer,
+    /// rather than sending Redis one read each.
     reads: Cache<SaleId, Arc<RoomKeys>>,
     signer: Option<Signer>,
     pending: Arc<Mutex<Pending>>,

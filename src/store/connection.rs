@@ -1,12 +1,18 @@
-//! One Redis connection as a flash sale needs it (timeouts, redirections, reconnection), and
-//! the supervisor that keeps its connection task running.
+//! One Redis connection as a flash sale needs it (timeouts, redirections, reconnection), the
+//! store's set of them, and the supervisor that keeps each one working.
 
 use super::StoreError;
 use fred::{
     prelude::*,
     types::config::{Config, Options},
 };
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, PoisonError, RwLock,
+    },
+    time::Duration,
+};
 use tokio::time::Instant;
 
 /// When one store call gives up (`REDIS_TIMEOUT_MS` after it began). Each of its commands
@@ -59,6 +65,16 @@ impl Deadline {
     }
 }
 
+/// Whether fred failed a command because Redis redirected it (MOVED or ASK: the command did
+/// not run), so sending it again is safe.
+pub(super) fn redirected(err: &Error) -> bool {
+    *err.kind() == ErrorKind::Routing && err.details().starts_with("Too many redirections")
+}
+
+/// How long the store waits before sending a redirected command again: long enough for a
+/// slot being moved to finish moving its few keys, short against `REDIS_TIMEOUT_MS`.
+pub(super) const REDIRECT_PAUSE: Duration = Duration::from_millis(10);
+
 /// One connection with the settings that matter for a flash sale.
 pub(super) fn client(config: Config, timeout: Duration) -> Client {
     let perf = PerformanceConfig {
@@ -72,9 +88,14 @@ pub(super) fn client(config: Config, timeout: Duration) -> Client {
         // In-flight commands are re-sent after a reconnect; purchase.lua is safe to run twice
         // (request tokens), which is what makes this default safe to keep.
         max_command_attempts: 3,
-        // MOVED/ASK redirections are followed a few times while a slot migrates, then the
-        // command fails (503 to the client) instead of looping until the timeout.
-        max_redirections: 5,
+        // fred does not follow MOVED or ASK itself: a redirected command fails at once (after
+        // a MOVED, with the slot map read again) and the store sends it again while its
+        // deadline lasts ([`redirected`]). fred 10.1 follows an ASK by sending `ASKING` on a
+        // connection that may have commands in flight and taking the next reply as
+        // `ASKING`'s: one command then gets another's reply (seen: a purchase answered `OK`),
+        // and a command redirected too often ends the connection task ("Max attempts
+        // reached"; see [`supervise`]).
+        max_redirections: 0,
         ..ConnectionConfig::default()
     };
     // A connection that stops answering is torn down and reconnected, instead of every later
@@ -86,28 +107,90 @@ pub(super) fn client(config: Config, timeout: Duration) -> Client {
     Client::new(config, Some(perf), Some(connection), Some(policy))
 }
 
-/// Runs a client's connection task, starting it again whenever it ends with an error; it
-/// returns when the client was closed on purpose (`QUIT`).
+/// A store's connections, taken in turn. Unlike fred's `Pool`, whose clients are fixed, a
+/// client whose connection task ended with an error is replaced by a new one ([`supervise`]).
+pub(super) struct Connections {
+    clients: Box<[RwLock<Client>]>,
+    next: AtomicUsize,
+}
+
+impl Connections {
+    pub(super) fn new(clients: Vec<Client>) -> Self {
+        Self {
+            clients: clients.into_iter().map(RwLock::new).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many there are.
+    pub(super) fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// The client in place `index` now.
+    pub(super) fn get(&self, index: usize) -> Client {
+        self.clients[index]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The next client in turn that is connected right now, or the next in turn when none is
+    /// (as fred's `Pool::next_connected`).
+    pub(super) fn next_connected(&self) -> Client {
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        for step in 0..self.clients.len() {
+            let place = self.clients[(first + step) % self.clients.len()]
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if place.is_connected() {
+                return place.clone();
+            }
+        }
+        self.get(first % self.clients.len())
+    }
+
+    fn replace(&self, index: usize, client: Client) {
+        *self.clients[index]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = client;
+    }
+}
+
+/// Runs the connection task of the client in place `index`, and whenever it ends with an error
+/// puts a new client (same settings) in its place and runs that one's; it returns when the
+/// client was closed on purpose (`QUIT`). Each client's errors are kept in `last_error`.
 ///
-/// fred's connection task ends for good when its router meets an error it does not retry
-/// (seen while Redis Cluster moves a slot: "Max attempts reached"), and every later command on
-/// that client would then time out until a restart.
-pub(super) async fn supervise(client: Client) {
+/// fred 10.1's connection task ends for good when its router meets an error it does not
+/// retry (seen, while fred followed redirections itself, as "Max attempts reached" for a
+/// command redirected back and forth). Starting that task again is not enough: fred cancels
+/// the commands still queued for the ended task without taking them off its count of queued
+/// commands, and a client that counts commands still to come writes nothing to the socket
+/// until 200 more come or the connection is declared unresponsive: every command on it then
+/// times out for as long as traffic is light (README, "Redirections are the store's").
+pub(super) async fn supervise(
+    connections: Arc<Connections>,
+    index: usize,
+    last_error: Arc<Mutex<Option<String>>>,
+) {
     const FIRST_BACKOFF: Duration = Duration::from_millis(50);
     let mut backoff = FIRST_BACKOFF;
     loop {
+        let client = connections.get(index);
+        tokio::spawn(remember_errors(client.error_rx(), last_error.clone()));
         let started = std::time::Instant::now();
         match client.connect().await {
             Ok(Ok(())) => return,
             Ok(Err(err)) => tracing::warn!(
                 error = %err,
-                "Redis connection task stopped; starting it again"
+                "Redis connection task stopped; starting a new connection"
             ),
             Err(err) => tracing::warn!(
                 error = %err,
-                "Redis connection task failed; starting it again"
+                "Redis connection task failed; starting a new connection"
             ),
         }
+        connections.replace(index, client.clone_new());
         if started.elapsed() > Duration::from_secs(10) {
             backoff = FIRST_BACKOFF;
         }
@@ -118,9 +201,9 @@ pub(super) async fn supervise(client: Client) {
 
 /// Keeps the last error a connection broadcast (fred reports failed connects and reconnects
 /// there, not to the commands waiting for them), until the client is dropped.
-pub(super) async fn remember_errors(
+async fn remember_errors(
     mut errors: tokio::sync::broadcast::Receiver<(Error, Option<Server>)>,
-    last: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    last: Arc<Mutex<Option<String>>>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     loop {

@@ -29,7 +29,7 @@ pub use settings::{RedisSettings, ReplicaWait, UserAttemptLimit};
 pub use url::RedisUrl;
 
 use crate::domain::{SaleId, SaleSnapshot, UserId, UserRecord};
-use connection::Deadline;
+use connection::{Connections, Deadline};
 use fred::{bytes_utils::Str, clients::WithOptions, prelude::*, types::InfoKind};
 use futures_util::FutureExt;
 use keys::SaleKeys;
@@ -52,7 +52,7 @@ pub struct MemoryInfo {
 /// Redis reply (README, Benchmarks).
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    connections: std::sync::Arc<Connections>,
     scripts: Scripts,
     timeout: Duration,
     replica_wait: Option<ReplicaWait>,
@@ -73,9 +73,7 @@ impl Store {
             .map(|_| connection::client(url.config().clone(), timeout))
             .collect();
         Self {
-            // fred refuses only an empty pool, and `connections` is at least one.
-            pool: Pool::from_clients(clients)
-                .unwrap_or_else(|_| unreachable!("a pool of at least one client")),
+            connections: std::sync::Arc::new(Connections::new(clients)),
             scripts: Scripts::new(),
             timeout,
             replica_wait: None,
@@ -116,12 +114,12 @@ impl Store {
     /// task ended recovers by itself; commands sent before they are up wait for them (bounded
     /// by the command timeout).
     pub fn connect(&self) {
-        for client in self.pool.clients() {
-            tokio::spawn(connection::remember_errors(
-                client.error_rx(),
+        for index in 0..self.connections.len() {
+            tokio::spawn(connection::supervise(
+                self.connections.clone(),
+                index,
                 self.last_error.clone(),
             ));
-            tokio::spawn(connection::supervise(client.clone()));
         }
     }
 
@@ -129,8 +127,8 @@ impl Store {
     /// be reached.
     pub async fn connect_and_wait(&self) -> Result<(), StoreError> {
         self.connect();
-        for client in self.pool.clients() {
-            client.wait_for_connect().await?;
+        for index in 0..self.connections.len() {
+            self.connections.get(index).wait_for_connect().await?;
         }
         Ok(())
     }
@@ -138,8 +136,8 @@ impl Store {
     /// The next connection, preferring one that is connected right now. When none is (the
     /// worker just started, or Redis is reconnecting), waits for one until the call's
     /// `send_by`: a cluster client cannot route anything before it has read the slot map.
-    async fn client(&self, deadline: Deadline) -> &Client {
-        let client = self.pool.next_connected();
+    async fn client(&self, deadline: Deadline) -> Client {
+        let client = self.connections.next_connected();
         if !client.is_connected() {
             // Past it the command is handed to fred anyway, whose own timeout (the rest of the
             // deadline, or none: then it is not sent) fails it without ever writing it.
@@ -183,7 +181,7 @@ impl Store {
         Self::within(deadline, async move {
             let client = self.client(deadline).await;
             let reply = C::script(&self.scripts)
-                .call(client, deadline, || call.keys_and_args())
+                .call(&client, deadline, || call.keys_and_args())
                 .await?;
             C::parse(reply)
         })
@@ -210,7 +208,7 @@ impl Store {
     /// `SCRIPT LOAD`s every script (on every primary in cluster mode).
     pub async fn load_scripts(&self) -> Result<(), StoreError> {
         self.scripts
-            .load_all(self.client(self.deadline()).await)
+            .load_all(&self.client(self.deadline()).await)
             .await
     }
 
@@ -249,7 +247,7 @@ impl Store {
         // Script loads are not given the deadline: one that runs late loads a script, no harm.
         Self::within(deadline, async {
             self.scripts
-                .ensure_loaded(self.client(deadline).await)
+                .ensure_loaded(&self.client(deadline).await)
                 .await
         })
         .await

@@ -732,7 +732,7 @@ impl Store {
                     None => {
                         let client = self.client(deadline).await;
                         let reply = PurchaseBatch::script(&self.scripts)
-                            .call(client, deadline, || call.keys_and_args())
+                            .call(&client, deadline, || call.keys_and_args())
                             .await?;
                         PurchaseBatch::parse(reply)?
                     }
@@ -766,7 +766,7 @@ impl Store {
         wait: ReplicaWait,
         deadline: Deadline,
     ) -> Result<BatchReply, StoreError> {
-        let client = self.client(deadline).await;
+        let client = &self.client(deadline).await;
         let script = PurchaseBatch::script(&self.scripts);
         // WAIT has no key: in a cluster it must go to the node of the sale's slot.
         let slot = fred::util::redis_keyslot(call.keys.config().as_bytes());

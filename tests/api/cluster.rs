@@ -1,8 +1,8 @@
 //! Many sales on a real Redis Cluster, including while it moves a slot and while it fails over.
 
 use crate::helpers::{
-    assert_invariants, cluster::slot_of_sale, cluster::TestCluster, crowd, first_codes,
-    try_spawn_app, users, TestApp, TestRedis,
+    assert_invariants, cluster::cli, cluster::slot_of_sale, cluster::TestCluster, crowd,
+    first_codes, try_spawn_app, users, TestApp, TestRedis,
 };
 use fred::prelude::*;
 use std::{
@@ -101,6 +101,81 @@ async fn a_live_sale_keeps_its_invariants_while_its_slot_moves_to_another_primar
     let all: Vec<_> = attempts.into_iter().chain(after).collect();
     assert_invariants(&all, &buyers_in_redis, stock, 150);
     eprintln!("first answers during the move: {:?}", first_codes(&all));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_sells_at_once_again_after_a_half_migrated_slot_broke_its_connections() {
+    // Arrange: slots marked MIGRATING on their owners with no node importing them (a
+    // resharding cut short). A command for keys an owner lacks there (any purchase in a sale
+    // that does not exist, `ghost-N`) is sent on with ASK to a node that sends it back with
+    // MOVED. fred 10.1, following those itself, sent `ASKING` on busy connections and handed
+    // purchases other commands' replies (500s), then gave up ("Max attempts reached"), ended
+    // its connection task and cancelled the redirections queued behind it, still counting
+    // them as queued: its client then wrote nothing to the socket until the connection was
+    // declared unresponsive, and later buyers got 503s for as long as traffic stayed light.
+    let cluster = TestCluster::start(0).await;
+    let sale = "selling";
+    let apps = apps_on(&cluster, sale, 100_000, 1).await;
+    let ghosts = users("ghost", 12);
+    let set_slot = |ghost: &str, state: &[&str]| {
+        let slot = slot_of_sale(ghost);
+        let from = cluster.owner_of(slot);
+        let to = cluster.primaries().into_iter().find(|n| n.id != from.id);
+        let to = to.unwrap().id;
+        let state: Vec<&str> = state
+            .iter()
+            .map(|s| if *s == "TO" { to.as_str() } else { s })
+            .collect();
+        let slot = slot.to_string();
+        let command = [&["cluster", "setslot", &slot][..], &state].concat();
+        assert_eq!(cli(from.port, &command), "OK");
+    };
+    for ghost in &ghosts {
+        set_slot(ghost, &["migrating", "TO"]);
+    }
+
+    // Act: waves of concurrent purchases in the ghost sales, with the real sale's buyers
+    // among them; then the slots are made stable and buyers come one at a time, as after a
+    // drop's rush.
+    let mut during = BTreeMap::<String, usize>::new();
+    for wave in 0..6 {
+        let buyers = users(&format!("wave{wave}"), 48);
+        let purchases = buyers.iter().enumerate().map(|(n, user)| {
+            let in_sale = ghosts.get(n).map_or(sale, String::as_str);
+            apps[0].purchase_in(in_sale, user)
+        });
+        for reply in futures::future::join_all(purchases).await {
+            *during.entry(reply.code().to_owned()).or_default() += 1;
+        }
+    }
+    for ghost in &ghosts {
+        set_slot(ghost, &["stable"]);
+    }
+    let mut after = Vec::new();
+    for user in users("after", 16) {
+        let started = std::time::Instant::now();
+        let reply = apps[0].purchase_in(sale, &user).await;
+        after.push((reply.code().to_owned(), started.elapsed()));
+    }
+
+    // Assert: every later buyer is sold to: no connection is left holding its commands back
+    // (fred counted the cancelled redirections as still queued and wrote nothing to the socket
+    // until 200 piled up or the connection was declared unresponsive: such buyers got 503s).
+    eprintln!("while the slots were stuck: {during:?}; after: {after:?}");
+    for (code, _) in &after {
+        assert_eq!(
+            code, "PURCHASED",
+            "after the slots were made stable: {after:?}"
+        );
+    }
+    // While they were stuck, buyers were told the truth: sold, or "not now" (503) when fred
+    // gave up or handed a purchase another command's reply, never a 500.
+    let told: Vec<&str> = during.keys().map(String::as_str).collect();
+    assert!(
+        told.iter()
+            .all(|code| ["PURCHASED", "SERVICE_UNAVAILABLE"].contains(code)),
+        "{during:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,10 @@ pub(super) use sale::{BatchReply, PurchaseBatch, SoldOutBatch, SoldOutReply, Sta
 pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
 
-use super::{connection::Deadline, error::StoreError};
+use super::{
+    connection::{redirected, Deadline, REDIRECT_PAUSE},
+    error::StoreError,
+};
 use crate::domain::RoomSnapshot;
 use fred::{
     bytes_utils::Str,
@@ -91,7 +94,8 @@ impl LuaScript {
         Ok(())
     }
 
-    /// `EVALSHA`, reloading and retrying once on `NOSCRIPT`, each attempt carrying the call's
+    /// `EVALSHA`, reloading and retrying once on `NOSCRIPT` and sending it again while Redis
+    /// redirects it (a slot moved or moving; it did not run), each attempt carrying the call's
     /// deadline as fred's timeout. The arguments come from a closure so the hot path builds
     /// them once and only the rare retry builds them again.
     ///
@@ -107,12 +111,19 @@ impl LuaScript {
     where
         F: Fn() -> (MultipleKeys, Vec<Value>),
     {
-        let first = Box::pin(self.evalsha(client, deadline.options()?, args())).await;
-        match first {
-            Err(err) if err.details().starts_with("NOSCRIPT") => {
-                Box::pin(self.reload_and_call(client, deadline, args)).await
-            }
-            result => Ok(result?),
+        loop {
+            let first = Box::pin(self.evalsha(client, deadline.options()?, args())).await;
+            return match first {
+                // Not run: again, until the deadline (which `options` enforces).
+                Err(err) if redirected(&err) => {
+                    tokio::time::sleep(REDIRECT_PAUSE).await;
+                    continue;
+                }
+                Err(err) if err.details().starts_with("NOSCRIPT") => {
+                    Box::pin(self.reload_and_call(client, deadline, args)).await
+                }
+                result => Ok(result?),
+            };
         }
     }
 
