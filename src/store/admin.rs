@@ -141,12 +141,18 @@ impl Store {
             .await?;
         let id = sale.as_str().to_owned();
         let _: i64 = self
-            .command(|client| async move { client.zrem(SALES_INDEX, id).await })
+            .command(|client| {
+                let id = id.clone();
+                async move { client.zrem(SALES_INDEX, id).await }
+            })
             .await?;
         for set in [super::checkout::HOLD_SALES, super::queue::ROOM_SALES] {
             let id = sale.as_str().to_owned();
             let _: i64 = self
-                .command(|client| async move { client.srem(set, id).await })
+                .command(|client| {
+                    let id = id.clone();
+                    async move { client.srem(set, id).await }
+                })
                 .await?;
         }
         Ok(deleted)
@@ -160,7 +166,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = sale.as_str().to_owned();
         let _: i64 = self
-            .command(|client| async move { client.sadd(set, id).await })
+            .command(|client| {
+                let id = id.clone();
+                async move { client.sadd(set, id).await }
+            })
             .await?;
         Ok(())
     }
@@ -191,8 +200,11 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<(String, HashMap<String, String>)>, StoreError> {
         let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
-        self.command(|client| async move { client.xrange(key, start, "+", Some(limit)).await })
-            .await
+        self.command(|client| {
+            let (key, start) = (key.clone(), start.clone());
+            async move { client.xrange(key, start, "+", Some(limit)).await }
+        })
+        .await
     }
 
     /// Up to `limit` sale ids from position `offset` of the index, oldest first.
@@ -213,17 +225,20 @@ impl Store {
         let now_ms = chrono::Utc::now().timestamp_millis() as f64;
         let id = sale.as_str().to_owned();
         let _: i64 = self
-            .command(|client| async move {
-                client
-                    .zadd(
-                        SALES_INDEX,
-                        Some(SetOptions::NX),
-                        None::<Ordering>,
-                        false,
-                        false,
-                        (now_ms, id),
-                    )
-                    .await
+            .command(|client| {
+                let id = id.clone();
+                async move {
+                    client
+                        .zadd(
+                            SALES_INDEX,
+                            Some(SetOptions::NX),
+                            None::<Ordering>,
+                            false,
+                            false,
+                            (now_ms, id),
+                        )
+                        .await
+                }
             })
             .await?;
         Ok(())

@@ -89,8 +89,11 @@ impl Store {
             Vec::new()
         } else {
             let key = SaleKeys::new(sale).checkouts();
-            self.command(|client| async move { client.hmget(key, numbers).await })
-                .await?
+            self.command(|client| {
+                let (key, numbers) = (key.clone(), numbers.clone());
+                async move { client.hmget(key, numbers).await }
+            })
+            .await?
         };
         let mut rows = Vec::with_capacity(candidates.len());
         for (entry, record) in candidates.into_iter().zip(records) {

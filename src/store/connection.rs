@@ -65,15 +65,17 @@ impl Deadline {
     }
 }
 
-/// Whether fred failed a command because Redis redirected it (MOVED or ASK: the command did
-/// not run), so sending it again is safe.
-pub(super) fn redirected(err: &Error) -> bool {
-    *err.kind() == ErrorKind::Routing && err.details().starts_with("Too many redirections")
+/// Whether Redis did not run a command because its slot moved or is moving: redirected (MOVED
+/// or ASK, which fred reports as too many redirections) or `TRYAGAIN` (its keys are split
+/// between two nodes mid-move). Sending it again is safe.
+pub(super) fn slot_moving(err: &Error) -> bool {
+    (*err.kind() == ErrorKind::Routing && err.details().starts_with("Too many redirections"))
+        || err.details().starts_with("TRYAGAIN")
 }
 
-/// How long the store waits before sending a redirected command again: long enough for a
-/// slot being moved to finish moving its few keys, short against `REDIS_TIMEOUT_MS`.
-pub(super) const REDIRECT_PAUSE: Duration = Duration::from_millis(10);
+/// How long the store waits before sending such a command again: long enough for a slot being
+/// moved to move a few more keys, short against `REDIS_TIMEOUT_MS`.
+pub(super) const SLOT_MOVING_PAUSE: Duration = Duration::from_millis(10);
 
 /// One connection with the settings that matter for a flash sale.
 pub(super) fn client(config: Config, timeout: Duration) -> Client {
@@ -90,7 +92,7 @@ pub(super) fn client(config: Config, timeout: Duration) -> Client {
         max_command_attempts: 3,
         // fred does not follow MOVED or ASK itself: a redirected command fails at once (after
         // a MOVED, with the slot map read again) and the store sends it again while its
-        // deadline lasts ([`redirected`]). fred 10.1 follows an ASK by sending `ASKING` on a
+        // deadline lasts ([`slot_moving`]). fred 10.1 follows an ASK by sending `ASKING` on a
         // connection that may have commands in flight and taking the next reply as
         // `ASKING`'s: one command then gets another's reply (seen: a purchase answered `OK`),
         // and a command redirected too often ends the connection task ("Max attempts

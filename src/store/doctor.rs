@@ -50,8 +50,11 @@ fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 
 impl Store {
     async fn info(&self, kind: InfoKind) -> Result<String, StoreError> {
-        self.command(|client| async move { client.info(Some(kind)).await })
-            .await
+        self.command(|client| {
+            let kind = kind.clone();
+            async move { client.info(Some(kind)).await }
+        })
+        .await
     }
 
     /// Checks this Redis for the service; the first finding that cannot reach Redis ends it.

@@ -188,19 +188,28 @@ impl Store {
     }
 
     /// Runs one plain command on a connection, bounded: the connection it is given carries
-    /// the deadline as fred's timeout.
+    /// the deadline as fred's timeout. Sent again while Redis does not run it because its slot
+    /// is moving, as a script call is.
     async fn command<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
     where
-        F: FnOnce(WithOptions<Client>) -> Fut,
+        F: Fn(WithOptions<Client>) -> Fut,
         Fut: Future<Output = Result<T, fred::error::Error>>,
     {
         let deadline = self.deadline();
         Self::within(deadline, async {
-            let client = self
-                .client(deadline)
-                .await
-                .with_options(&deadline.options()?);
-            Ok(Box::pin(command(client)).await?)
+            loop {
+                let client = self
+                    .client(deadline)
+                    .await
+                    .with_options(&deadline.options()?);
+                return match Box::pin(command(client)).await {
+                    Err(err) if connection::slot_moving(&err) => {
+                        tokio::time::sleep(connection::SLOT_MOVING_PAUSE).await;
+                        continue;
+                    }
+                    result => Ok(result?),
+                };
+            }
         })
         .await
     }

@@ -659,8 +659,11 @@ impl Store {
             lane.set_local(None);
         }
         let key = lane.keys.refused();
-        self.command(|client| async move { client.incr_by::<i64, _>(key, refused as i64).await })
-            .await?;
+        self.command(|client| {
+            let key = key.clone();
+            async move { client.incr_by::<i64, _>(key, refused as i64).await }
+        })
+        .await?;
         Ok(())
     }
 

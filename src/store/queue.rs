@@ -35,8 +35,9 @@ impl Store {
     pub async fn room_keys(&self, sale: &SaleId) -> Result<RoomKeys, StoreError> {
         let room = SaleKeys::new(sale).room();
         let fields: Vec<Option<String>> = self
-            .command(|client| async move {
-                client.hmget(room, vec!["rate", "seed", "commitment"]).await
+            .command(|client| {
+                let room = room.clone();
+                async move { client.hmget(room, vec!["rate", "seed", "commitment"]).await }
             })
             .await?;
         let field = |n: usize| fields.get(n).cloned().flatten().unwrap_or_default();
@@ -93,10 +94,13 @@ impl Store {
         let key = SaleKeys::new(sale).prequeue();
         let last = offset.saturating_add(limit).saturating_sub(1);
         let members: Vec<String> = self
-            .command(|client| async move {
-                client
-                    .zrange(key, offset as i64, last as i64, None, false, None, false)
-                    .await
+            .command(|client| {
+                let key = key.clone();
+                async move {
+                    client
+                        .zrange(key, offset as i64, last as i64, None, false, None, false)
+                        .await
+                }
             })
             .await?;
         // A member is '<rankKey>:<userId>', the rank key 64 hex characters.

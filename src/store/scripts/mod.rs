@@ -26,7 +26,7 @@ pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
 
 use super::{
-    connection::{redirected, Deadline, REDIRECT_PAUSE},
+    connection::{slot_moving, Deadline, SLOT_MOVING_PAUSE},
     error::StoreError,
 };
 use crate::domain::RoomSnapshot;
@@ -95,7 +95,7 @@ impl LuaScript {
     }
 
     /// `EVALSHA`, reloading and retrying once on `NOSCRIPT` and sending it again while Redis
-    /// redirects it (a slot moved or moving; it did not run), each attempt carrying the call's
+    /// does not run it because its slot is moving ([`slot_moving`]), each attempt carrying the call's
     /// deadline as fred's timeout. The arguments come from a closure so the hot path builds
     /// them once and only the rare retry builds them again.
     ///
@@ -115,8 +115,8 @@ impl LuaScript {
             let first = Box::pin(self.evalsha(client, deadline.options()?, args())).await;
             return match first {
                 // Not run: again, until the deadline (which `options` enforces).
-                Err(err) if redirected(&err) => {
-                    tokio::time::sleep(REDIRECT_PAUSE).await;
+                Err(err) if slot_moving(&err) => {
+                    tokio::time::sleep(SLOT_MOVING_PAUSE).await;
                     continue;
                 }
                 Err(err) if err.details().starts_with("NOSCRIPT") => {
