@@ -220,3 +220,33 @@ async fn remember_errors(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_command_redis_did_not_run_for_a_moving_slot_is_sent_again() {
+        let not_run = [
+            // fred's answer for a MOVED or ASK it was told not to follow.
+            Error::new(ErrorKind::Routing, "Too many redirections."),
+            Error::new(
+                ErrorKind::Unknown,
+                "TRYAGAIN Multiple keys request during rehashing of slot",
+            ),
+        ];
+        for err in &not_run {
+            assert!(slot_moving(err), "{err:?}");
+        }
+        let maybe_run_or_not_a_move = [
+            Error::new(ErrorKind::Routing, "Max attempts reached."),
+            Error::new(ErrorKind::Timeout, "Request timed out."),
+            Error::new(ErrorKind::IO, "Connection closed."),
+            Error::new(ErrorKind::Cluster, "CLUSTERDOWN The cluster is down"),
+            Error::new(ErrorKind::Unknown, "ERR Error running script"),
+        ];
+        for err in &maybe_run_or_not_a_move {
+            assert!(!slot_moving(err), "{err:?}");
+        }
+    }
+}
