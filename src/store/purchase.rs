@@ -6,6 +6,7 @@
 //! connection.
 
 use super::{
+    connection::{slot_moving, SLOT_MOVING_PAUSE},
     keys::SaleKeys,
     scripts::{BatchReply, PurchaseBatch, PurchaseEntry, ScriptCall, SoldOutBatch, SoldOutReply},
     Deadline, ReplicaWait, Store, StoreError, UserAttemptLimit,
@@ -800,6 +801,12 @@ impl Store {
             Ok::<_, fred::error::Error>(pipeline.try_all::<Value>().await)
         };
         let mut replies = send(options()?).await?;
+        // The script not run because its slot is moving (the `WAIT` then vouched for nothing):
+        // both again, as a lone script call is sent again (`LuaScript::call`).
+        while matches!(replies.first(), Some(Err(err)) if slot_moving(err)) {
+            tokio::time::sleep(SLOT_MOVING_PAUSE).await;
+            replies = send(options()?).await?;
+        }
         let no_script =
             matches!(replies.first(), Some(Err(err)) if err.details().starts_with("NOSCRIPT"));
         if no_script {

@@ -104,6 +104,68 @@ async fn a_live_sale_keeps_its_invariants_while_its_slot_moves_to_another_primar
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purchases_that_wait_for_a_replica_keep_their_invariants_while_their_slot_moves() {
+    // Arrange: each primary with a replica, two instances answering a purchase only once a
+    // replica has it (`PURCHASE_WAIT_REPLICAS=1`: the script and `WAIT` in one pipeline).
+    let cluster = TestCluster::start(1).await;
+    let sale = "waiting";
+    let mut apps = Vec::new();
+    let redis = TestRedis::start().await; // only for base_env's other variables
+    for n in 0..2 {
+        let mut env = crate::helpers::base_env(&redis);
+        env.insert("REDIS_URL".into(), cluster.url());
+        env.insert("SALE_ID".into(), sale.into());
+        env.insert("SALE_TOTAL_STOCK".into(), "150".into());
+        // WAIT holds its connection until the replica answers: enough connections for the
+        // crowd (as in failover.rs).
+        for (name, value) in [
+            ("PURCHASE_WAIT_REPLICAS", "1"),
+            ("PURCHASE_WAIT_TIMEOUT_MS", "500"),
+            ("REDIS_TIMEOUT_MS", "2000"),
+            ("REDIS_POOL_SIZE", "32"),
+        ] {
+            env.insert(name.into(), value.into());
+        }
+        if n > 0 {
+            for seeded in [
+                "SALE_TOTAL_STOCK",
+                "SALE_PRODUCT_NAME",
+                "SALE_START",
+                "SALE_END",
+            ] {
+                env.remove(seeded);
+            }
+        }
+        apps.push(try_spawn_app(env).await.unwrap());
+    }
+    let slot = slot_of_sale(sale);
+    let from = cluster.owner_of(slot);
+    let to = cluster
+        .primaries()
+        .into_iter()
+        .find(|node| node.id != from.id)
+        .unwrap();
+
+    // Act: 300 buyers while the slot's keys move, then a few more.
+    let buyers = users("during", 300);
+    let (attempts, ()) = tokio::join!(crowd(&apps, sale, &buyers, 16), async {
+        cluster.migrate_slot(slot, &to).await
+    });
+    let after = crowd(&apps, sale, &users("after", 5), 5).await;
+
+    // Assert: the slot moved, nothing oversold or lost, the instances still sell afterwards.
+    assert_eq!(cluster.owner_of(slot).id, to.id);
+    let client = cluster.client().await;
+    let (buyers_in_redis, stock) = sale_state(&client, sale).await;
+    let all: Vec<_> = attempts.into_iter().chain(after).collect();
+    assert_invariants(&all, &buyers_in_redis, stock, 150);
+    eprintln!(
+        "first answers while waiting for replicas: {:?}",
+        first_codes(&all)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_sells_at_once_again_after_a_half_migrated_slot_broke_its_connections() {
     // Arrange: slots marked MIGRATING on their owners with no node importing them (a
     // resharding cut short). A command for keys an owner lacks there (any purchase in a sale
