@@ -13,6 +13,17 @@ use std::{
 
 /// `count` instances on the cluster; the first seeds `sale` with `stock` units.
 async fn apps_on(cluster: &TestCluster, sale: &str, stock: u32, count: usize) -> Vec<TestApp> {
+    apps_on_with(cluster, sale, stock, count, &[]).await
+}
+
+/// [`apps_on`] with more variables for every instance.
+async fn apps_on_with(
+    cluster: &TestCluster,
+    sale: &str,
+    stock: u32,
+    count: usize,
+    extra: &[(&str, &str)],
+) -> Vec<TestApp> {
     let redis = TestRedis::start().await; // only for base_env's other variables
     let mut apps = Vec::new();
     for n in 0..count {
@@ -26,6 +37,9 @@ async fn apps_on(cluster: &TestCluster, sale: &str, stock: u32, count: usize) ->
             env.remove("SALE_END");
         } else {
             env.insert("SALE_TOTAL_STOCK".into(), stock.to_string());
+        }
+        for (name, value) in extra {
+            env.insert((*name).into(), (*value).into());
         }
         apps.push(try_spawn_app(env).await.unwrap());
     }
@@ -74,12 +88,15 @@ async fn six_sales_on_three_primaries_each_sell_exactly_their_stock() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_live_sale_keeps_its_invariants_while_its_slot_moves_to_another_primary() {
-    // Arrange
-    let cluster = TestCluster::start(0).await;
-    let sale = "moving";
-    let apps = apps_on(&cluster, sale, 150, 2).await;
+/// 300 buyers of `sale` (of `stock` units) through `apps` while its slot's keys move to another
+/// primary a few at a time, then a few more: the slot moved, nothing is oversold or lost, and
+/// the instances still sell afterwards. The buyers' first answers, by code.
+async fn sells_through_a_slot_move(
+    cluster: &TestCluster,
+    apps: &[TestApp],
+    sale: &str,
+    stock: i64,
+) -> BTreeMap<String, usize> {
     let slot = slot_of_sale(sale);
     let from = cluster.owner_of(slot);
     let to = cluster
@@ -87,82 +104,47 @@ async fn a_live_sale_keeps_its_invariants_while_its_slot_moves_to_another_primar
         .into_iter()
         .find(|node| node.id != from.id)
         .unwrap();
-    // Act: 300 buyers while the slot's keys move, a few at a time, then a few more.
     let buyers = users("during", 300);
-    let (attempts, ()) = tokio::join!(crowd(&apps, sale, &buyers, 16), async {
+    let (attempts, ()) = tokio::join!(crowd(apps, sale, &buyers, 16), async {
         cluster.migrate_slot(slot, &to).await
     });
-    let after = crowd(&apps, sale, &users("after", 5), 5).await;
+    let after = crowd(apps, sale, &users("after", 5), 5).await;
 
-    // Assert: the slot moved, nothing oversold or lost, the instances still sell afterwards.
     assert_eq!(cluster.owner_of(slot).id, to.id);
     let client = cluster.client().await;
-    let (buyers_in_redis, stock) = sale_state(&client, sale).await;
+    let (buyers_in_redis, left) = sale_state(&client, sale).await;
     let all: Vec<_> = attempts.into_iter().chain(after).collect();
-    assert_invariants(&all, &buyers_in_redis, stock, 150);
-    eprintln!("first answers during the move: {:?}", first_codes(&all));
+    assert_invariants(&all, &buyers_in_redis, left, stock);
+    first_codes(&all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_sale_keeps_its_invariants_while_its_slot_moves_to_another_primary() {
+    let cluster = TestCluster::start(0).await;
+    let apps = apps_on(&cluster, "moving", 150, 2).await;
+
+    let codes = sells_through_a_slot_move(&cluster, &apps, "moving", 150).await;
+
+    eprintln!("first answers during the move: {codes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purchases_that_wait_for_a_replica_keep_their_invariants_while_their_slot_moves() {
-    // Arrange: each primary with a replica, two instances answering a purchase only once a
-    // replica has it (`PURCHASE_WAIT_REPLICAS=1`: the script and `WAIT` in one pipeline).
+    // Each primary with a replica, purchases answered only once a replica has them (the
+    // script and `WAIT` in one pipeline). WAIT holds its connection until the replica
+    // answers: enough connections for the crowd (as in failover.rs).
     let cluster = TestCluster::start(1).await;
-    let sale = "waiting";
-    let mut apps = Vec::new();
-    let redis = TestRedis::start().await; // only for base_env's other variables
-    for n in 0..2 {
-        let mut env = crate::helpers::base_env(&redis);
-        env.insert("REDIS_URL".into(), cluster.url());
-        env.insert("SALE_ID".into(), sale.into());
-        env.insert("SALE_TOTAL_STOCK".into(), "150".into());
-        // WAIT holds its connection until the replica answers: enough connections for the
-        // crowd (as in failover.rs).
-        for (name, value) in [
-            ("PURCHASE_WAIT_REPLICAS", "1"),
-            ("PURCHASE_WAIT_TIMEOUT_MS", "500"),
-            ("REDIS_TIMEOUT_MS", "2000"),
-            ("REDIS_POOL_SIZE", "32"),
-        ] {
-            env.insert(name.into(), value.into());
-        }
-        if n > 0 {
-            for seeded in [
-                "SALE_TOTAL_STOCK",
-                "SALE_PRODUCT_NAME",
-                "SALE_START",
-                "SALE_END",
-            ] {
-                env.remove(seeded);
-            }
-        }
-        apps.push(try_spawn_app(env).await.unwrap());
-    }
-    let slot = slot_of_sale(sale);
-    let from = cluster.owner_of(slot);
-    let to = cluster
-        .primaries()
-        .into_iter()
-        .find(|node| node.id != from.id)
-        .unwrap();
+    let waiting = [
+        ("PURCHASE_WAIT_REPLICAS", "1"),
+        ("PURCHASE_WAIT_TIMEOUT_MS", "500"),
+        ("REDIS_TIMEOUT_MS", "2000"),
+        ("REDIS_POOL_SIZE", "32"),
+    ];
+    let apps = apps_on_with(&cluster, "waiting", 150, 2, &waiting).await;
 
-    // Act: 300 buyers while the slot's keys move, then a few more.
-    let buyers = users("during", 300);
-    let (attempts, ()) = tokio::join!(crowd(&apps, sale, &buyers, 16), async {
-        cluster.migrate_slot(slot, &to).await
-    });
-    let after = crowd(&apps, sale, &users("after", 5), 5).await;
+    let codes = sells_through_a_slot_move(&cluster, &apps, "waiting", 150).await;
 
-    // Assert: the slot moved, nothing oversold or lost, the instances still sell afterwards.
-    assert_eq!(cluster.owner_of(slot).id, to.id);
-    let client = cluster.client().await;
-    let (buyers_in_redis, stock) = sale_state(&client, sale).await;
-    let all: Vec<_> = attempts.into_iter().chain(after).collect();
-    assert_invariants(&all, &buyers_in_redis, stock, 150);
-    eprintln!(
-        "first answers while waiting for replicas: {:?}",
-        first_codes(&all)
-    );
+    eprintln!("first answers while waiting for replicas: {codes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
