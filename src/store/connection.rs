@@ -75,7 +75,25 @@ pub(super) fn slot_moving(err: &Error) -> bool {
 
 /// How long the store waits before sending such a command again: long enough for a slot being
 /// moved to move a few more keys, short against `REDIS_TIMEOUT_MS`.
-pub(super) const SLOT_MOVING_PAUSE: Duration = Duration::from_millis(10);
+const SLOT_MOVING_PAUSE: Duration = Duration::from_millis(10);
+
+/// Sends a command (`send`, given fred's options for the deadline) until Redis runs it: again
+/// after a pause while its slot is moving ([`slot_moving`]). The outer error is the deadline
+/// passing first; the inner, fred's answer, for the caller to read (`NOSCRIPT`, …).
+pub(super) async fn send_while_slot_moves<T, Fut>(
+    deadline: Deadline,
+    send: impl Fn(Options) -> Fut,
+) -> Result<Result<T, Error>, StoreError>
+where
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    loop {
+        match send(deadline.options()?).await {
+            Err(err) if slot_moving(&err) => tokio::time::sleep(SLOT_MOVING_PAUSE).await,
+            answer => return Ok(answer),
+        }
+    }
+}
 
 /// One connection with the settings that matter for a flash sale.
 pub(super) fn client(config: Config, timeout: Duration) -> Client {
@@ -92,7 +110,7 @@ pub(super) fn client(config: Config, timeout: Duration) -> Client {
         max_command_attempts: 3,
         // fred does not follow MOVED or ASK itself: a redirected command fails at once (after
         // a MOVED, with the slot map read again) and the store sends it again while its
-        // deadline lasts ([`slot_moving`]). fred 10.1 follows an ASK by sending `ASKING` on a
+        // deadline lasts ([`send_while_slot_moves`]). fred 10.1 follows an ASK by sending `ASKING` on a
         // connection that may have commands in flight and taking the next reply as
         // `ASKING`'s: one command then gets another's reply (seen: a purchase answered `OK`),
         // and a command redirected too often ends the connection task ("Max attempts

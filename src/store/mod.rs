@@ -197,19 +197,11 @@ impl Store {
     {
         let deadline = self.deadline();
         Self::within(deadline, async {
-            loop {
-                let client = self
-                    .client(deadline)
-                    .await
-                    .with_options(&deadline.options()?);
-                return match Box::pin(command(client)).await {
-                    Err(err) if connection::slot_moving(&err) => {
-                        tokio::time::sleep(connection::SLOT_MOVING_PAUSE).await;
-                        continue;
-                    }
-                    result => Ok(result?),
-                };
-            }
+            let client = self.client(deadline).await;
+            Ok(connection::send_while_slot_moves(deadline, |options| {
+                Box::pin(command(client.with_options(&options)))
+            })
+            .await??)
         })
         .await
     }

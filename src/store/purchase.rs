@@ -6,7 +6,7 @@
 //! connection.
 
 use super::{
-    connection::{slot_moving, SLOT_MOVING_PAUSE},
+    connection::{send_while_slot_moves, slot_moving},
     keys::SaleKeys,
     scripts::{BatchReply, PurchaseBatch, PurchaseEntry, ScriptCall, SoldOutBatch, SoldOutReply},
     Deadline, ReplicaWait, Store, StoreError, UserAttemptLimit,
@@ -781,15 +781,15 @@ impl Store {
         // The buyer's retry (503) runs both again, and the replayed script writes again.
         // fred marks no pipeline as timed out, so one is never queued for a connection being
         // re-made either (fail fast): it could be written after its buyer was told 503.
-        let options = || {
-            Ok::<_, StoreError>(Options {
+        // The script not run because its slot is moving (the `WAIT` then vouched for nothing)
+        // counts as the pipeline not run: both again, as a lone script call is sent again.
+        let send = |options: Options| async move {
+            let options = Options {
                 cluster_hash: Some(ClusterHash::Custom(slot)),
                 max_attempts: Some(1),
                 fail_fast: true,
-                ..deadline.options()?
-            })
-        };
-        let send = |options: Options| async move {
+                ..options
+            };
             let (keys, values) = call.keys_and_args();
             let pipeline = client.pipeline();
             let routed = pipeline.with_options(&options);
@@ -798,21 +798,19 @@ impl Store {
             let _: () = routed
                 .wait(i64::from(wait.replicas), wait.timeout_ms as i64)
                 .await?;
-            Ok::<_, fred::error::Error>(pipeline.try_all::<Value>().await)
+            let replies = pipeline.try_all::<Value>().await;
+            match replies.first() {
+                Some(Err(err)) if slot_moving(err) => Err(err.clone()),
+                _ => Ok(replies),
+            }
         };
-        let mut replies = send(options()?).await?;
-        // The script not run because its slot is moving (the `WAIT` then vouched for nothing):
-        // both again, as a lone script call is sent again (`LuaScript::call`).
-        while matches!(replies.first(), Some(Err(err)) if slot_moving(err)) {
-            tokio::time::sleep(SLOT_MOVING_PAUSE).await;
-            replies = send(options()?).await?;
-        }
+        let mut replies = send_while_slot_moves(deadline, send).await??;
         let no_script =
             matches!(replies.first(), Some(Err(err)) if err.details().starts_with("NOSCRIPT"));
         if no_script {
             crate::metrics::script_reload(script.name());
             script.load(client).await?;
-            replies = send(options()?).await?;
+            replies = send_while_slot_moves(deadline, send).await??;
         }
         let mut replies = replies.into_iter();
         let (reply, acked) = match (replies.next(), replies.next()) {

@@ -26,7 +26,7 @@ pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
 
 use super::{
-    connection::{slot_moving, Deadline, SLOT_MOVING_PAUSE},
+    connection::{send_while_slot_moves, Deadline},
     error::StoreError,
 };
 use crate::domain::RoomSnapshot;
@@ -95,7 +95,7 @@ impl LuaScript {
     }
 
     /// `EVALSHA`, reloading and retrying once on `NOSCRIPT` and sending it again while Redis
-    /// does not run it because its slot is moving ([`slot_moving`]), each attempt carrying the call's
+    /// does not run it because its slot is moving ([`send_while_slot_moves`]), each attempt carrying the call's
     /// deadline as fred's timeout. The arguments come from a closure so the hot path builds
     /// them once and only the rare retry builds them again.
     ///
@@ -111,20 +111,28 @@ impl LuaScript {
     where
         F: Fn() -> (MultipleKeys, Vec<Value>),
     {
-        loop {
-            let first = Box::pin(self.evalsha(client, deadline.options()?, args())).await;
-            return match first {
-                // Not run: again, until the deadline (which `options` enforces).
-                Err(err) if slot_moving(&err) => {
-                    tokio::time::sleep(SLOT_MOVING_PAUSE).await;
-                    continue;
-                }
-                Err(err) if err.details().starts_with("NOSCRIPT") => {
-                    Box::pin(self.reload_and_call(client, deadline, args)).await
-                }
-                result => Ok(result?),
-            };
+        match self.send(client, deadline, &args).await? {
+            Err(err) if err.details().starts_with("NOSCRIPT") => {
+                Box::pin(self.reload_and_call(client, deadline, args)).await
+            }
+            result => Ok(result?),
         }
+    }
+
+    /// `EVALSHA`, sent again while its slot is moving.
+    async fn send<F>(
+        &self,
+        client: &Client,
+        deadline: Deadline,
+        args: &F,
+    ) -> Result<Result<Value, fred::error::Error>, StoreError>
+    where
+        F: Fn() -> (MultipleKeys, Vec<Value>),
+    {
+        send_while_slot_moves(deadline, |options| {
+            Box::pin(self.evalsha(client, options, args()))
+        })
+        .await
     }
 
     /// One `EVALSHA` with these options (the deadline's timeout). fred's `evalsha` takes none
@@ -180,7 +188,7 @@ impl LuaScript {
         );
         crate::metrics::script_reload(self.name);
         self.script.load(client).await?;
-        Ok(self.evalsha(client, deadline.options()?, args()).await?)
+        Ok(self.send(client, deadline, &args).await??)
     }
 }
 
