@@ -1,17 +1,21 @@
 -- order.lua: reads, confirms or cancels one order of a checkout sale, atomically (admin confirm
 -- and cancel, the buyer's cancel, Stripe's events).
 --
--- KEYS[1] config, KEYS[2] buyers (the prefix of its buckets), KEYS[3] checkouts, KEYS[4]
--- expiries, KEYS[5] orders (stream), KEYS[6] payments (sorted set: payment event id -> when
--- it was applied, kept four days: Stripe retries for three)
+-- KEYS[1] config, KEYS[2] checkouts, KEYS[3] expiries, KEYS[4] orders (stream), KEYS[5]
+-- payments (sorted set: payment event id -> when it was applied, kept four days: Stripe
+-- retries for three), KEYS[6] the buyer bucket of ARGV[8] for ARGV[9] buyerBuckets (absent
+-- when ARGV[8] is '')
 -- ARGV[1] 'read', 'confirm' or 'cancel'; ARGV[2] orderNumber, or '' to find the order by
 -- ARGV[3] userId (the buyer's own order); ARGV[4] the reservation token the caller must hold,
--- or ''; ARGV[5] saleId; ARGV[6] the HTTP request id; ARGV[7] the payment event id, or ''
+-- or ''; ARGV[5] saleId; ARGV[6] the HTTP request id; ARGV[7] the payment event id, or '';
+-- ARGV[8] the user whose bucket KEYS[6] is, or ''; ARGV[9] the buyerBuckets it was computed for
 --
 -- Returns {'SALE_NOT_FOUND'}, {'ORDER_NOT_FOUND'}, or {status, order record (JSON)} with status
 -- 'OK' (done, or already so), 'DUPLICATE' (this payment event was applied before; nothing
 -- changed), 'HOLD_EXPIRED' (a confirm whose units went to someone else: refund) or
--- 'ORDER_CONFIRMED' (a paid order is not cancelled here).
+-- 'ORDER_CONFIRMED' (a paid order is not cancelled here); or {'BUCKET', userId, buyerBuckets}
+-- when the script needs that user's bucket and was not given it (a late payment: the caller
+-- knew only the order number), with nothing written: the caller calls again with it.
 --
 -- A confirm and an expiry of the same hold are two calls Redis runs one after the other:
 -- whichever runs first decides, and the other sees its result (README, Checkout).
@@ -24,10 +28,20 @@ if not order_seq then
   return {'ORDER_NOT_FOUND'}
 end
 local co = checkout_lib()
-local k = co.checkout_keys(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+local k = co.checkout_keys(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+-- The bucket of `user` when the caller passed it for the sale's buyerBuckets, else nil.
+local function bucket_of(user)
+  if ARGV[8] == user and tonumber(ARGV[9]) == buckets then
+    return KEYS[6]
+  end
+end
 local order = ARGV[2]
 if order == '' then
-  local buyer = redis.call('HGET', buyer_bucket(k.buyers, buckets, ARGV[3]), ARGV[3])
+  local bucket = bucket_of(ARGV[3])
+  if not bucket then
+    return {'BUCKET', ARGV[3], buckets}
+  end
+  local buyer = redis.call('HGET', bucket, ARGV[3])
   if not buyer then
     return {'ORDER_NOT_FOUND'}
   end
@@ -36,14 +50,16 @@ if order == '' then
 end
 local record = co.read_order(k.checkouts, order)
 if not record or (ARGV[3] ~= '' and record.u ~= ARGV[3])
-    or (ARGV[4] ~= '' and record.r ~= ARGV[4]) then
+    or (ARGV[4] ~= '' and record.r ~= ARGV[4])
+    or (ARGV[2] == '' and co.lapsed(record)) then
+  -- (The buyer's own order is the one their record names while its units are theirs.)
   return {'ORDER_NOT_FOUND'}
 end
 local action = ARGV[1]
 if action == 'read' then
   return {'OK', cjson.encode(record)}
 end
-if ARGV[7] ~= '' and redis.call('ZSCORE', KEYS[6], ARGV[7]) then
+if ARGV[7] ~= '' and redis.call('ZSCORE', KEYS[5], ARGV[7]) then
   return {'DUPLICATE', cjson.encode(record)}
 end
 
@@ -62,12 +78,27 @@ if action == 'confirm' then
   elseif record.s == 'released' then
     -- Paid after its hold was released: the units are taken again if they are still free and
     -- the buyer holds no newer order (one order per buyer); otherwise the shop refunds.
-    local bucket = buyer_bucket(k.buyers, buckets, record.u)
-    local reordered = redis.call('HEXISTS', bucket, record.u) == 1
+    local bucket = bucket_of(record.u)
+    if not bucket then
+      return {'BUCKET', record.u, buckets}
+    end
+    -- The buyer's record, if any: left lapsed by a release (prelude: release_order), naming
+    -- this order or a newer one released too, or naming a newer order that is the buyer's.
+    local buyer = redis.call('HGET', bucket, record.u)
+    local lapsed_record, reordered = false, false
+    if buyer then
+      local bought_ms, named, token = parse_buyer(buyer)
+      lapsed_record = named == record.n
+        or co.lapsed(co.buyer_order(k.checkouts, record.u, bought_ms, named, token))
+      reordered = not lapsed_record
+    end
     if not reordered and total - sold >= record.q then
       record.late = true
       redis.call('HINCRBY', k.config, 'sold', record.q)
       redis.call('HINCRBY', k.config, 'confirmed', record.q)
+      if lapsed_record then
+        redis.call('HINCRBY', k.config, 'lapsed', -1)
+      end
       redis.call('HSET', bucket, record.u, buyer_record(record.c, record.n, record.t))
       co.write_order(k.checkouts, record, 'confirmed', now_ms)
       co.order_event(k.orders, 'order.confirmed', ARGV[5], record, now_ms, ARGV[6])
@@ -82,7 +113,7 @@ if action == 'confirm' then
   end
 elseif action == 'cancel' then
   if record.s == 'held' then
-    co.release_order(k, buckets, record, now_ms, ARGV[5], ARGV[6], 'cancelled')
+    co.release_order(k, record, now_ms, ARGV[5], ARGV[6], 'cancelled')
   elseif record.s == 'confirmed' then
     status = 'ORDER_CONFIRMED'
   end
@@ -90,7 +121,7 @@ else
   return redis.error_reply('order.lua: unknown action ' .. action)
 end
 if ARGV[7] ~= '' then
-  redis.call('ZADD', KEYS[6], now_ms, ARGV[7])
-  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now_ms - 4 * 86400000)
+  redis.call('ZADD', KEYS[5], now_ms, ARGV[7])
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms - 4 * 86400000)
 end
 return {status, cjson.encode(record)}

@@ -39,24 +39,16 @@ local function buyer_buckets(total)
   return math.min(65536, math.max(1, math.ceil(total / 100)))
 end
 
--- The bucket of a user: the same for every instance and build (SHA-1 of the userId). All
--- buckets carry the sale's hash tag, so they share the slot of the keys the script was given.
-local function buyer_bucket(buyers_prefix, buckets, user)
-  if buckets <= 1 then
-    return buyers_prefix .. ':0'
-  end
-  return buyers_prefix .. ':' .. (tonumber(string.sub(redis.sha1hex(user), 1, 8), 16) % buckets)
-end
+-- A user's bucket is the first 32 bits of the SHA-1 of their userId modulo buyerBuckets; the
+-- service computes it (src/store/keys.rs, bucket_of) and passes the bucket in KEYS, with the
+-- buyerBuckets it assumed, so no script names a key it was not given (SPEC §2; lua/key_check.lua
+-- holds the tests to it). A script handed a bucket for another buyerBuckets answers with the
+-- sale's number before it reads or writes anything else, and the service calls again.
 
--- Removes every buyer bucket of a sale (admin scripts only: O(buckets)).
-local function delete_buyers(buyers_prefix, buckets)
-  local batch = {}
-  for n = 0, buckets - 1 do
-    batch[#batch + 1] = buyers_prefix .. ':' .. n
-    if #batch == 1000 or n == buckets - 1 then
-      redis.call('UNLINK', unpack(batch))
-      batch = {}
-    end
+-- Removes the keys KEYS[first..#KEYS] (a sale's buyer buckets; admin scripts only: O(buckets)).
+local function unlink_keys_from(first)
+  for from = first, #KEYS, 1000 do
+    redis.call('UNLINK', unpack(KEYS, from, math.min(from + 999, #KEYS)))
   end
 end
 
@@ -208,29 +200,29 @@ local function checkout_lib()
   end
 
   -- The keys of a sale's checkouts, in the order the checkout scripts take them.
-  -- k.config, k.buyers (bucket prefix), k.checkouts, k.expiries, k.orders
-  local function checkout_keys(config, buyers, checkouts, expiries, orders)
-    return {config = config, buyers = buyers, checkouts = checkouts, expiries = expiries,
-      orders = orders}
+  local function checkout_keys(config, checkouts, expiries, orders)
+    return {config = config, checkouts = checkouts, expiries = expiries, orders = orders}
   end
 
-  -- Releases a held or confirmed order: its units return to stock, its buyer record goes (so the
-  -- buyer may buy again) unless it already names a newer order, and the order stream says why.
-  -- The caller has checked the state, so no order is released twice.
-  local function release_order(k, buckets, record, now_ms, sale_id, request_id, reason)
+  -- An order whose units are no longer its own: released, or a late payment refused. A buyer
+  -- record that names one is lapsed: its user holds nothing and may buy again.
+  local function lapsed(record)
+    return record.s == 'released' or record.s == 'refund_required'
+  end
+
+  -- Releases a held or confirmed order: its units return to stock and the order stream says
+  -- why. Its buyer record stays, lapsed (the order it names says so), and is counted in the
+  -- config's `lapsed`: a hold expiring as another buyer's purchase runs is released by that
+  -- purchase, which was not given the holder's bucket (SPEC §2: no key outside KEYS). The
+  -- holder's next purchase overwrites it. The caller has checked the state, so no order is
+  -- released twice.
+  local function release_order(k, record, now_ms, sale_id, request_id, reason)
     local was = record.s
     redis.call('HINCRBY', k.config, 'sold', -record.q)
     redis.call('HINCRBY', k.config, was == 'held' and 'held' or 'confirmed', -record.q)
     redis.call('HINCRBY', k.config, 'released', record.q)
+    redis.call('HINCRBY', k.config, 'lapsed', 1)
     redis.call('ZREM', k.expiries, record.n)
-    local bucket = buyer_bucket(k.buyers, buckets, record.u)
-    local buyer = redis.call('HGET', bucket, record.u)
-    if buyer then
-      local _, order = parse_buyer(buyer)
-      if order == record.n then
-        redis.call('HDEL', bucket, record.u)
-      end
-    end
     write_order(k.checkouts, record, 'released', now_ms, reason)
     order_event(k.orders, 'order.released', sale_id, record, now_ms, request_id, reason)
   end
@@ -238,13 +230,13 @@ local function checkout_lib()
   -- Releases up to `limit` holds whose expiry has passed, oldest first. Returns the units
   -- released, and whether no hold due is left. Bounded, so a purchase or a sweep never runs
   -- long.
-  local function release_expired(k, buckets, now_ms, sale_id, limit)
+  local function release_expired(k, now_ms, sale_id, limit)
     local due = redis.call('ZRANGEBYSCORE', k.expiries, '-inf', now_ms, 'LIMIT', 0, limit)
     local units = 0
     for _, order in ipairs(due) do
       local record = read_order(k.checkouts, order)
       if record and record.s == 'held' then
-        release_order(k, buckets, record, now_ms, sale_id, '', 'expired')
+        release_order(k, record, now_ms, sale_id, '', 'expired')
         units = units + record.q
       else
         redis.call('ZREM', k.expiries, order)
@@ -260,6 +252,7 @@ local function checkout_lib()
     write_order = write_order,
     order_event = order_event,
     checkout_keys = checkout_keys,
+    lapsed = lapsed,
     release_order = release_order,
     release_expired = release_expired,
   }
@@ -314,17 +307,4 @@ local function room_lib()
       now_ms >= start_ms and room.seed or '', room.pre, room.seq, room.used}
   end
   return {read_room = read_room, write_room = write_room, room_reply = room_reply}
-end
-
--- Deletes every key matching a pattern of the sale's own keys (its attempt counters). O(keys):
--- for admin scripts only, never the purchase path.
-local function delete_matching(pattern)
-  local cursor = '0'
-  repeat
-    local page = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
-    cursor = page[1]
-    if #page[2] > 0 then
-      redis.call('DEL', unpack(page[2]))
-    end
-  until cursor == '0'
 end

@@ -5,22 +5,22 @@
 -- KEYS[1] sale:{ID}:config   hash: productName, totalStock, startMs, endMs, createdMs, sold,
 --                            buyerBuckets (remaining stock = totalStock - sold); a checkout
 --                            sale adds orderSeq, holdMs, maxPerBuyer, held, confirmed, released
--- KEYS[2] sale:{ID}:buyers   the prefix of the buyer buckets (a released hold's buyer record is
---                            found through it: prelude, buyer_bucket)
--- KEYS[3] sale:{ID}:orders   stream: one entry per order event, for fulfilment
--- KEYS[4] sale:{ID}:refused  integer: attempts refused (not started, ended, limited, sold out)
--- KEYS[5] sale:{ID}:checkouts  hash: orderNumber -> order record (checkout sales only)
--- KEYS[6] sale:{ID}:expiries   sorted set: held orderNumber by holdExpiresMs
--- KEYS[7] sale:{ID}:room       hash: the waiting room (prelude: room_lib), read only with it on
--- KEYS[8] sale:{ID}:gate       string with TTL: while it exists no unit is sold (lua/sold_out.lua
+-- KEYS[2] sale:{ID}:orders   stream: one entry per order event, for fulfilment
+-- KEYS[3] sale:{ID}:refused  integer: attempts refused (not started, ended, limited, sold out)
+-- KEYS[4] sale:{ID}:checkouts  hash: orderNumber -> order record (checkout sales only)
+-- KEYS[5] sale:{ID}:expiries   sorted set: held orderNumber by holdExpiresMs
+-- KEYS[6] sale:{ID}:room       hash: the waiting room (prelude: room_lib), read only with it on
+-- KEYS[7] sale:{ID}:gate       string with TTL: while it exists no unit is sold (lua/sold_out.lua
 --                              sets it when an instance refuses purchases without Redis)
 -- then for the i-th purchase (i = 1..n):
--- KEYS[7 + 2i] its buyer bucket sale:{ID}:buyers:<b>, userId -> buyer record, where b is the
+-- KEYS[6 + 2i] its buyer bucket sale:{ID}:buyers:<b>, userId -> buyer record, where b is the
 --              first 8 hex digits of SHA-1(userId) mod buyerBuckets (0 with one bucket),
 --              computed by the caller (src/store/keys.rs, bucket_of)
--- KEYS[8 + 2i] its attempt counter sale:{ID}:rl:<userId>: integer with TTL, attempts that
+-- KEYS[7 + 2i] its attempt counter sale:{ID}:rl:<userId>: integer with TTL, attempts that
 --              could not buy, this window
--- or, in a lean call (ARGV[7] empty), its buyer bucket alone, KEYS[8 + i].
+-- or, in a lean call (ARGV[7] empty), its buyer bucket alone, KEYS[7 + i].
+-- These are all the keys the script touches (SPEC §2): a hold that expired is released without
+-- its holder's bucket (prelude: release_order).
 --
 -- ARGV[1] attempt limit (0 = off), ARGV[2] window ms, ARGV[3] saleId, ARGV[4] '1' when the
 -- caller WAITs for replicas after this script (PURCHASE_WAIT_REPLICAS), ARGV[5] the
@@ -61,7 +61,7 @@
 local start_ms, end_ms, total, _, sold, buckets, order_seq, held, room_rate, limited =
   read_sale(KEYS[1])
 local lean = ARGV[7] == ''
-local n = lean and #KEYS - 8 or (#KEYS - 8) / 2
+local n = lean and #KEYS - 7 or (#KEYS - 7) / 2
 if not start_ms then
   local answers = {tonumber(ARGV[5]), 5}
   for i = 1, n do
@@ -78,21 +78,21 @@ local limit, window_ms, sale_id, waits = tonumber(ARGV[1]), ARGV[2], ARGV[3], AR
 -- the units sold before it plus one, as one HINCRBY would have numbered it.
 local sold_now, refused_now, used_now = 0, 0, 0
 -- A checkout sale's counters, added once at the end too: orders numbered (orderSeq), units held
--- and confirmed by this batch.
-local seq_now, held_now, confirmed_now = 0, 0, 0
+-- and confirmed by this batch, and lapsed buyer records overwritten by a new order (negative).
+local seq_now, held_now, confirmed_now, lapsed_now = 0, 0, 0, 0
 -- Every hold due at this batch's clock has been released (none can fall due later in the
 -- batch: the clock is read once, and a hold placed now expires after it).
 local drained = false
 local remaining = total - sold
 -- The checkout helpers, built only for a checkout sale (prelude: checkout_lib).
 local co = order_seq and checkout_lib()
-local k = co and co.checkout_keys(KEYS[1], KEYS[2], KEYS[5], KEYS[6], KEYS[3])
+local k = co and co.checkout_keys(KEYS[1], KEYS[4], KEYS[5], KEYS[2])
 local hold_ms, max_per_buyer = 0, 1
 if k then
   hold_ms, max_per_buyer = co.read_checkout(KEYS[1])
 end
 local in_room = room_rate and room_rate > 0
--- The gate (KEYS[8]): while an instance answers new users SOLD_OUT without asking Redis, for
+-- The gate (KEYS[7]): while an instance answers new users SOLD_OUT without asking Redis, for
 -- at most the gate's time after lua/sold_out.lua vouched for the buyers it knows, nothing is
 -- sold, so none of those users can have come to hold a unit meanwhile (and a unit that came
 -- back, by a restock or a released hold, is sold once it lapses: within 100 ms). Read once per
@@ -100,7 +100,7 @@ local in_room = room_rate and room_rate > 0
 local gate_closed
 local function gated()
   if gate_closed == nil then
-    gate_closed = redis.call('EXISTS', KEYS[8]) == 1
+    gate_closed = redis.call('EXISTS', KEYS[7]) == 1
   end
   return gate_closed
 end
@@ -162,7 +162,7 @@ local function refusal(quantity, attempts_key, admission_expires)
     return 'SALE_ENDED'
   end
   if k and not drained then
-    local back, all = co.release_expired(k, buckets, now_ms, sale_id, 10)
+    local back, all = co.release_expired(k, now_ms, sale_id, 10)
     remaining, held, drained = remaining + back, held - back, all
   end
   if remaining < quantity then
@@ -208,9 +208,9 @@ end
 local function decide(i, user, token, request_id, quantity, admission)
   local bucket, attempts_key
   if lean then
-    bucket = KEYS[8 + i]
+    bucket = KEYS[7 + i]
   else
-    bucket, attempts_key = KEYS[7 + 2 * i], KEYS[8 + 2 * i]
+    bucket, attempts_key = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
   end
 
   -- A plain sale: most purchases are new buyers who buy. When every check passes, one HSETNX
@@ -232,7 +232,7 @@ local function decide(i, user, token, request_id, quantity, admission)
         -- sold without its order, and a re-run of this request (answered as a buyer) adds no
         -- second entry. Order numbers count buyers, so they stay 1..n without gaps even after
         -- a restock.
-        redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', user,
+        redis.call('XADD', KEYS[2], '*', 'saleId', sale_id, 'userId', user,
           'orderNumber', order_text, 'purchaseTime', clock_text, 'requestId', request_id)
         return 'PURCHASED', remaining, clock, sold + sold_now, 0
       end
@@ -243,6 +243,9 @@ local function decide(i, user, token, request_id, quantity, admission)
   -- that bought is never told it failed, even after the sale has closed (README, How a purchase
   -- stays atomic: retry safety).
   local record = redis.call('HGET', bucket, user)
+  -- The record names an order whose units are no longer the user's (prelude: lapsed): a new
+  -- order overwrites it below.
+  local lapsed = false
   if record then
     local bought_ms, order, bought_token = parse_buyer(record)
     local same = bought_token == token
@@ -257,13 +260,14 @@ local function decide(i, user, token, request_id, quantity, admission)
     local placed = co.buyer_order(k.checkouts, user, bought_ms, order, bought_token)
     if placed.s == 'held' and placed.e <= now() then
       -- An expired hold the sweeper has not reached yet: released now, and the buyer may buy.
-      co.release_order(k, buckets, placed, now(), sale_id, '', 'expired')
+      co.release_order(k, placed, now(), sale_id, '', 'expired')
       remaining, held = remaining + placed.q, held - placed.q
     elseif placed.s == 'held' then
       return checkout_answer(same and 'RESERVED' or 'ALREADY_RESERVED', placed)
-    else
+    elseif not co.lapsed(placed) then
       return checkout_answer(same and 'PURCHASED' or 'ALREADY_PURCHASED', placed)
     end
+    lapsed = true
   end
 
   if k then
@@ -287,6 +291,9 @@ local function decide(i, user, token, request_id, quantity, admission)
   local placed = {n = order, u = user, q = quantity, c = now_ms, e = 0, t = token, r = '',
     rid = request_id, late = false, h = {}}
   redis.call('HSET', bucket, user, buyer_record(now_ms, order, token))
+  if lapsed then
+    lapsed_now = lapsed_now - 1
+  end
   if hold_ms > 0 then
     placed.e = now_ms + hold_ms
     placed.r = order .. '.' .. string.sub(ARGV[7], 32 * i - 31, 32 * i)
@@ -298,7 +305,7 @@ local function decide(i, user, token, request_id, quantity, admission)
   end
   confirmed_now = confirmed_now + quantity
   co.write_order(k.checkouts, placed, 'confirmed', now_ms)
-  redis.call('XADD', KEYS[3], '*', 'saleId', sale_id, 'userId', user,
+  redis.call('XADD', KEYS[2], '*', 'saleId', sale_id, 'userId', user,
     'orderNumber', string.format('%d', order), 'quantity', string.format('%d', quantity),
     'purchaseTime', string.format('%d', now_ms), 'requestId', placed.rid)
   return checkout_answer('PURCHASED', placed)
@@ -313,15 +320,15 @@ for i = 1, n do
     fields[at + 4], fields[at + 5]))
 end
 for field, added in pairs({sold = sold_now, orderSeq = seq_now, held = held_now,
-    confirmed = confirmed_now}) do
+    confirmed = confirmed_now, lapsed = lapsed_now}) do
   if added ~= 0 then
     redis.call('HINCRBY', KEYS[1], field, added)
   end
 end
 if refused_now > 0 then
-  redis.call('INCRBY', KEYS[4], refused_now)
+  redis.call('INCRBY', KEYS[3], refused_now)
 end
 if used_now > 0 then
-  redis.call('HINCRBY', KEYS[7], 'used', used_now)
+  redis.call('HINCRBY', KEYS[6], 'used', used_now)
 end
 return answers

@@ -3,13 +3,16 @@
 -- KEYS[1] config, KEYS[2] buyers (the prefix of its buckets), KEYS[3] orders, KEYS[4] refused,
 -- KEYS[5] restocks, KEYS[6] orders:dead, KEYS[7] orders:retry, KEYS[8] orders:attempts (webhook
 -- delivery), KEYS[9] checkouts, KEYS[10] expiries, KEYS[11] payments, KEYS[12] queue,
--- KEYS[13] prequeue, KEYS[14] room
+-- KEYS[13] prequeue, KEYS[14] room, then the buyer buckets sale:{ID}:buyers:0.. of ARGV[8]
+-- buyerBuckets
 -- ARGV[1] productName, ARGV[2] totalStock, ARGV[3] startMs, ARGV[4] endMs, ARGV[5] holdMs,
--- ARGV[6] maxPerBuyer, ARGV[7] force (1/0), ARGV[8] the attempt-counter pattern (sale:{ID}:rl:*),
+-- ARGV[6] maxPerBuyer, ARGV[7] force (1/0), ARGV[8] the buyerBuckets the caller assumed,
 -- ARGV[9] admitPerSecond (0 = no waiting room), ARGV[10] admitMs, ARGV[11] opensMs, ARGV[12] a
 -- fresh draw seed, ARGV[13] its commitment (used only if the sale has no draw yet)
 -- Returns 'CREATED', 'SAME' (identical, nothing changed), 'HAS_BUYERS' (refused without
--- force) or 'REPLACED' (stock, buyers, orders and attempt counters reset).
+-- force), 'REPLACED' (stock, buyers and orders reset; the caller then deletes the attempt
+-- counters, whose names it cannot know in advance) or {'BUCKETS', buyerBuckets} when a sale to
+-- replace has other buckets than the caller passed (nothing written: call again).
 
 local co = checkout_lib()
 local rooms = room_lib()
@@ -35,9 +38,11 @@ if start_ms then
 end
 local created = not start_ms
 if not created then
-  delete_buyers(KEYS[2], buckets)
-  redis.call('DEL', unpack(KEYS))
-  delete_matching(ARGV[8])
+  if buckets ~= tonumber(ARGV[8]) then
+    return {'BUCKETS', buckets}
+  end
+  redis.call('DEL', unpack(KEYS, 1, 14))
+  unlink_keys_from(15)
 end
 write_new_sale(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 co.write_checkout(KEYS[1], ARGV[5], ARGV[6])

@@ -98,7 +98,7 @@ fn the_express_peer_and_the_wrk_script_run_the_same_purchase() {
             .max()
             .unwrap_or(0)
     };
-    assert!(script.contains("KEYS[7 + 2 * i]") && script.contains("KEYS[8 + 2 * i]"));
+    assert!(script.contains("KEYS[6 + 2 * i]") && script.contains("KEYS[7 + 2 * i]"));
     assert!(script.contains("unpack_purchases('Bc0Bc0Bc0BBc0', n, ARGV[6])"));
     let (keys, args) = (count("KEYS") + 2, count("ARGV"));
     assert_eq!(args, 7, "ARGV[7] is the last argument");

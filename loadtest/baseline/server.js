@@ -25,7 +25,7 @@ const LUA = (name) =>
 
 const KEYS = {
   config: `sale:{${SALE_ID}}:config`,
-  // The prefix of the buyer buckets (lua/prelude.lua), as the service passes it.
+  // The prefix of the buyer buckets: scripts are given the bucket itself (bucketOf).
   buyers: `sale:{${SALE_ID}}:buyers`,
   attempts: (user) => `sale:{${SALE_ID}}:rl:${user}`,
   orders: `sale:{${SALE_ID}}:orders`,
@@ -54,7 +54,7 @@ function redisClient() {
   const redis = new Redis(REDIS_URL, { enableAutoPipelining: true, commandTimeout: 2000, maxRetriesPerRequest: 2 });
   // One purchase per call (a batch of one): Node has no batching of its own; auto-pipelining
   // shares the socket writes.
-  redis.defineCommand('purchase', { numberOfKeys: 10, lua: LUA('purchase.lua') });
+  redis.defineCommand('purchase', { numberOfKeys: 9, lua: LUA('purchase.lua') });
   redis.defineCommand('saleStatus', { numberOfKeys: 2, lua: LUA('status.lua') });
   redis.defineCommand('saleUser', { numberOfKeys: 3, lua: LUA('user.lua') });
   redis.defineCommand('createSale', { numberOfKeys: 2, lua: LUA('create_sale.lua') });
@@ -150,7 +150,7 @@ function worker() {
       const rid = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
       const secret = crypto.randomBytes(16).toString('hex');
       for (let tries = 0; tries < 3; tries++) {
-        const answers = await redis.purchase(KEYS.config, KEYS.buyers, KEYS.orders, KEYS.refused,
+        const answers = await redis.purchase(KEYS.config, KEYS.orders, KEYS.refused,
           KEYS.checkouts, KEYS.expiries, KEYS.room, KEYS.gate, bucketOf(userId), KEYS.attempts(userId),
           ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID, '0', buckets, purchaseItem(userId, token, rid), secret);
         // {buyerBuckets, width, the answer's `width` fields}, or {buyerBuckets} alone.
@@ -180,7 +180,12 @@ function worker() {
     const { userId } = req.params;
     if (!USER_ID.test(userId)) return error(res, 400, 'INVALID_REQUEST', 'invalid userId');
     try {
-      const reply = await redis.saleUser(KEYS.config, KEYS.buyers, KEYS.checkouts, userId);
+      // {2, buyerBuckets}: the bucket was computed with a stale count: again with the right one.
+      let reply = await redis.saleUser(KEYS.config, bucketOf(userId), KEYS.checkouts, userId, buckets);
+      if (reply[0] === 2) {
+        buckets = reply[1];
+        reply = await redis.saleUser(KEYS.config, bucketOf(userId), KEYS.checkouts, userId, buckets);
+      }
       if (reply[0] === 0) return error(res, 404, 'SALE_NOT_FOUND', 'no sale is configured');
       const bought = reply.length === 3;
       res.json({ userId, hasPurchased: bought, purchaseTime: bought ? iso(reply[1]) : null, orderNumber: bought ? reply[2] : null });

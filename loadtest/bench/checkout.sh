@@ -70,7 +70,7 @@ log "1,000 holds placed ($(field "$swept" held) held); waiting 31 s for them to 
 sleep 31
 SWEEP_SHA=$(lua_script sweep.lua | rcli -x script load)
 rcli config resetstat >/dev/null
-released=$(rcli evalsha "$SWEEP_SHA" 5 "sale:{$swept}:config" "sale:{$swept}:buyers" \
+released=$(rcli evalsha "$SWEEP_SHA" 4 "sale:{$swept}:config" \
   "sale:{$swept}:checkouts" "sale:{$swept}:expiries" "sale:{$swept}:orders" "$swept" 1000 | head -1)
 SWEEP_US=$(rcli info commandstats | tr -d '\r' | grep '^cmdstat_evalsha:' | grep -o 'usec=[0-9]*' | cut -d= -f2)
 log "one sweep released $released units in $SWEEP_US µs of Redis time"

@@ -27,6 +27,7 @@ pub(super) fn read(vars: &Vars) -> Result<RedisSettings, ConfigError> {
             vars.redis_health_check_ms,
             100..=300_000,
         )?),
+        script_key_check: vars.redis_script_key_check,
     })
 }
 

@@ -90,7 +90,8 @@ impl Application {
 
         // The control connection: start-up's commands, then the background checks. The HTTP
         // workers open their own connections (REDIS_POOL_SIZE) on their own threads.
-        let control = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN);
+        let control = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN)
+            .with_key_check(settings.redis.script_key_check);
         redis::wait_for_redis(&control, &url, settings.redis.startup_timeout).await?;
         let seed = match (&settings.sale_seed, &local_redis) {
             (Some(seed), _) => Some(seed.clone()),
@@ -135,7 +136,8 @@ impl Application {
         ];
         if let Some(webhook) = &settings.webhook {
             // The loop gets connections of its own: deliveries never wait behind purchases.
-            let store = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN);
+            let store = Store::new(&url, settings.redis.timeout, NonZeroUsize::MIN)
+                .with_key_check(settings.redis.script_key_check);
             store.connect();
             background.push(
                 crate::webhooks::spawn(store, webhook.clone())

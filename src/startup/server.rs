@@ -90,6 +90,7 @@ pub(super) fn serve(
     let client_timeout = settings.client_timeout;
     let replica_wait = settings.replica_wait;
     let batch_max = settings.purchase_batch_max;
+    let key_check = settings.redis.script_key_check;
     // A vouching call's gate is not waited for on replicas: with the replica wait on, a
     // failover must not be able to lose it, so every refusal goes to Redis.
     let local_refusals = settings.purchase_local_refusals && settings.replica_wait.is_none();
@@ -111,7 +112,8 @@ pub(super) fn serve(
         )
         .with_replica_wait(replica_wait)
         .with_batch_max(batch_max)
-        .with_local_refusals(local_refusals);
+        .with_local_refusals(local_refusals)
+        .with_key_check(key_check);
         store.connect();
         let state = web::Data::new(AppState {
             store,

@@ -56,6 +56,37 @@ impl Store {
         Ok(created)
     }
 
+    /// Deletes the sale's attempt counters (`sale:{ID}:rl:*`), after `lua/put_sale.lua`
+    /// replaced it or `lua/delete_sale.lua` deleted it: a script cannot be given keys whose
+    /// names it would have to find (SPEC §2), so they are found here with `SCAN` on the node of
+    /// the sale's slot (the pattern carries the sale's hash tag). Not atomic with the script:
+    /// a counter the new sale creates meanwhile may go too, which only forgets an attempt, and
+    /// each counter lapses with its window anyway.
+    async fn delete_attempt_counters(&self, sale: &SaleId) -> Result<(), StoreError> {
+        let pattern = SaleKeys::new(sale).attempts_pattern();
+        let mut cursor = String::from("0");
+        loop {
+            let (next, found): (String, Vec<String>) = self
+                .command(|client| {
+                    let (cursor, pattern) = (cursor.clone(), pattern.clone());
+                    async move { client.scan_page(cursor, pattern, Some(1000), None).await }
+                })
+                .await?;
+            if !found.is_empty() {
+                let _: i64 = self
+                    .command(|client| {
+                        let found = found.clone();
+                        async move { client.unlink(found).await }
+                    })
+                    .await?;
+            }
+            if next == "0" {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
     /// Creates or replaces a sale (`force` replaces one that has buyers).
     pub async fn put_sale(
         &self,
@@ -64,12 +95,16 @@ impl Store {
         force: bool,
     ) -> Result<PutOutcome, StoreError> {
         let outcome = self
-            .eval(PutSale {
+            .eval_with_buckets(sale, |buckets| PutSale {
                 keys: SaleKeys::new(sale),
                 seed,
                 force,
+                buckets,
             })
             .await?;
+        if outcome == PutOutcome::Replaced {
+            self.delete_attempt_counters(sale).await?;
+        }
         if matches!(outcome, PutOutcome::Created | PutOutcome::Replaced) {
             self.index_sale(sale).await?;
         }
@@ -126,8 +161,9 @@ impl Store {
 
     /// The sale's config and counters; `None` when it does not exist.
     pub async fn sale_stats(&self, sale: &SaleId) -> Result<Option<SaleStats>, StoreError> {
-        self.eval(SaleStatsRead {
+        self.eval_with_buckets(sale, |buckets| SaleStatsRead {
             keys: SaleKeys::new(sale),
+            buckets,
         })
         .await
     }
@@ -135,10 +171,14 @@ impl Store {
     /// Removes every key of the sale; whether it existed.
     pub async fn delete_sale(&self, sale: &SaleId) -> Result<bool, StoreError> {
         let deleted = self
-            .eval(DeleteSale {
+            .eval_with_buckets(sale, |buckets| DeleteSale {
                 keys: SaleKeys::new(sale),
+                buckets,
             })
             .await?;
+        if deleted {
+            self.delete_attempt_counters(sale).await?;
+        }
         let id = sale.as_str().to_owned();
         let _: i64 = self
             .command(|client| {

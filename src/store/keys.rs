@@ -4,8 +4,9 @@
 use crate::domain::SaleId;
 use fred::types::{Key, MultipleKeys};
 
-/// The first 32 bits of SHA-1(userId), big-endian: what picks a buyer's bucket
-/// (`lua/prelude.lua`, `buyer_bucket`: the first 8 hex digits of `redis.sha1hex`).
+/// The first 32 bits of SHA-1(userId), big-endian: what picks a buyer's bucket. Only the
+/// service computes it (no script does: each is given the buckets it touches, SPEC §2), so
+/// every build and instance must keep this function as it is.
 pub fn user_hash(user: &str) -> u32 {
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, user.as_bytes());
     let bytes = digest.as_ref();
@@ -40,8 +41,8 @@ impl SaleKeys {
     }
 
     /// `sale:{ID}:buyers` — the prefix of the buyer buckets `sale:{ID}:buyers:<n>`, hashes of
-    /// userId → buyer record. A script picks the bucket (`lua/prelude.lua`, `buyer_bucket`);
-    /// this name, with the sale's hash tag, tells Redis Cluster the slot they all share.
+    /// userId → buyer record (the one hash of every buyer in the layout before buckets, which
+    /// `lua/upgrade_sale.lua` renames to bucket 0).
     pub fn buyers(&self) -> Key {
         self.key("buyers")
     }
@@ -57,11 +58,15 @@ impl SaleKeys {
         self.key(&format!("buyers:{n}"))
     }
 
-    /// The buyer bucket of a user whose [`user_hash`] this is, in a sale of `buckets` buckets:
-    /// the key `lua/prelude.lua`'s `buyer_bucket` names, computed here so the purchase script
-    /// is given every key it touches.
+    /// The buyer bucket of a user whose [`user_hash`] this is, in a sale of `buckets` buckets.
     pub fn bucket_of(&self, hash: u32, buckets: u32) -> Key {
         self.buyer_bucket(if buckets <= 1 { 0 } else { hash % buckets })
+    }
+
+    /// Every buyer bucket of a sale of `buckets` buckets, in order (the admin scripts that
+    /// count or delete them all are given them all).
+    pub fn all_buckets(&self, buckets: u32) -> impl Iterator<Item = Key> + '_ {
+        (0..buckets).map(|n| self.buyer_bucket(n))
     }
 
     /// `sale:{ID}:orders` — stream: one entry per unit sold (saleId, userId, orderNumber,
@@ -138,12 +143,10 @@ impl SaleKeys {
         self.key("gate")
     }
 
-    /// The keys of the checkout scripts, in their order: config, buyers, checkouts, expiries,
-    /// orders.
+    /// The keys of the checkout scripts, in their order: config, checkouts, expiries, orders.
     pub fn checkout(&self) -> Vec<Key> {
         vec![
             self.config(),
-            self.buyers(),
             self.checkouts(),
             self.expiries(),
             self.orders(),

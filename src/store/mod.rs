@@ -47,6 +47,24 @@ pub struct MemoryInfo {
 
 /// A pool of Redis connections and the scripts. Clones share the connections.
 ///
+/// One user's buyer bucket, as a script that reads or writes it is given it (cheap to clone:
+/// shared bytes).
+#[derive(Clone)]
+pub(super) struct UserBucket {
+    pub user: Str,
+    pub key: fred::types::Key,
+    /// The `buyerBuckets` the key was computed for: the script checks it is the sale's.
+    pub buckets: u32,
+}
+
+/// What a script that takes one user's bucket answered: done, or that it needs `user`'s bucket
+/// (`None`: the user the call is about) in a sale of `buckets` buckets, having written nothing
+/// ([`Store::eval_with_bucket`]).
+pub(super) enum Bucketed<T> {
+    Done(T),
+    Needs { user: Option<String>, buckets: u32 },
+}
+
 /// Each HTTP worker owns one store, built for it at start-up and connected on the worker's own
 /// thread ([`Store::connect`]), so a purchase never crosses threads between its handler and its
 /// Redis reply (README, Benchmarks).
@@ -74,7 +92,7 @@ impl Store {
             .collect();
         Self {
             connections: std::sync::Arc::new(Connections::new(clients)),
-            scripts: Scripts::new(),
+            scripts: Scripts::new(false),
             timeout,
             replica_wait: None,
             lanes: std::sync::Arc::new(purchase::Lanes::new(1)),
@@ -101,6 +119,13 @@ impl Store {
     /// (`PURCHASE_LOCAL_REFUSALS`; off as a store is built).
     pub fn with_local_refusals(mut self, on: bool) -> Self {
         self.local_refusals = on;
+        self
+    }
+
+    /// Every script checks that each key it touches was given in KEYS
+    /// (`REDIS_SCRIPT_KEY_CHECK`; off as a store is built).
+    pub fn with_key_check(mut self, on: bool) -> Self {
+        self.scripts = Scripts::new(on);
         self
     }
 
@@ -187,6 +212,76 @@ impl Store {
         })
     }
 
+    /// Runs a script call that takes one user's buyer bucket (`lua/user.lua`, `lua/order.lua`):
+    /// built for this store's latest `buyerBuckets` of the sale and `user` (when the caller
+    /// knows the user), and built again with the bucket the script answers it needs (another
+    /// `buyerBuckets`, or the user of an order found by number), which it does having written
+    /// nothing. The service computes every bucket, so no script names a key it was not given
+    /// (SPEC §2).
+    async fn eval_with_bucket<T, C, F>(
+        &self,
+        sale: &SaleId,
+        user: Option<&str>,
+        call: F,
+    ) -> Result<T, StoreError>
+    where
+        F: Fn(Option<UserBucket>) -> C,
+        C: ScriptCall<Output = Bucketed<T>>,
+    {
+        let keys = SaleKeys::new(sale);
+        let bucket = |user: &str, buckets: u32| UserBucket {
+            user: Str::from(user),
+            key: keys.bucket_of(keys::user_hash(user), buckets),
+            buckets,
+        };
+        let mut given = user.map(|user| bucket(user, self.lanes.buckets(sale)));
+        // The first answer may name the sale's buckets, the second the order's user; a sale
+        // replaced in between may take one more.
+        for _ in 0..4 {
+            match self.eval(call(given.clone())).await? {
+                Bucketed::Done(done) => return Ok(done),
+                Bucketed::Needs {
+                    user: needed,
+                    buckets,
+                } => {
+                    self.lanes.saw_buckets(sale, buckets);
+                    let Some(needed) = needed.as_deref().or(user) else {
+                        break;
+                    };
+                    given = Some(bucket(needed, buckets));
+                }
+            }
+        }
+        Err(StoreError::Unexpected(
+            "a script kept asking for another buyer bucket".into(),
+        ))
+    }
+
+    /// Runs an admin script call that is given every buyer bucket of the sale, built for this
+    /// store's latest `buyerBuckets` and built again with the number the script answers (which
+    /// it does having written nothing).
+    async fn eval_with_buckets<T, C, F>(&self, sale: &SaleId, call: F) -> Result<T, StoreError>
+    where
+        F: Fn(u32) -> C,
+        C: ScriptCall<Output = Bucketed<T>>,
+    {
+        let mut buckets = self.lanes.buckets(sale);
+        for _ in 0..4 {
+            match self.eval(call(buckets)).await? {
+                Bucketed::Done(done) => return Ok(done),
+                Bucketed::Needs {
+                    buckets: sale_has, ..
+                } => {
+                    self.lanes.saw_buckets(sale, sale_has);
+                    buckets = sale_has;
+                }
+            }
+        }
+        Err(StoreError::Unexpected(
+            "a script kept answering another buyerBuckets".into(),
+        ))
+    }
+
     /// Runs one plain command on a connection, bounded: the connection it is given carries
     /// the deadline as fred's timeout. Sent again while Redis does not run it because its slot
     /// is moving, as a script call is.
@@ -227,9 +322,10 @@ impl Store {
         sale: &SaleId,
         user: &UserId,
     ) -> Result<Option<UserRecord>, StoreError> {
-        self.eval(User {
+        self.eval_with_bucket(sale, Some(user.as_str()), |bucket| User {
             keys: SaleKeys::new(sale),
-            user: Str::from(user.as_str()),
+            user: user.as_str(),
+            bucket,
         })
         .await
     }

@@ -218,7 +218,28 @@ impl Lanes {
     }
 }
 
+impl Lanes {
+    /// The sale's `buyerBuckets` as a script last answered it here (1 when none has yet: a
+    /// script handed a bucket for another number answers with the right one).
+    pub(super) fn buckets(&self, sale: &SaleId) -> u32 {
+        self.lane(sale).buckets.load(Ordering::Relaxed).max(1)
+    }
+
+    /// A script answered that the sale has `buckets` buyer buckets.
+    pub(super) fn saw_buckets(&self, sale: &SaleId, buckets: u32) {
+        self.lane(sale).saw_buckets(buckets);
+    }
+}
+
 impl Lane {
+    /// A script answered that the sale has `buckets` buyer buckets: when that is news, another
+    /// sale under the same id, which may take lean calls again.
+    fn saw_buckets(&self, buckets: u32) {
+        if self.buckets.swap(buckets, Ordering::Relaxed) != buckets {
+            self.full.store(false, Ordering::Relaxed);
+        }
+    }
+
     fn queue(&self, step: Step) -> std::sync::MutexGuard<'_, Queue> {
         match step {
             Step::Decide => &self.decide,
@@ -745,11 +766,7 @@ impl Store {
                 };
                 match reply {
                     BatchReply::Decided(outcomes) => return Ok(outcomes),
-                    BatchReply::Buckets(buckets) => {
-                        // Another sale under the same id: it may take lean calls again.
-                        lane.buckets.store(buckets, Ordering::Relaxed);
-                        lane.full.store(false, Ordering::Relaxed);
-                    }
+                    BatchReply::Buckets(buckets) => lane.saw_buckets(buckets),
                     BatchReply::Full => lane.full.store(true, Ordering::Relaxed),
                 }
             }

@@ -16,6 +16,9 @@ pub struct RedisSettings {
     pub startup_timeout: Duration,
     /// `REDIS_HEALTH_CHECK_MS`: how often memory and eviction policy are checked.
     pub health_check: Duration,
+    /// `REDIS_SCRIPT_KEY_CHECK`: every script raises an error on a key it was not given in
+    /// KEYS (`lua/key_check.lua`); for tests, off by default.
+    pub script_key_check: bool,
 }
 
 /// Purchase attempts per user per window, enforced inside the purchase script.

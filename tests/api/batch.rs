@@ -425,7 +425,8 @@ async fn concurrent_purchases_of_one_sale_share_script_calls() {
 /// Script calls Redis ran since `SLOWLOG RESET`, by script: every command is logged (the
 /// threshold is 0), and an `EVALSHA`'s second word names its script.
 async fn script_calls(redis: &TestRedis, source: &str) -> usize {
-    let sha = fred::util::sha1_hash(source);
+    // The apps run their scripts with the key check in front (tests' REDIS_SCRIPT_KEY_CHECK).
+    let sha = crate::helpers::checked(source).sha1().to_string();
     let log: Value = redis
         .client
         .custom(fred::cmd!("SLOWLOG"), vec!["GET", "-1"])
@@ -671,7 +672,7 @@ async fn the_sold_out_fingerprint_changes_with_each_field_a_buyer_write_touches(
     let app = spawn_app_with(&redis, &[("SALE_TOTAL_STOCK", "1")]).await;
     assert_eq!(app.purchase("ann").await.code(), "PURCHASED");
     let config = keys("default").config();
-    let script = fred::types::scripts::Script::from_lua(SOLD_OUT_SOURCE);
+    let script = crate::helpers::checked(SOLD_OUT_SOURCE);
     let call = |known: String| {
         let keys = keys("default");
         let script = script.clone();
@@ -822,7 +823,7 @@ async fn refused_whole(
     why: &str,
 ) {
     let before = redis.digest().await;
-    let script = fred::types::scripts::Script::from_lua(source);
+    let script = crate::helpers::checked(source);
     let answer: Result<Value, Error> = script
         .evalsha_with_reload(&redis.client, call_keys, args)
         .await;

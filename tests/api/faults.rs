@@ -145,7 +145,10 @@ async fn readiness_reloads_scripts_that_redis_lost() {
     let ready = app.get("/health/ready").await;
 
     assert_eq!(ready.status, 200);
-    let sha = fred::util::sha1_hash(flashsale::store::scripts::PURCHASE_SOURCE);
+    // The script as the app runs it: with the key check in front (REDIS_SCRIPT_KEY_CHECK).
+    let sha = crate::helpers::checked(flashsale::store::scripts::PURCHASE_SOURCE)
+        .sha1()
+        .to_string();
     let exists: Vec<bool> = redis.client.script_exists(vec![sha]).await.unwrap();
     assert_eq!(exists, [true]);
 }

@@ -188,7 +188,7 @@ async fn only_a_vouching_call_closes_the_gate_and_nothing_sells_behind_it() {
     let sold = buy_ann().await;
     assert_eq!(code(&sold[0]), "PURCHASED", "{sold:?}");
 
-    let script = fred::types::scripts::Script::from_lua(SOLD_OUT_SOURCE);
+    let script = crate::helpers::checked(SOLD_OUT_SOURCE);
     let call = |known: String, vouch_ms: u64| {
         let (script, client, k) = (script.clone(), redis.client.clone(), keys("default"));
         async move {

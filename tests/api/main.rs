@@ -18,6 +18,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod http_layer;
+mod key_check;
 mod local_refusals;
 mod logs;
 mod openapi;

@@ -3,7 +3,7 @@
 use super::{flag, int, LuaScript, Reply, ScriptCall, Scripts};
 use crate::{
     domain::{Draw, RoomSnapshot, SaleSeed, WaitingRoom},
-    store::{error::StoreError, keys::SaleKeys},
+    store::{error::StoreError, keys::SaleKeys, Bucketed},
 };
 use fred::{prelude::*, types::MultipleKeys};
 
@@ -102,6 +102,36 @@ fn word(script: &'static str, reply: Value) -> Result<String, StoreError> {
         .ok_or_else(|| Reply::unexpected(script, reply))
 }
 
+/// The reply of an admin script given every buyer bucket: `{'BUCKETS', buyerBuckets}` when the
+/// sale has other buckets than the call passed (nothing written), else what `parse` reads.
+fn bucketed<T>(
+    script: &'static str,
+    reply: Value,
+    parse: impl FnOnce(Value) -> Result<T, StoreError>,
+) -> Result<Bucketed<T>, StoreError> {
+    if let Value::Array(items) = &reply {
+        if items.first().and_then(Value::as_str).as_deref() == Some("BUCKETS") {
+            let mut reply = Reply::new(script, reply);
+            reply.text()?;
+            let buckets = reply.int()?;
+            let buckets = u32::try_from(buckets).map_err(|_| Reply::unexpected(script, buckets))?;
+            return Ok(Bucketed::Needs {
+                user: None,
+                buckets,
+            });
+        }
+    }
+    parse(reply).map(Bucketed::Done)
+}
+
+/// A sale's fixed keys and then its `buckets` buyer buckets (`lua/put_sale.lua`,
+/// `lua/delete_sale.lua`).
+fn with_buckets(keys: &SaleKeys, buckets: u32) -> MultipleKeys {
+    let mut all = keys.all_fixed().inner();
+    all.extend(keys.all_buckets(buckets));
+    all.into()
+}
+
 fn number(script: &'static str, reply: Value) -> Result<i64, StoreError> {
     reply
         .as_i64()
@@ -137,10 +167,12 @@ pub struct PutSale<'a> {
     pub keys: SaleKeys,
     pub seed: &'a SaleSeed,
     pub force: bool,
+    /// The `buyerBuckets` of the sale to replace, as the caller last saw it.
+    pub buckets: u32,
 }
 
 impl ScriptCall for PutSale<'_> {
-    type Output = PutOutcome;
+    type Output = Bucketed<PutOutcome>;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.put_sale
@@ -149,19 +181,21 @@ impl ScriptCall for PutSale<'_> {
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let mut args = seed_args(self.seed);
         args.push(flag(self.force));
-        args.push(Value::from(self.keys.attempts_pattern()));
+        args.push(int(self.buckets));
         args.extend(room_args(self.seed.waiting_room.as_ref()));
-        (self.keys.all_fixed(), args)
+        (with_buckets(&self.keys, self.buckets), args)
     }
 
-    fn parse(reply: Value) -> Result<PutOutcome, StoreError> {
-        match word("put_sale", reply)?.as_str() {
-            "CREATED" => Ok(PutOutcome::Created),
-            "SAME" => Ok(PutOutcome::Same),
-            "HAS_BUYERS" => Ok(PutOutcome::HasBuyers),
-            "REPLACED" => Ok(PutOutcome::Replaced),
-            other => Err(Reply::unexpected("put_sale", other)),
-        }
+    fn parse(reply: Value) -> Result<Bucketed<PutOutcome>, StoreError> {
+        bucketed("put_sale", reply, |reply| {
+            match word("put_sale", reply)?.as_str() {
+                "CREATED" => Ok(PutOutcome::Created),
+                "SAME" => Ok(PutOutcome::Same),
+                "HAS_BUYERS" => Ok(PutOutcome::HasBuyers),
+                "REPLACED" => Ok(PutOutcome::Replaced),
+                other => Err(Reply::unexpected("put_sale", other)),
+            }
+        })
     }
 }
 
@@ -251,10 +285,12 @@ impl ScriptCall for Restock<'_> {
 /// `lua/sale_stats.lua`: config and counters in one read; `None` when the sale does not exist.
 pub struct SaleStatsRead {
     pub keys: SaleKeys,
+    /// The sale's `buyerBuckets`, as the caller last saw it.
+    pub buckets: u32,
 }
 
 impl ScriptCall for SaleStatsRead {
-    type Output = Option<SaleStats>;
+    type Output = Bucketed<Option<SaleStats>>;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.sale_stats
@@ -262,23 +298,21 @@ impl ScriptCall for SaleStatsRead {
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let keys = &self.keys;
-        (
-            vec![
-                keys.config(),
-                keys.buyers(),
-                keys.orders(),
-                keys.refused(),
-                keys.room(),
-            ]
-            .into(),
-            Vec::new(),
-        )
+        let mut all = vec![keys.config(), keys.orders(), keys.refused(), keys.room()];
+        all.extend(keys.all_buckets(self.buckets));
+        (all.into(), vec![int(self.buckets)])
     }
 
     /// nil, or `{productName, totalStock, startMs, endMs, createdMs, remaining, buyers, orders,
     /// refused, redisNowMs, holdMs, maxPerBuyer, checkout, held, confirmed, released,
     /// orderSeq}`, then the room's fields when it has one (`Reply::room`).
-    fn parse(reply: Value) -> Result<Option<SaleStats>, StoreError> {
+    fn parse(reply: Value) -> Result<Bucketed<Option<SaleStats>>, StoreError> {
+        bucketed("sale_stats", reply, Self::stats)
+    }
+}
+
+impl SaleStatsRead {
+    fn stats(reply: Value) -> Result<Option<SaleStats>, StoreError> {
         if reply.is_null() {
             return Ok(None);
         }
@@ -306,13 +340,16 @@ impl ScriptCall for SaleStatsRead {
     }
 }
 
-/// `lua/delete_sale.lua`: removes every key of the sale; whether it existed.
+/// `lua/delete_sale.lua`: removes every key of the sale but its attempt counters; whether it
+/// existed.
 pub struct DeleteSale {
     pub keys: SaleKeys,
+    /// The sale's `buyerBuckets`, as the caller last saw it.
+    pub buckets: u32,
 }
 
 impl ScriptCall for DeleteSale {
-    type Output = bool;
+    type Output = Bucketed<bool>;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.delete_sale
@@ -320,13 +357,15 @@ impl ScriptCall for DeleteSale {
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         (
-            self.keys.all_fixed(),
-            vec![Value::from(self.keys.attempts_pattern())],
+            with_buckets(&self.keys, self.buckets),
+            vec![int(self.buckets)],
         )
     }
 
-    fn parse(reply: Value) -> Result<bool, StoreError> {
-        Ok(number("delete_sale", reply)? == 1)
+    fn parse(reply: Value) -> Result<Bucketed<bool>, StoreError> {
+        bucketed("delete_sale", reply, |reply| {
+            Ok(number("delete_sale", reply)? == 1)
+        })
     }
 }
 
@@ -345,7 +384,13 @@ impl ScriptCall for UpgradeSale {
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let keys = &self.keys;
         (
-            vec![keys.config(), keys.buyers(), keys.legacy_stock()].into(),
+            vec![
+                keys.config(),
+                keys.buyers(),
+                keys.legacy_stock(),
+                keys.buyer_bucket(0),
+            ]
+            .into(),
             Vec::new(),
         )
     }

@@ -1,8 +1,8 @@
 //! The checkout scripts: `order` (read, confirm or cancel one order) and `sweep` (release a
 //! sale's expired holds), and the order record they answer with.
 
-use super::{int, LuaScript, Reply, ScriptCall, Scripts};
-use crate::store::{error::StoreError, keys::SaleKeys};
+use super::{given_bucket, int, LuaScript, Reply, ScriptCall, Scripts};
+use crate::store::{error::StoreError, keys::SaleKeys, Bucketed, UserBucket};
 use fred::{prelude::*, types::MultipleKeys};
 use serde::Deserialize;
 
@@ -87,10 +87,13 @@ pub struct OrderCall<'a> {
     pub request_id: &'a str,
     /// A payment event's id (Stripe's), applied once.
     pub payment_event: Option<&'a str>,
+    /// A user's bucket ([`Store::eval_with_bucket`](crate::store::Store)): the caller's own,
+    /// or the one the script asked for (a late payment's buyer).
+    pub bucket: Option<UserBucket>,
 }
 
 impl ScriptCall for OrderCall<'_> {
-    type Output = OrderChange;
+    type Output = Bucketed<OrderChange>;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.order
@@ -99,7 +102,9 @@ impl ScriptCall for OrderCall<'_> {
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let mut keys = self.keys.checkout();
         keys.push(self.keys.payments());
-        let args = vec![
+        let (bucket, buckets) = given_bucket(&self.keys, &self.bucket);
+        keys.push(bucket);
+        let mut args = vec![
             Value::from(self.action.as_str()),
             self.order_number.map_or_else(|| Value::from(""), int),
             Value::from(self.user.unwrap_or_default()),
@@ -108,18 +113,34 @@ impl ScriptCall for OrderCall<'_> {
             Value::from(self.request_id),
             Value::from(self.payment_event.unwrap_or_default()),
         ];
+        args.push(
+            self.bucket
+                .as_ref()
+                .map_or_else(|| Value::from(""), |b| b.user.clone().into()),
+        );
+        args.push(buckets);
         (keys.into(), args)
     }
 
-    fn parse(reply: Value) -> Result<OrderChange, StoreError> {
+    fn parse(reply: Value) -> Result<Bucketed<OrderChange>, StoreError> {
         let mut reply = Reply::new("order", reply);
         let status = reply.text()?;
+        if &*status == "BUCKET" {
+            let user = reply.text()?.to_string();
+            let buckets = reply.int()?;
+            let buckets =
+                u32::try_from(buckets).map_err(|_| Reply::unexpected("order", buckets))?;
+            return Ok(Bucketed::Needs {
+                user: Some(user),
+                buckets,
+            });
+        }
         let mut record = || -> Result<OrderRecord, StoreError> {
             let json = reply.text()?;
             serde_json::from_str(&json)
                 .map_err(|err| StoreError::bad_data("order", format!("{err}: {json}")))
         };
-        Ok(match &*status {
+        Ok(Bucketed::Done(match &*status {
             "SALE_NOT_FOUND" => OrderChange::SaleNotFound,
             "ORDER_NOT_FOUND" => OrderChange::OrderNotFound,
             "OK" => OrderChange::Done(record()?),
@@ -127,7 +148,7 @@ impl ScriptCall for OrderCall<'_> {
             "HOLD_EXPIRED" => OrderChange::HoldExpired(record()?),
             "ORDER_CONFIRMED" => OrderChange::Confirmed(record()?),
             other => return Err(Reply::unexpected("order", other)),
-        })
+        }))
     }
 }
 
@@ -178,7 +199,7 @@ mod tests {
     /// after it (redis-protocol counts its digits with `f64::log10`) and hung the connection.
     #[test]
     fn an_order_number_goes_to_redis_as_its_decimal_text() {
-        let scripts = Scripts::new();
+        let scripts = Scripts::new(false);
         for number in [
             1,
             999_999_999_999_999,
@@ -194,6 +215,7 @@ mod tests {
                 sale_id: "s",
                 request_id: "r",
                 payment_event: None,
+                bucket: None,
             };
             let (keys, values) = call.keys_and_args();
             let args = OrderCall::script(&scripts).evalsha_args(keys.inner(), values);
@@ -203,6 +225,7 @@ mod tests {
             );
             assert_eq!(args[1].as_str().unwrap(), "6", "the number of keys");
             assert_eq!(args[9].as_str().unwrap(), number.to_string());
+            assert_eq!(args[16].as_str().unwrap(), "0", "no bucket: 0 buyerBuckets");
         }
     }
 }

@@ -20,7 +20,7 @@ pub use checkout::{OrderAction, OrderChange, OrderRecord, OrderStep, Swept};
 pub(super) use checkout::{OrderCall, Sweep};
 pub use queue::{JoinReply, QueuePlace};
 pub(super) use queue::{QueueJoin, QueueRanks};
-pub use sale::{put_decide_item, put_refuse_item, PurchaseEntry};
+pub use sale::{purchase_fixed_keys, put_decide_item, put_refuse_item, PurchaseEntry};
 pub(super) use sale::{BatchReply, PurchaseBatch, SoldOutBatch, SoldOutReply, Status, User};
 pub use webhook::{Backlog, FailedAttempt, Taken, WEBHOOK_GROUP};
 pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedrive, WebhookTake};
@@ -28,6 +28,8 @@ pub(super) use webhook::{WebhookBacklog, WebhookDone, WebhookFailed, WebhookRedr
 use super::{
     connection::{send_while_slot_moves, Deadline},
     error::StoreError,
+    keys::SaleKeys,
+    UserBucket,
 };
 use crate::domain::RoomSnapshot;
 use fred::{
@@ -46,6 +48,10 @@ macro_rules! script_source {
         )
     };
 }
+
+/// The check that every key a script touches is in KEYS (`REDIS_SCRIPT_KEY_CHECK`; tests put
+/// it in front of the scripts they call directly).
+pub const KEY_CHECK: &str = include_str!("../../../lua/key_check.lua");
 
 /// The purchase script as Redis runs it (tests call it directly to replay a re-sent call).
 pub const PURCHASE_SOURCE: &str = script_source!("purchase.lua");
@@ -73,11 +79,15 @@ pub(super) struct LuaScript {
 }
 
 impl LuaScript {
-    fn new(name: &'static str, source: &'static str) -> Self {
-        Self {
-            name,
-            script: Script::from_lua(source),
-        }
+    /// With `key_check`, `lua/key_check.lua` goes in front: a command naming a key that is not
+    /// in KEYS raises an error (`REDIS_SCRIPT_KEY_CHECK`; the tests run with it).
+    fn new(name: &'static str, source: &'static str, key_check: bool) -> Self {
+        let script = if key_check {
+            Script::from_lua(format!("{KEY_CHECK}\n{source}"))
+        } else {
+            Script::from_lua(source)
+        };
+        Self { name, script }
     }
 
     pub(super) fn name(&self) -> &'static str {
@@ -218,34 +228,30 @@ pub(super) struct Scripts {
 }
 
 impl Scripts {
-    pub(super) fn new() -> Self {
+    /// Every script; with `key_check`, each raises an error on a key not in its KEYS.
+    pub(super) fn new(key_check: bool) -> Self {
+        let new = |name, source| LuaScript::new(name, source, key_check);
         Self {
-            purchase: LuaScript::new("purchase", PURCHASE_SOURCE),
-            sold_out: LuaScript::new("sold_out", SOLD_OUT_SOURCE),
-            status: LuaScript::new("status", script_source!("status.lua")),
-            user: LuaScript::new("user", script_source!("user.lua")),
-            create_sale: LuaScript::new("create_sale", script_source!("create_sale.lua")),
-            put_sale: LuaScript::new("put_sale", script_source!("put_sale.lua")),
-            patch_sale: LuaScript::new("patch_sale", script_source!("patch_sale.lua")),
-            restock: LuaScript::new("restock", script_source!("restock.lua")),
-            sale_stats: LuaScript::new("sale_stats", script_source!("sale_stats.lua")),
-            delete_sale: LuaScript::new("delete_sale", script_source!("delete_sale.lua")),
-            upgrade_sale: LuaScript::new("upgrade_sale", script_source!("upgrade_sale.lua")),
-            webhook_take: LuaScript::new("webhook_take", script_source!("webhook_take.lua")),
-            webhook_done: LuaScript::new("webhook_done", script_source!("webhook_done.lua")),
-            webhook_failed: LuaScript::new("webhook_failed", script_source!("webhook_failed.lua")),
-            webhook_redrive: LuaScript::new(
-                "webhook_redrive",
-                script_source!("webhook_redrive.lua"),
-            ),
-            webhook_backlog: LuaScript::new(
-                "webhook_backlog",
-                script_source!("webhook_backlog.lua"),
-            ),
-            order: LuaScript::new("order", script_source!("order.lua")),
-            sweep: LuaScript::new("sweep", script_source!("sweep.lua")),
-            queue_join: LuaScript::new("queue_join", script_source!("queue_join.lua")),
-            queue_ranks: LuaScript::new("queue_ranks", script_source!("queue_ranks.lua")),
+            purchase: new("purchase", PURCHASE_SOURCE),
+            sold_out: new("sold_out", SOLD_OUT_SOURCE),
+            status: new("status", script_source!("status.lua")),
+            user: new("user", script_source!("user.lua")),
+            create_sale: new("create_sale", script_source!("create_sale.lua")),
+            put_sale: new("put_sale", script_source!("put_sale.lua")),
+            patch_sale: new("patch_sale", script_source!("patch_sale.lua")),
+            restock: new("restock", script_source!("restock.lua")),
+            sale_stats: new("sale_stats", script_source!("sale_stats.lua")),
+            delete_sale: new("delete_sale", script_source!("delete_sale.lua")),
+            upgrade_sale: new("upgrade_sale", script_source!("upgrade_sale.lua")),
+            webhook_take: new("webhook_take", script_source!("webhook_take.lua")),
+            webhook_done: new("webhook_done", script_source!("webhook_done.lua")),
+            webhook_failed: new("webhook_failed", script_source!("webhook_failed.lua")),
+            webhook_redrive: new("webhook_redrive", script_source!("webhook_redrive.lua")),
+            webhook_backlog: new("webhook_backlog", script_source!("webhook_backlog.lua")),
+            order: new("order", script_source!("order.lua")),
+            sweep: new("sweep", script_source!("sweep.lua")),
+            queue_join: new("queue_join", script_source!("queue_join.lua")),
+            queue_ranks: new("queue_ranks", script_source!("queue_ranks.lua")),
         }
     }
 
@@ -380,6 +386,16 @@ impl Reply {
 }
 
 /// "1" or "0", as the scripts take a flag.
+/// The KEYS and ARGV of a user's bucket in a call that takes one: the bucket and the
+/// `buyerBuckets` it was computed for; without one, bucket 0 for 0 buckets, which no sale has,
+/// so the script answers which bucket it needs.
+fn given_bucket(keys: &SaleKeys, bucket: &Option<UserBucket>) -> (fred::types::Key, Value) {
+    match bucket {
+        Some(bucket) => (bucket.key.clone(), int(bucket.buckets)),
+        None => (keys.buyer_bucket(0), int(0)),
+    }
+}
+
 fn flag(on: bool) -> Value {
     Value::from(if on { "1" } else { "0" })
 }

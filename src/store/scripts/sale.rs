@@ -1,6 +1,6 @@
 //! The buyer-facing scripts: `purchase`, `sold_out`, `status` and `user`.
 
-use super::{flag, int, LuaScript, Reply, ScriptCall, Scripts};
+use super::{flag, given_bucket, int, LuaScript, Reply, ScriptCall, Scripts};
 use crate::{
     domain::{
         CheckoutPart, Purchase as Unit, PurchaseOutcome, SaleSnapshot, UserOrder, UserRecord,
@@ -9,6 +9,7 @@ use crate::{
         error::StoreError,
         keys::{user_hash, SaleKeys},
         settings::UserAttemptLimit,
+        Bucketed, UserBucket,
     },
 };
 use fred::{bytes_utils::Str, prelude::*, types::MultipleKeys};
@@ -71,7 +72,20 @@ pub enum BatchReply {
 }
 
 /// Fixed KEYS before the first purchase's (`lua/purchase.lua`).
-const FIXED_KEYS: usize = 8;
+const FIXED_KEYS: usize = 7;
+
+/// `lua/purchase.lua`'s fixed KEYS, in its order (its purchases' keys follow).
+pub fn purchase_fixed_keys(keys: &SaleKeys) -> [fred::types::Key; FIXED_KEYS] {
+    [
+        keys.config(),
+        keys.orders(),
+        keys.refused(),
+        keys.checkouts(),
+        keys.expiries(),
+        keys.room(),
+        keys.gate(),
+    ]
+}
 
 impl PurchaseEntry {
     /// This purchase as an item of `lua/purchase.lua`'s ARGV[6] ([`put_decide_item`]).
@@ -165,16 +179,7 @@ impl ScriptCall for PurchaseBatch<'_> {
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let per_entry = if self.lean { 1 } else { 2 };
         let mut keys = Vec::with_capacity(FIXED_KEYS + per_entry * self.entries.len());
-        keys.extend([
-            self.keys.config(),
-            self.keys.buyers(),
-            self.keys.orders(),
-            self.keys.refused(),
-            self.keys.checkouts(),
-            self.keys.expiries(),
-            self.keys.room(),
-            self.keys.gate(),
-        ]);
+        keys.extend(purchase_fixed_keys(self.keys));
         for entry in self.entries {
             keys.push(self.keys.bucket_of(entry.user_hash, self.buckets));
             if !self.lean {
@@ -413,53 +418,60 @@ impl ScriptCall for Status {
 }
 
 /// `lua/user.lua`: what one user holds; `None` when the sale does not exist.
-pub struct User {
+pub struct User<'a> {
     pub keys: SaleKeys,
-    pub user: Str,
+    pub user: &'a str,
+    /// The user's bucket ([`Store::eval_with_bucket`](crate::store::Store)).
+    pub bucket: Option<UserBucket>,
 }
 
-impl ScriptCall for User {
-    type Output = Option<UserRecord>;
+impl ScriptCall for User<'_> {
+    type Output = Bucketed<Option<UserRecord>>;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.user
     }
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
+        let (bucket, buckets) = given_bucket(&self.keys, &self.bucket);
         (
-            vec![
-                self.keys.config(),
-                self.keys.buyers(),
-                self.keys.checkouts(),
-            ]
-            .into(),
-            vec![Value::String(self.user.clone())],
+            vec![self.keys.config(), bucket, self.keys.checkouts()].into(),
+            vec![Value::from(self.user), buckets],
         )
     }
 
-    /// `{0}` no sale, `{1}` no unit, `{1, purchaseMs, orderNumber}`, and on a checkout sale
-    /// `{1, purchaseMs, orderNumber, quantity, holdExpiresMs}`.
-    fn parse(reply: Value) -> Result<Option<UserRecord>, StoreError> {
+    /// `{0}` no sale, `{2, buyerBuckets}` another bucket, `{1}` no unit, `{1, purchaseMs,
+    /// orderNumber}`, and on a checkout sale `{1, purchaseMs, orderNumber, quantity,
+    /// holdExpiresMs}`.
+    fn parse(reply: Value) -> Result<Bucketed<Option<UserRecord>>, StoreError> {
         let numbers: Vec<i64> = reply
             .into_array()
             .iter()
             .map(Value::as_i64)
             .collect::<Option<_>>()
             .ok_or_else(|| StoreError::Unexpected("user.lua answered a non-number".into()))?;
-        match numbers.as_slice() {
-            [0] => Ok(None),
-            [1] => Ok(Some(UserRecord {
+        let record = match numbers.as_slice() {
+            [2, buckets] => {
+                let buckets =
+                    u32::try_from(*buckets).map_err(|_| Reply::unexpected("user", buckets))?;
+                return Ok(Bucketed::Needs {
+                    user: None,
+                    buckets,
+                });
+            }
+            [0] => None,
+            [1] => Some(UserRecord {
                 purchase: None,
                 checkout: None,
-            })),
-            [1, purchase_ms, order_number] => Ok(Some(UserRecord {
+            }),
+            [1, purchase_ms, order_number] => Some(UserRecord {
                 purchase: Some(Unit {
                     purchase_ms: *purchase_ms,
                     order_number: *order_number,
                 }),
                 checkout: None,
-            })),
-            [1, purchase_ms, order_number, quantity, hold_expires_ms] => Ok(Some(UserRecord {
+            }),
+            [1, purchase_ms, order_number, quantity, hold_expires_ms] => Some(UserRecord {
                 purchase: Some(Unit {
                     purchase_ms: *purchase_ms,
                     order_number: *order_number,
@@ -468,9 +480,10 @@ impl ScriptCall for User {
                     quantity: *quantity,
                     hold_expires_ms: (*hold_expires_ms > 0).then_some(*hold_expires_ms),
                 }),
-            })),
-            other => Err(Reply::unexpected("user", other)),
-        }
+            }),
+            other => return Err(Reply::unexpected("user", other)),
+        };
+        Ok(Bucketed::Done(record))
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::{assert_adds_up, checkout_app, counters, order_stream, TOKEN};
 use crate::helpers::{spawn_app_with, TestRedis};
+use fred::prelude::*;
 use serde_json::json;
 
 #[tokio::test]
@@ -530,4 +531,139 @@ async fn order_numbers_just_under_a_power_of_ten_leave_the_connection_usable() {
         assert_eq!(next.status, 200, "after token {forged}: {:?}", next.body);
     }
     assert_eq!(redis.digest().await, digest, "nothing written");
+}
+
+/// Buyer records that name an order whose units are no longer the buyer's (released, or a late
+/// payment refused), counted from Redis itself: every bucket's records against the orders.
+async fn lapsed_records(redis: &TestRedis, buckets: u32) -> i64 {
+    let keys = crate::helpers::keys("default");
+    let mut lapsed = 0;
+    for bucket in keys.all_buckets(buckets) {
+        let records: std::collections::HashMap<String, String> =
+            redis.client.hgetall(bucket).await.unwrap();
+        for record in records.values() {
+            let order = record.split(':').nth(1).unwrap().to_owned();
+            let json: String = redis.client.hget(keys.checkouts(), order).await.unwrap();
+            let state = serde_json::from_str::<serde_json::Value>(&json).unwrap()["s"].clone();
+            if state == "released" || state == "refund_required" {
+                lapsed += 1;
+            }
+        }
+    }
+    lapsed
+}
+
+/// The config's count of lapsed buyer records.
+async fn lapsed_counter(redis: &TestRedis) -> i64 {
+    let config = redis.config("default").await;
+    config.get("lapsed").map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_released_order_leaves_its_buyer_record_lapsed_holding_nothing() {
+    let redis = TestRedis::start().await;
+    // 1,000 units: 10 buyer buckets, so an instance that has sold nothing yet builds its first
+    // call of each script for the wrong number and is answered with the right one.
+    let app = checkout_app(&redis, 300, 1, 1000).await;
+    let other = checkout_app(&redis, 300, 1, 1000).await;
+    let user = |app: &crate::helpers::TestApp, user: &str| {
+        let url = app.url(&format!("/api/sales/default/user/{user}"));
+        let http = app.http.clone();
+        async move { crate::helpers::Reply::read(http.get(url).send().await.unwrap()).await }
+    };
+
+    assert_eq!(app.buy("ann", None, "ann-1").await.code(), "RESERVED");
+    let seen = user(&other, "ann").await;
+    assert_eq!(seen.status, 200, "{:?}", seen.body);
+    assert_eq!(seen.body["orderNumber"], 1);
+    // Released (by the shop here; an expiry releases alike): the units go back, and ann's
+    // record stays in her bucket, lapsed, since a release is not given the buyer's bucket.
+    assert_eq!(
+        other.order_call("1", "/cancel").await.body["state"],
+        "released"
+    );
+    let bucket =
+        crate::helpers::keys("default").bucket_of(flashsale::store::keys::user_hash("ann"), 10);
+    let record: Option<String> = redis.client.hget(bucket, "ann").await.unwrap();
+    assert!(record.is_some_and(|r| r.split(':').nth(1) == Some("1")));
+    assert_eq!(
+        (
+            lapsed_counter(&redis).await,
+            lapsed_records(&redis, 10).await
+        ),
+        (1, 1)
+    );
+    // It holds nothing: not a buyer to the API, not counted among the sale's buyers.
+    let seen = user(&other, "ann").await;
+    assert_eq!(seen.body["hasPurchased"], false, "{:?}", seen.body);
+    let view = app.sale_view().await;
+    assert_eq!(
+        (&view["buyers"], &view["consistent"]),
+        (&json!(0), &json!(true)),
+        "{view}"
+    );
+
+    // ann buys again: a new order over the lapsed record.
+    let again = app.buy("ann", None, "ann-2").await;
+    assert_eq!(
+        (again.code(), &again.body["orderNumber"]),
+        ("RESERVED", &json!(2))
+    );
+    assert_eq!(
+        (
+            lapsed_counter(&redis).await,
+            lapsed_records(&redis, 10).await
+        ),
+        (0, 0)
+    );
+    // The first order's late payment finds her newer order: a refund, nothing taken.
+    let late = other.order_call("1", "/confirm").await;
+    late.assert_error(409, "HOLD_EXPIRED");
+    assert_eq!(
+        other.order_call("1", "").await.body["history"][2]["reason"],
+        "reordered"
+    );
+    assert_eq!(user(&app, "ann").await.body["orderNumber"], 2);
+
+    // bo's record names his second order, released too: his first order's late payment finds
+    // no order of his that holds units, so it takes units again and his record names it.
+    for (order, key) in [("3", "bo-1"), ("4", "bo-2")] {
+        assert_eq!(
+            app.buy("bo", None, key).await.body["orderNumber"],
+            order.parse::<i64>().unwrap()
+        );
+        assert_eq!(
+            other.order_call(order, "/cancel").await.body["state"],
+            "released"
+        );
+    }
+    // Lapsed: bo's record (naming order 4). ann's names her order 2; none names order 1.
+    assert_eq!(
+        (
+            lapsed_counter(&redis).await,
+            lapsed_records(&redis, 10).await
+        ),
+        (1, 1)
+    );
+    let paid = other.order_call("3", "/confirm").await;
+    assert_eq!(paid.status, 200, "{:?}", paid.body);
+    assert_eq!(
+        (&paid.body["state"], &paid.body["late"]),
+        (&json!("confirmed"), &json!(true))
+    );
+    assert_eq!(user(&other, "bo").await.body["orderNumber"], 3);
+    assert_eq!(
+        (
+            lapsed_counter(&redis).await,
+            lapsed_records(&redis, 10).await
+        ),
+        (0, 0)
+    );
+    assert_eq!(
+        app.buy("bo", None, "bo-3").await.code(),
+        "ALREADY_PURCHASED"
+    );
+    let view = app.sale_view().await;
+    assert_eq!(view["buyers"], 2, "{view}");
+    assert_adds_up(&app, &redis).await;
 }

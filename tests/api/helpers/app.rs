@@ -25,6 +25,8 @@ pub fn base_env(redis: &TestRedis) -> BTreeMap<String, String> {
             ("REDIS_URL", redis.url()),
             ("RATE_LIMIT_PER_SECOND", "0".to_owned()),
             ("REDIS_TIMEOUT_MS", "500".to_owned()),
+            // Every script call of every test checks that each key it touches is in KEYS.
+            ("REDIS_SCRIPT_KEY_CHECK", "true".to_owned()),
             ("SALE_PRODUCT_NAME", "Test sneaker".to_owned()),
             ("SALE_TOTAL_STOCK", "100".to_owned()),
             (

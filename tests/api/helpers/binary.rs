@@ -27,7 +27,9 @@ pub fn flashsale() -> Command {
     // A clean environment: no REDIS_URL, no SALE_* from the developer's shell.
     command
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Every script checks that each key it touches is in KEYS.
+        .env("REDIS_SCRIPT_KEY_CHECK", "true");
     command
 }
 

@@ -223,7 +223,8 @@ impl TestRedis {
     /// The service's own store on this Redis, connected and with its scripts loaded.
     pub async fn store(&self) -> Store {
         let url = RedisUrl::parse(&self.url()).unwrap();
-        let store = Store::new(&url, Duration::from_secs(2), NonZeroUsize::MIN);
+        let store =
+            Store::new(&url, Duration::from_secs(2), NonZeroUsize::MIN).with_key_check(true);
         store.connect_and_wait().await.unwrap();
         store.load_scripts().await.unwrap();
         store

@@ -4,12 +4,18 @@
 
 use flashsale::store::{
     keys::{user_hash, SaleKeys},
-    scripts::{put_decide_item, put_refuse_item, PURCHASE_SOURCE, SOLD_OUT_SOURCE},
+    scripts::{put_decide_item, put_refuse_item, KEY_CHECK, PURCHASE_SOURCE, SOLD_OUT_SOURCE},
 };
 use fred::{
     prelude::*,
     types::{scripts::Script, Key},
 };
+
+/// A script as the tests' apps run it: `lua/key_check.lua` in front, so a key the script
+/// touches that its call did not pass in KEYS is an error.
+pub fn checked(source: &str) -> Script {
+    Script::from_lua(format!("{KEY_CHECK}\n{source}"))
+}
 
 /// One purchase of a hand-built call.
 #[derive(Debug, Clone)]
@@ -73,16 +79,7 @@ pub async fn purchase_script_lean_first(
 
 /// The KEYS `lua/purchase.lua` takes before the first purchase's, in its order.
 pub fn purchase_fixed_keys(keys: &SaleKeys) -> Vec<Key> {
-    vec![
-        keys.config(),
-        keys.buyers(),
-        keys.orders(),
-        keys.refused(),
-        keys.checkouts(),
-        keys.expiries(),
-        keys.room(),
-        keys.gate(),
-    ]
+    flashsale::store::scripts::purchase_fixed_keys(keys).to_vec()
 }
 
 /// One call of the purchase script; `None` when a lean call was answered `{buyerBuckets, 0}`.
@@ -123,7 +120,7 @@ async fn purchase_call(
         );
     }
     args.extend([Value::Bytes(items.into()), secrets.into()]);
-    let script = Script::from_lua(PURCHASE_SOURCE);
+    let script = checked(PURCHASE_SOURCE);
     let reply: Value = script
         .evalsha_with_reload(client, all_keys, args)
         .await
@@ -181,7 +178,7 @@ pub async fn sold_out_script(
     args.push("".into()); // no known buyers: every purchase with its bucket and attempt counter
     args.push(0.into()); // and none counted only
     args.push(buys.len().to_string().into());
-    let script = Script::from_lua(SOLD_OUT_SOURCE);
+    let script = checked(SOLD_OUT_SOURCE);
     let reply: Value = script
         .evalsha_with_reload(client, all_keys, args)
         .await
