@@ -7,15 +7,16 @@
 -- buyerBuckets
 -- ARGV[1] the buyerBuckets the caller assumed
 -- Returns 0 when the sale did not exist (nothing removed), else 1 (the caller then deletes the
--- attempt counters, whose names it cannot know in advance), or {'BUCKETS', buyerBuckets} when
--- the sale has other buckets than the caller passed (nothing removed: call again).
+-- attempt counters, whose names it cannot know in advance), or {'BUCKETS', buyerBuckets}
+-- (prelude: needs_buckets) when the sale has other buckets than the caller passed (nothing
+-- removed: call again).
 
 local start_ms, _, _, _, _, buckets = read_sale(KEYS[1])
 if not start_ms then
   return 0
 end
 if buckets ~= tonumber(ARGV[1]) then
-  return {'BUCKETS', buckets}
+  return needs_buckets(buckets)
 end
 redis.call('DEL', KEYS[1], unpack(KEYS, 3, 14))
 unlink_keys_from(15)

@@ -13,9 +13,9 @@
 -- Returns {'SALE_NOT_FOUND'}, {'ORDER_NOT_FOUND'}, or {status, order record (JSON)} with status
 -- 'OK' (done, or already so), 'DUPLICATE' (this payment event was applied before; nothing
 -- changed), 'HOLD_EXPIRED' (a confirm whose units went to someone else: refund) or
--- 'ORDER_CONFIRMED' (a paid order is not cancelled here); or {'BUCKET', userId, buyerBuckets}
+-- 'ORDER_CONFIRMED' (a paid order is not cancelled here); or {'BUCKETS', buyerBuckets, userId}
 -- when the script needs that user's bucket and was not given it (a late payment: the caller
--- knew only the order number), with nothing written: the caller calls again with it.
+-- knew only the order number), with nothing written (prelude: needs_buckets).
 --
 -- A confirm and an expiry of the same hold are two calls Redis runs one after the other:
 -- whichever runs first decides, and the other sees its result (README, Checkout).
@@ -39,7 +39,7 @@ local order = ARGV[2]
 if order == '' then
   local bucket = bucket_of(ARGV[3])
   if not bucket then
-    return {'BUCKET', ARGV[3], buckets}
+    return needs_buckets(buckets, ARGV[3])
   end
   local buyer = redis.call('HGET', bucket, ARGV[3])
   if not buyer then
@@ -80,7 +80,7 @@ if action == 'confirm' then
     -- the buyer holds no newer order (one order per buyer); otherwise the shop refunds.
     local bucket = bucket_of(record.u)
     if not bucket then
-      return {'BUCKET', record.u, buckets}
+      return needs_buckets(buckets, record.u)
     end
     -- The buyer's record, if any: left lapsed by a release (prelude: release_order), naming
     -- this order or a newer one released too, or naming a newer order that is the buyer's.

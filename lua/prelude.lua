@@ -42,8 +42,15 @@ end
 -- A user's bucket is the first 32 bits of the SHA-1 of their userId modulo buyerBuckets; the
 -- service computes it (src/store/keys.rs, bucket_of) and passes the bucket in KEYS, with the
 -- buyerBuckets it assumed, so no script names a key it was not given (SPEC §2; lua/key_check.lua
--- holds the tests to it). A script handed a bucket for another buyerBuckets answers with the
--- sale's number before it reads or writes anything else, and the service calls again.
+-- holds the tests to it). A script handed a bucket for another buyerBuckets answers
+-- needs_buckets before it writes anything, and the service calls again.
+
+-- The answer of a script that was not given the bucket(s) it needs: the sale's buyerBuckets,
+-- and the user whose bucket it needs when that is not the user of the call (purchase.lua, on
+-- the hot path, answers {buyerBuckets} alone).
+local function needs_buckets(buckets, user)
+  return {'BUCKETS', buckets, user}
+end
 
 -- Removes the keys KEYS[first..#KEYS] (a sale's buyer buckets; admin scripts only: O(buckets)).
 local function unlink_keys_from(first)

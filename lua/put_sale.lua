@@ -11,8 +11,9 @@
 -- fresh draw seed, ARGV[13] its commitment (used only if the sale has no draw yet)
 -- Returns 'CREATED', 'SAME' (identical, nothing changed), 'HAS_BUYERS' (refused without
 -- force), 'REPLACED' (stock, buyers and orders reset; the caller then deletes the attempt
--- counters, whose names it cannot know in advance) or {'BUCKETS', buyerBuckets} when a sale to
--- replace has other buckets than the caller passed (nothing written: call again).
+-- counters, whose names it cannot know in advance) or {'BUCKETS', buyerBuckets} (prelude:
+-- needs_buckets) when a sale to replace has other buckets than the caller passed (nothing
+-- written: call again).
 
 local co = checkout_lib()
 local rooms = room_lib()
@@ -39,7 +40,7 @@ end
 local created = not start_ms
 if not created then
   if buckets ~= tonumber(ARGV[8]) then
-    return {'BUCKETS', buckets}
+    return needs_buckets(buckets)
   end
   redis.call('DEL', unpack(KEYS, 1, 14))
   unlink_keys_from(15)

@@ -3,12 +3,12 @@
 -- KEYS[1] config, KEYS[2] orders, KEYS[3] refused, KEYS[4] room, then the buyer buckets
 -- sale:{ID}:buyers:0.. of ARGV[1] buyerBuckets
 -- ARGV[1] the buyerBuckets the caller assumed
--- Returns {'BUCKETS', buyerBuckets} when the sale has other buckets than the caller passed,
--- nil when the sale does not exist, else {productName, totalStock, startMs, endMs,
--- createdMs, remaining, buyers, orders, refused, redisNowMs, holdMs, maxPerBuyer, checkout (1 on
--- a checkout sale), held, confirmed, released, orderSeq}; a plain sale's units sold are all
--- confirmed; with the waiting room on, its fields follow (prelude: room_reply). `buyers` counts the buyer records
--- themselves (every bucket's HLEN, less the lapsed ones a release left: prelude,
+-- Returns {'BUCKETS', buyerBuckets} (prelude: needs_buckets) when the sale has other buckets
+-- than the caller passed, nil when the sale does not exist, else {productName, totalStock,
+-- startMs, endMs, createdMs, remaining, buyers, orders, refused, redisNowMs, holdMs,
+-- maxPerBuyer, checkout (1 on a checkout sale), held, confirmed, released, orderSeq}; a plain
+-- sale's units sold are all confirmed; with the waiting room on, its fields follow (prelude:
+-- room_reply). `buyers` counts the buyer records themselves (every bucket's HLEN, less the lapsed ones a release left: prelude,
 -- release_order), not the sold counter, so the admin API's `consistent`
 -- compares three independent things: the counter, the records and the order stream. That makes
 -- this script O(buckets), about a millisecond per 1,000 buckets (100,000 units): admin only.
@@ -18,7 +18,7 @@ if not start_ms then
   return nil
 end
 if buckets ~= tonumber(ARGV[1]) then
-  return {'BUCKETS', buckets}
+  return needs_buckets(buckets)
 end
 local co = checkout_lib()
 local now_ms = redis_now_ms()

@@ -2,8 +2,8 @@
 --
 -- KEYS[1] sale:{ID}:config, KEYS[2] the user's buyer bucket computed for ARGV[2] buckets,
 -- KEYS[3] sale:{ID}:checkouts; ARGV[1] userId, ARGV[2] the buyerBuckets the caller assumed
--- Returns {0} when the sale does not exist, {2, buyerBuckets} when the caller's buyerBuckets is
--- not the sale's (nothing else read: call again), {1} when the user holds no unit, and
+-- Returns {0} when the sale does not exist, {'BUCKETS', buyerBuckets} when the caller's
+-- buyerBuckets is not the sale's (prelude: needs_buckets), {1} when the user holds no unit, and
 -- {1, purchaseMs, orderNumber} when they do; on a checkout sale {1, purchaseMs, orderNumber,
 -- quantity, holdExpiresMs} (0 once confirmed). A hold past its expiry is no unit held: the
 -- sweeper is about to release it; nor is a lapsed record's order (prelude: lapsed).
@@ -13,7 +13,7 @@ if not start_ms then
   return {0}
 end
 if buckets ~= tonumber(ARGV[2]) then
-  return {2, buckets}
+  return needs_buckets(buckets)
 end
 local record = redis.call('HGET', KEYS[2], ARGV[1])
 if not record then

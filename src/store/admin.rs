@@ -95,7 +95,7 @@ impl Store {
         force: bool,
     ) -> Result<PutOutcome, StoreError> {
         let outcome = self
-            .eval_with_buckets(sale, |buckets| PutSale {
+            .eval_with_buckets(sale, None, |buckets| PutSale {
                 keys: SaleKeys::new(sale),
                 seed,
                 force,
@@ -161,7 +161,7 @@ impl Store {
 
     /// The sale's config and counters; `None` when it does not exist.
     pub async fn sale_stats(&self, sale: &SaleId) -> Result<Option<SaleStats>, StoreError> {
-        self.eval_with_buckets(sale, |buckets| SaleStatsRead {
+        self.eval_with_buckets(sale, None, |buckets| SaleStatsRead {
             keys: SaleKeys::new(sale),
             buckets,
         })
@@ -171,7 +171,7 @@ impl Store {
     /// Removes every key of the sale; whether it existed.
     pub async fn delete_sale(&self, sale: &SaleId) -> Result<bool, StoreError> {
         let deleted = self
-            .eval_with_buckets(sale, |buckets| DeleteSale {
+            .eval_with_buckets(sale, None, |buckets| DeleteSale {
                 keys: SaleKeys::new(sale),
                 buckets,
             })

@@ -133,7 +133,7 @@ impl Store {
                 token,
             } => (Some(order_number), Some(user), Some(token)),
         };
-        self.eval_with_bucket(sale, user, |bucket| OrderCall {
+        self.eval_with_buckets(sale, user, |buckets| OrderCall {
             keys: SaleKeys::new(sale),
             action,
             order_number,
@@ -142,7 +142,7 @@ impl Store {
             sale_id: sale.as_str(),
             request_id,
             payment_event,
-            bucket,
+            buckets,
         })
         .await
     }

@@ -47,22 +47,23 @@ pub struct MemoryInfo {
 
 /// A pool of Redis connections and the scripts. Clones share the connections.
 ///
-/// One user's buyer bucket, as a script that reads or writes it is given it (cheap to clone:
-/// shared bytes).
+/// The buyer buckets a script call is built with (every script that touches a bucket is given
+/// it: SPEC §2): the sale's `buyerBuckets` as the store last saw it, which the script checks,
+/// and, when the call is about a user, that user's bucket.
 #[derive(Clone)]
-pub(super) struct UserBucket {
-    pub user: Str,
-    pub key: fred::types::Key,
-    /// The `buyerBuckets` the key was computed for: the script checks it is the sale's.
-    pub buckets: u32,
+pub(super) struct Buckets {
+    pub count: u32,
+    /// The user and the key of their bucket among `count`.
+    pub user: Option<(Str, fred::types::Key)>,
 }
 
-/// What a script that takes one user's bucket answered: done, or that it needs `user`'s bucket
-/// (`None`: the user the call is about) in a sale of `buckets` buckets, having written nothing
-/// ([`Store::eval_with_bucket`]).
+/// What a script given [`Buckets`] answered: done, or that it needs the sale's
+/// `buyerBuckets` (and `user`'s bucket among them, when `user` is some), having written
+/// nothing (`lua/prelude.lua`, `needs_buckets`): the call is built again
+/// ([`Store::eval_with_buckets`]).
 pub(super) enum Bucketed<T> {
     Done(T),
-    Needs { user: Option<String>, buckets: u32 },
+    Needs { buckets: u32, user: Option<String> },
 }
 
 /// Each HTTP worker owns one store, built for it at start-up and connected on the worker's own
@@ -212,73 +213,46 @@ impl Store {
         })
     }
 
-    /// Runs a script call that takes one user's buyer bucket (`lua/user.lua`, `lua/order.lua`):
-    /// built for this store's latest `buyerBuckets` of the sale and `user` (when the caller
-    /// knows the user), and built again with the bucket the script answers it needs (another
-    /// `buyerBuckets`, or the user of an order found by number), which it does having written
-    /// nothing. The service computes every bucket, so no script names a key it was not given
-    /// (SPEC §2).
-    async fn eval_with_bucket<T, C, F>(
+    /// Runs a script call that is given buyer buckets ([`Buckets`]): built for this store's
+    /// latest `buyerBuckets` of the sale and for `user` (when the caller knows the user), and
+    /// built again with what the script answers it needs (another `buyerBuckets`, or the user
+    /// of an order found by number), which it answers having written nothing. The service
+    /// computes every bucket, so no script names a key it was not given (SPEC §2).
+    async fn eval_with_buckets<T, C, F>(
         &self,
         sale: &SaleId,
         user: Option<&str>,
         call: F,
     ) -> Result<T, StoreError>
     where
-        F: Fn(Option<UserBucket>) -> C,
+        F: Fn(Buckets) -> C,
         C: ScriptCall<Output = Bucketed<T>>,
     {
         let keys = SaleKeys::new(sale);
-        let bucket = |user: &str, buckets: u32| UserBucket {
-            user: Str::from(user),
-            key: keys.bucket_of(keys::user_hash(user), buckets),
-            buckets,
+        let given = |count: u32, user: Option<&str>| Buckets {
+            count,
+            user: user.map(|user| {
+                let key = keys.bucket_of(keys::user_hash(user), count);
+                (Str::from(user), key)
+            }),
         };
-        let mut given = user.map(|user| bucket(user, self.lanes.buckets(sale)));
+        let mut buckets = given(self.lanes.buckets(sale), user);
         // The first answer may name the sale's buckets, the second the order's user; a sale
         // replaced in between may take one more.
         for _ in 0..4 {
-            match self.eval(call(given.clone())).await? {
+            match self.eval(call(buckets.clone())).await? {
                 Bucketed::Done(done) => return Ok(done),
                 Bucketed::Needs {
+                    buckets: count,
                     user: needed,
-                    buckets,
                 } => {
-                    self.lanes.saw_buckets(sale, buckets);
-                    let Some(needed) = needed.as_deref().or(user) else {
-                        break;
-                    };
-                    given = Some(bucket(needed, buckets));
+                    self.lanes.saw_buckets(sale, count);
+                    buckets = given(count, needed.as_deref().or(user));
                 }
             }
         }
         Err(StoreError::Unexpected(
-            "a script kept asking for another buyer bucket".into(),
-        ))
-    }
-
-    /// Runs an admin script call that is given every buyer bucket of the sale, built for this
-    /// store's latest `buyerBuckets` and built again with the number the script answers (which
-    /// it does having written nothing).
-    async fn eval_with_buckets<T, C, F>(&self, sale: &SaleId, call: F) -> Result<T, StoreError>
-    where
-        F: Fn(u32) -> C,
-        C: ScriptCall<Output = Bucketed<T>>,
-    {
-        let mut buckets = self.lanes.buckets(sale);
-        for _ in 0..4 {
-            match self.eval(call(buckets)).await? {
-                Bucketed::Done(done) => return Ok(done),
-                Bucketed::Needs {
-                    buckets: sale_has, ..
-                } => {
-                    self.lanes.saw_buckets(sale, sale_has);
-                    buckets = sale_has;
-                }
-            }
-        }
-        Err(StoreError::Unexpected(
-            "a script kept answering another buyerBuckets".into(),
+            "a script kept answering that it needs other buyer buckets".into(),
         ))
     }
 
@@ -322,10 +296,10 @@ impl Store {
         sale: &SaleId,
         user: &UserId,
     ) -> Result<Option<UserRecord>, StoreError> {
-        self.eval_with_bucket(sale, Some(user.as_str()), |bucket| User {
+        self.eval_with_buckets(sale, Some(user.as_str()), |buckets| User {
             keys: SaleKeys::new(sale),
             user: user.as_str(),
-            bucket,
+            buckets,
         })
         .await
     }

@@ -1,9 +1,9 @@
 //! The operator's scripts: create, put, patch, restock, read, delete and upgrade a sale.
 
-use super::{flag, int, LuaScript, Reply, ScriptCall, Scripts};
+use super::{bucketed, flag, int, LuaScript, Reply, ScriptCall, Scripts};
 use crate::{
     domain::{Draw, RoomSnapshot, SaleSeed, WaitingRoom},
-    store::{error::StoreError, keys::SaleKeys, Bucketed},
+    store::{error::StoreError, keys::SaleKeys, Bucketed, Buckets},
 };
 use fred::{prelude::*, types::MultipleKeys};
 
@@ -102,33 +102,11 @@ fn word(script: &'static str, reply: Value) -> Result<String, StoreError> {
         .ok_or_else(|| Reply::unexpected(script, reply))
 }
 
-/// The reply of an admin script given every buyer bucket: `{'BUCKETS', buyerBuckets}` when the
-/// sale has other buckets than the call passed (nothing written), else what `parse` reads.
-fn bucketed<T>(
-    script: &'static str,
-    reply: Value,
-    parse: impl FnOnce(Value) -> Result<T, StoreError>,
-) -> Result<Bucketed<T>, StoreError> {
-    if let Value::Array(items) = &reply {
-        if items.first().and_then(Value::as_str).as_deref() == Some("BUCKETS") {
-            let mut reply = Reply::new(script, reply);
-            reply.text()?;
-            let buckets = reply.int()?;
-            let buckets = u32::try_from(buckets).map_err(|_| Reply::unexpected(script, buckets))?;
-            return Ok(Bucketed::Needs {
-                user: None,
-                buckets,
-            });
-        }
-    }
-    parse(reply).map(Bucketed::Done)
-}
-
-/// A sale's fixed keys and then its `buckets` buyer buckets (`lua/put_sale.lua`,
+/// A sale's fixed keys and then every one of its buyer buckets (`lua/put_sale.lua`,
 /// `lua/delete_sale.lua`).
-fn with_buckets(keys: &SaleKeys, buckets: u32) -> MultipleKeys {
+fn with_buckets(keys: &SaleKeys, buckets: &Buckets) -> MultipleKeys {
     let mut all = keys.all_fixed().inner();
-    all.extend(keys.all_buckets(buckets));
+    all.extend(keys.all_buckets(buckets.count));
     all.into()
 }
 
@@ -167,8 +145,8 @@ pub struct PutSale<'a> {
     pub keys: SaleKeys,
     pub seed: &'a SaleSeed,
     pub force: bool,
-    /// The `buyerBuckets` of the sale to replace, as the caller last saw it.
-    pub buckets: u32,
+    /// The buckets of the sale to replace ([`Store::eval_with_buckets`](crate::store::Store)).
+    pub buckets: Buckets,
 }
 
 impl ScriptCall for PutSale<'_> {
@@ -181,9 +159,9 @@ impl ScriptCall for PutSale<'_> {
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let mut args = seed_args(self.seed);
         args.push(flag(self.force));
-        args.push(int(self.buckets));
+        args.push(int(self.buckets.count));
         args.extend(room_args(self.seed.waiting_room.as_ref()));
-        (with_buckets(&self.keys, self.buckets), args)
+        (with_buckets(&self.keys, &self.buckets), args)
     }
 
     fn parse(reply: Value) -> Result<Bucketed<PutOutcome>, StoreError> {
@@ -285,8 +263,8 @@ impl ScriptCall for Restock<'_> {
 /// `lua/sale_stats.lua`: config and counters in one read; `None` when the sale does not exist.
 pub struct SaleStatsRead {
     pub keys: SaleKeys,
-    /// The sale's `buyerBuckets`, as the caller last saw it.
-    pub buckets: u32,
+    /// Every bucket of the sale ([`Store::eval_with_buckets`](crate::store::Store)).
+    pub buckets: Buckets,
 }
 
 impl ScriptCall for SaleStatsRead {
@@ -299,8 +277,8 @@ impl ScriptCall for SaleStatsRead {
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let keys = &self.keys;
         let mut all = vec![keys.config(), keys.orders(), keys.refused(), keys.room()];
-        all.extend(keys.all_buckets(self.buckets));
-        (all.into(), vec![int(self.buckets)])
+        all.extend(keys.all_buckets(self.buckets.count));
+        (all.into(), vec![int(self.buckets.count)])
     }
 
     /// nil, or `{productName, totalStock, startMs, endMs, createdMs, remaining, buyers, orders,
@@ -344,8 +322,8 @@ impl SaleStatsRead {
 /// existed.
 pub struct DeleteSale {
     pub keys: SaleKeys,
-    /// The sale's `buyerBuckets`, as the caller last saw it.
-    pub buckets: u32,
+    /// Every bucket of the sale ([`Store::eval_with_buckets`](crate::store::Store)).
+    pub buckets: Buckets,
 }
 
 impl ScriptCall for DeleteSale {
@@ -357,8 +335,8 @@ impl ScriptCall for DeleteSale {
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         (
-            with_buckets(&self.keys, self.buckets),
-            vec![int(self.buckets)],
+            with_buckets(&self.keys, &self.buckets),
+            vec![int(self.buckets.count)],
         )
     }
 

@@ -1,8 +1,8 @@
 //! The checkout scripts: `order` (read, confirm or cancel one order) and `sweep` (release a
 //! sale's expired holds), and the order record they answer with.
 
-use super::{given_bucket, int, LuaScript, Reply, ScriptCall, Scripts};
-use crate::store::{error::StoreError, keys::SaleKeys, Bucketed, UserBucket};
+use super::{bucketed, int, user_bucket, LuaScript, Reply, ScriptCall, Scripts};
+use crate::store::{error::StoreError, keys::SaleKeys, Bucketed, Buckets};
 use fred::{prelude::*, types::MultipleKeys};
 use serde::Deserialize;
 
@@ -87,9 +87,9 @@ pub struct OrderCall<'a> {
     pub request_id: &'a str,
     /// A payment event's id (Stripe's), applied once.
     pub payment_event: Option<&'a str>,
-    /// A user's bucket ([`Store::eval_with_bucket`](crate::store::Store)): the caller's own,
+    /// A user's bucket ([`Store::eval_with_buckets`](crate::store::Store)): the caller's own,
     /// or the one the script asked for (a late payment's buyer).
-    pub bucket: Option<UserBucket>,
+    pub buckets: Buckets,
 }
 
 impl ScriptCall for OrderCall<'_> {
@@ -102,7 +102,7 @@ impl ScriptCall for OrderCall<'_> {
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
         let mut keys = self.keys.checkout();
         keys.push(self.keys.payments());
-        let (bucket, buckets) = given_bucket(&self.keys, &self.bucket);
+        let (bucket, count) = user_bucket(&self.keys, &self.buckets);
         keys.push(bucket);
         let mut args = vec![
             Value::from(self.action.as_str()),
@@ -113,34 +113,27 @@ impl ScriptCall for OrderCall<'_> {
             Value::from(self.request_id),
             Value::from(self.payment_event.unwrap_or_default()),
         ];
-        args.push(
-            self.bucket
-                .as_ref()
-                .map_or_else(|| Value::from(""), |b| b.user.clone().into()),
-        );
-        args.push(buckets);
+        let user = self.buckets.user.as_ref();
+        args.push(user.map_or_else(|| Value::from(""), |(user, _)| user.clone().into()));
+        args.push(count);
         (keys.into(), args)
     }
 
     fn parse(reply: Value) -> Result<Bucketed<OrderChange>, StoreError> {
+        bucketed("order", reply, Self::change)
+    }
+}
+
+impl OrderCall<'_> {
+    fn change(reply: Value) -> Result<OrderChange, StoreError> {
         let mut reply = Reply::new("order", reply);
         let status = reply.text()?;
-        if &*status == "BUCKET" {
-            let user = reply.text()?.to_string();
-            let buckets = reply.int()?;
-            let buckets =
-                u32::try_from(buckets).map_err(|_| Reply::unexpected("order", buckets))?;
-            return Ok(Bucketed::Needs {
-                user: Some(user),
-                buckets,
-            });
-        }
         let mut record = || -> Result<OrderRecord, StoreError> {
             let json = reply.text()?;
             serde_json::from_str(&json)
                 .map_err(|err| StoreError::bad_data("order", format!("{err}: {json}")))
         };
-        Ok(Bucketed::Done(match &*status {
+        Ok(match &*status {
             "SALE_NOT_FOUND" => OrderChange::SaleNotFound,
             "ORDER_NOT_FOUND" => OrderChange::OrderNotFound,
             "OK" => OrderChange::Done(record()?),
@@ -148,7 +141,7 @@ impl ScriptCall for OrderCall<'_> {
             "HOLD_EXPIRED" => OrderChange::HoldExpired(record()?),
             "ORDER_CONFIRMED" => OrderChange::Confirmed(record()?),
             other => return Err(Reply::unexpected("order", other)),
-        }))
+        })
     }
 }
 
@@ -215,7 +208,10 @@ mod tests {
                 sale_id: "s",
                 request_id: "r",
                 payment_event: None,
-                bucket: None,
+                buckets: Buckets {
+                    count: 0,
+                    user: None,
+                },
             };
             let (keys, values) = call.keys_and_args();
             let args = OrderCall::script(&scripts).evalsha_args(keys.inner(), values);

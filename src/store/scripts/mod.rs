@@ -29,7 +29,7 @@ use super::{
     connection::{send_while_slot_moves, Deadline},
     error::StoreError,
     keys::SaleKeys,
-    UserBucket,
+    Bucketed, Buckets,
 };
 use crate::domain::RoomSnapshot;
 use fred::{
@@ -387,13 +387,37 @@ impl Reply {
 
 /// "1" or "0", as the scripts take a flag.
 /// The KEYS and ARGV of a user's bucket in a call that takes one: the bucket and the
-/// `buyerBuckets` it was computed for; without one, bucket 0 for 0 buckets, which no sale has,
-/// so the script answers which bucket it needs.
-fn given_bucket(keys: &SaleKeys, bucket: &Option<UserBucket>) -> (fred::types::Key, Value) {
-    match bucket {
-        Some(bucket) => (bucket.key.clone(), int(bucket.buckets)),
-        None => (keys.buyer_bucket(0), int(0)),
+/// `buyerBuckets` it was computed for; without a user, bucket 0 (which the script does not
+/// touch, since it needs a user's: it answers which).
+fn user_bucket(keys: &SaleKeys, buckets: &Buckets) -> (fred::types::Key, Value) {
+    let key = match &buckets.user {
+        Some((_, key)) => key.clone(),
+        None => keys.buyer_bucket(0),
+    };
+    (key, int(buckets.count))
+}
+
+/// The reply of a script given [`Buckets`]: `{'BUCKETS', buyerBuckets[, userId]}` when it
+/// needs others (`lua/prelude.lua`, `needs_buckets`), else what `parse` reads.
+fn bucketed<T>(
+    script: &'static str,
+    reply: Value,
+    parse: impl FnOnce(Value) -> Result<T, StoreError>,
+) -> Result<Bucketed<T>, StoreError> {
+    let needs = matches!(&reply, Value::Array(items)
+        if items.first().and_then(Value::as_str).as_deref() == Some("BUCKETS"));
+    if !needs {
+        return parse(reply).map(Bucketed::Done);
     }
+    let mut reply = Reply::new(script, reply);
+    reply.text()?;
+    let buckets = reply.int()?;
+    let buckets = u32::try_from(buckets).map_err(|_| Reply::unexpected(script, buckets))?;
+    let user = reply.has_more().then(|| reply.text()).transpose()?;
+    Ok(Bucketed::Needs {
+        buckets,
+        user: user.map(|user| user.to_string()),
+    })
 }
 
 fn flag(on: bool) -> Value {

@@ -1,6 +1,6 @@
 //! The buyer-facing scripts: `purchase`, `sold_out`, `status` and `user`.
 
-use super::{flag, given_bucket, int, LuaScript, Reply, ScriptCall, Scripts};
+use super::{bucketed, flag, int, user_bucket, LuaScript, Reply, ScriptCall, Scripts};
 use crate::{
     domain::{
         CheckoutPart, Purchase as Unit, PurchaseOutcome, SaleSnapshot, UserOrder, UserRecord,
@@ -9,7 +9,7 @@ use crate::{
         error::StoreError,
         keys::{user_hash, SaleKeys},
         settings::UserAttemptLimit,
-        Bucketed, UserBucket,
+        Bucketed, Buckets,
     },
 };
 use fred::{bytes_utils::Str, prelude::*, types::MultipleKeys};
@@ -421,8 +421,8 @@ impl ScriptCall for Status {
 pub struct User<'a> {
     pub keys: SaleKeys,
     pub user: &'a str,
-    /// The user's bucket ([`Store::eval_with_bucket`](crate::store::Store)).
-    pub bucket: Option<UserBucket>,
+    /// The user's bucket ([`Store::eval_with_buckets`](crate::store::Store)).
+    pub buckets: Buckets,
 }
 
 impl ScriptCall for User<'_> {
@@ -433,32 +433,30 @@ impl ScriptCall for User<'_> {
     }
 
     fn keys_and_args(&self) -> (MultipleKeys, Vec<Value>) {
-        let (bucket, buckets) = given_bucket(&self.keys, &self.bucket);
+        let (bucket, count) = user_bucket(&self.keys, &self.buckets);
         (
             vec![self.keys.config(), bucket, self.keys.checkouts()].into(),
-            vec![Value::from(self.user), buckets],
+            vec![Value::from(self.user), count],
         )
     }
 
-    /// `{0}` no sale, `{2, buyerBuckets}` another bucket, `{1}` no unit, `{1, purchaseMs,
-    /// orderNumber}`, and on a checkout sale `{1, purchaseMs, orderNumber, quantity,
-    /// holdExpiresMs}`.
+    /// `{'BUCKETS', buyerBuckets}` another bucket ([`bucketed`]), `{0}` no sale, `{1}` no
+    /// unit, `{1, purchaseMs, orderNumber}`, and on a checkout sale `{1, purchaseMs,
+    /// orderNumber, quantity, holdExpiresMs}`.
     fn parse(reply: Value) -> Result<Bucketed<Option<UserRecord>>, StoreError> {
+        bucketed("user", reply, Self::record)
+    }
+}
+
+impl User<'_> {
+    fn record(reply: Value) -> Result<Option<UserRecord>, StoreError> {
         let numbers: Vec<i64> = reply
             .into_array()
             .iter()
             .map(Value::as_i64)
             .collect::<Option<_>>()
             .ok_or_else(|| StoreError::Unexpected("user.lua answered a non-number".into()))?;
-        let record = match numbers.as_slice() {
-            [2, buckets] => {
-                let buckets =
-                    u32::try_from(*buckets).map_err(|_| Reply::unexpected("user", buckets))?;
-                return Ok(Bucketed::Needs {
-                    user: None,
-                    buckets,
-                });
-            }
+        Ok(match numbers.as_slice() {
             [0] => None,
             [1] => Some(UserRecord {
                 purchase: None,
@@ -482,8 +480,7 @@ impl ScriptCall for User<'_> {
                 }),
             }),
             other => return Err(Reply::unexpected("user", other)),
-        };
-        Ok(Bucketed::Done(record))
+        })
     }
 }
 
