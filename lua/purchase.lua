@@ -204,6 +204,38 @@ local function refused(code, attempts_key)
   return refuse(code, math.max(remaining, 0), wait)
 end
 
+-- A checkout sale's order for the i-th purchase, its buyer record (numbering it order_seq +
+-- seq_now + 1, at now()) already written: the order takes its units and a number of its own;
+-- with holds the units are held until the order is confirmed, cancelled or expires.
+local function place(i, user, token, request_id, quantity)
+  if in_room then
+    -- Admissions used, for the operator's view of the room.
+    used_now = used_now + 1
+  end
+  local now_ms = now()
+  sold_now = sold_now + quantity
+  remaining = remaining - quantity
+  seq_now = seq_now + 1
+  local order = order_seq + seq_now
+  local placed = {n = order, u = user, q = quantity, c = now_ms, e = 0, t = token, r = '',
+    rid = request_id, late = false, h = {}}
+  if hold_ms > 0 then
+    placed.e = now_ms + hold_ms
+    placed.r = order .. '.' .. string.sub(ARGV[7], 32 * i - 31, 32 * i)
+    held, held_now = held + quantity, held_now + quantity
+    redis.call('ZADD', k.expiries, placed.e, order)
+    co.write_order(k.checkouts, placed, 'held', now_ms)
+    co.order_event(k.orders, 'order.reserved', sale_id, placed, now_ms, placed.rid)
+    return checkout_answer('RESERVED', placed)
+  end
+  confirmed_now = confirmed_now + quantity
+  co.write_order(k.checkouts, placed, 'confirmed', now_ms)
+  redis.call('XADD', KEYS[2], '*', 'saleId', sale_id, 'userId', user,
+    'orderNumber', string.format('%d', order), 'quantity', string.format('%d', quantity),
+    'purchaseTime', string.format('%d', now_ms), 'requestId', placed.rid)
+  return checkout_answer('PURCHASED', placed)
+end
+
 -- The i-th purchase of the batch, its line's fields given (admission as text).
 local function decide(i, user, token, request_id, quantity, admission)
   local bucket, attempts_key
@@ -213,9 +245,10 @@ local function decide(i, user, token, request_id, quantity, admission)
     bucket, attempts_key = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
   end
 
-  -- A plain sale: most purchases are new buyers who buy. When every check passes, one HSETNX
-  -- both finds that the user holds nothing and writes their record; a user who turns out to
-  -- have one is answered below as a buyer (the checks read only, so nothing was counted).
+  -- Most purchases are new buyers who buy. When every check passes, one HSETNX both finds that
+  -- the user holds nothing and writes their record; a user who turns out to have one is
+  -- answered below as a buyer (the checks read only, so nothing was counted; on a checkout
+  -- sale they may have released others' expired holds, as a sweep would).
   local code
   if not k then
     code = refusal(quantity, attempts_key, admission)
@@ -236,6 +269,14 @@ local function decide(i, user, token, request_id, quantity, admission)
           'orderNumber', order_text, 'purchaseTime', clock_text, 'requestId', request_id)
         return 'PURCHASED', remaining, clock, sold + sold_now, 0
       end
+    end
+  else
+    -- A checkout sale likewise: one HSETNX both finds that a user who passes every check
+    -- holds nothing and writes the record of the order placed for them.
+    code = refusal(quantity, attempts_key, admission)
+    if not code and redis.call('HSETNX', bucket, user,
+        buyer_record(now(), order_seq + seq_now + 1, token)) == 1 then
+      return place(i, user, token, request_id, quantity)
     end
   end
 
@@ -270,45 +311,19 @@ local function decide(i, user, token, request_id, quantity, admission)
     lapsed = true
   end
 
-  if k then
+  if lapsed then
+    -- Judged again: releasing the user's own expired hold gave units back.
     code = refusal(quantity, attempts_key, admission)
   end
   if code then
     return refused(code, attempts_key)
   end
 
-  if in_room then
-    -- Admissions used, for the operator's view of the room.
-    used_now = used_now + 1
-  end
-  -- A checkout sale: the order takes its units and a number of its own; with holds the units
-  -- are held until the order is confirmed, cancelled or expires.
-  local now_ms = now()
-  sold_now = sold_now + quantity
-  remaining = remaining - quantity
-  seq_now = seq_now + 1
-  local order = order_seq + seq_now
-  local placed = {n = order, u = user, q = quantity, c = now_ms, e = 0, t = token, r = '',
-    rid = request_id, late = false, h = {}}
-  redis.call('HSET', bucket, user, buyer_record(now_ms, order, token))
+  redis.call('HSET', bucket, user, buyer_record(now(), order_seq + seq_now + 1, token))
   if lapsed then
     lapsed_now = lapsed_now - 1
   end
-  if hold_ms > 0 then
-    placed.e = now_ms + hold_ms
-    placed.r = order .. '.' .. string.sub(ARGV[7], 32 * i - 31, 32 * i)
-    held, held_now = held + quantity, held_now + quantity
-    redis.call('ZADD', k.expiries, placed.e, order)
-    co.write_order(k.checkouts, placed, 'held', now_ms)
-    co.order_event(k.orders, 'order.reserved', sale_id, placed, now_ms, placed.rid)
-    return checkout_answer('RESERVED', placed)
-  end
-  confirmed_now = confirmed_now + quantity
-  co.write_order(k.checkouts, placed, 'confirmed', now_ms)
-  redis.call('XADD', KEYS[2], '*', 'saleId', sale_id, 'userId', user,
-    'orderNumber', string.format('%d', order), 'quantity', string.format('%d', quantity),
-    'purchaseTime', string.format('%d', now_ms), 'requestId', placed.rid)
-  return checkout_answer('PURCHASED', placed)
+  return place(i, user, token, request_id, quantity)
 end
 
 local width = k and 9 or 5
