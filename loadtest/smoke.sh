@@ -13,9 +13,10 @@ SERVICE=${1:-target/debug/flashsale}
 (cd loadtest/goose && cargo build --quiet --bins)
 LOAD=loadtest/goose/target/debug/flashsale-load
 
+# Every instance runs its scripts with the key check (README, Configuration).
 PORT=$((20000 + RANDOM % 10000))
 LOG=$(mktemp)
-env -i PATH="$PATH" HOST=127.0.0.1 PORT="$PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json "$SERVICE" >"$LOG" 2>&1 &
+env -i PATH="$PATH" REDIS_SCRIPT_KEY_CHECK=true HOST=127.0.0.1 PORT="$PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json "$SERVICE" >"$LOG" 2>&1 &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -f "$LOG"' EXIT
 # Polls a URL until it answers 2xx, for at most ten seconds.
@@ -48,7 +49,7 @@ scenario steady --buyers 20 --users 10 --run-time 3
 # second: 150 buyers join, wait on the queue stream and buy when admitted; the buyers must be
 # exactly the first places.
 ROOM_PORT=$((PORT + 1))
-env -i PATH="$PATH" HOST=127.0.0.1 PORT="$ROOM_PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+env -i PATH="$PATH" REDIS_SCRIPT_KEY_CHECK=true HOST=127.0.0.1 PORT="$ROOM_PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
   SSE_MAX_STREAMS_PER_CLIENT=1000 \
   SALE_WAITING_ROOM_ADMIT_PER_SECOND=20 WAITING_ROOM_SECRET=smoke-waiting-room-secret-0123456789 \
   "$SERVICE" >"$LOG.room" 2>&1 &
@@ -86,10 +87,10 @@ artillery() {
     echo "(exit $got, wanted $want)"; cat "$LOG.run"; failed=$((failed + 1)); fi
 }
 ART_PORT=$((PORT + 3)) LIMITED_PORT=$((PORT + 4))
-env -i PATH="$PATH" HOST=127.0.0.1 PORT="$ART_PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+env -i PATH="$PATH" REDIS_SCRIPT_KEY_CHECK=true HOST=127.0.0.1 PORT="$ART_PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
   SALE_TOTAL_STOCK=50 "$SERVICE" >"$LOG.art" 2>&1 &
 ART_PID=$!
-env -i PATH="$PATH" HOST=127.0.0.1 PORT="$LIMITED_PORT" RATE_LIMIT_PER_SECOND=5 LOG_FORMAT=json \
+env -i PATH="$PATH" REDIS_SCRIPT_KEY_CHECK=true HOST=127.0.0.1 PORT="$LIMITED_PORT" RATE_LIMIT_PER_SECOND=5 LOG_FORMAT=json \
   SALE_TOTAL_STOCK=50 "$SERVICE" >"$LOG.limited" 2>&1 &
 LIMITED_PID=$!
 trap 'kill -TERM $PID $ROOM_PID $BROKEN_PID $ART_PID $LIMITED_PID 2>/dev/null || true; wait $PID $ROOM_PID $BROKEN_PID $ART_PID $LIMITED_PID 2>/dev/null || true; rm -f "$LOG" "$LOG".*' EXIT
@@ -105,7 +106,7 @@ artillery 2 "http://127.0.0.1:$LIMITED_PORT"
 # leave the stock that no buyer was told about. Each tool must count them as unknown outcomes
 # (never a loss, never an oversell) and end CORRECT / INVARIANTS HOLD.
 FAULT_PORT=$((PORT + 5))
-env -i PATH="$PATH" HOST=127.0.0.1 PORT="$FAULT_PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
+env -i PATH="$PATH" REDIS_SCRIPT_KEY_CHECK=true HOST=127.0.0.1 PORT="$FAULT_PORT" RATE_LIMIT_PER_SECOND=0 LOG_FORMAT=json \
   REDIS_TIMEOUT_MS=300 SALE_TOTAL_STOCK=1000 "$SERVICE" >"$LOG.fault" 2>&1 &
 FAULT_PID=$!
 trap 'kill -CONT "${FROZEN:-0}" 2>/dev/null || true; kill -TERM $PID $ROOM_PID $BROKEN_PID $ART_PID $LIMITED_PID $FAULT_PID 2>/dev/null || true; wait $PID $ROOM_PID $BROKEN_PID $ART_PID $LIMITED_PID $FAULT_PID 2>/dev/null || true; rm -f "$LOG" "$LOG".*' EXIT

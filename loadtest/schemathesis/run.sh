@@ -28,9 +28,10 @@ fi
 # Local mode: the service starts its own redis-server, with a demo sale (with checkout holds and
 # up to three units per buyer, so the checkout routes have orders to find).
 # The waiting-room secret lets the fuzzer create sales with a room and join their queues.
+# Every script checks its keys are in KEYS (a 500 would fail the fuzz).
 # The limits are off: all the fuzzer's requests come from one address, and its auth checks
 # send wrong tokens on purpose.
-HOST=127.0.0.1 PORT=$PORT ADMIN_TOKEN=$TOKEN STRIPE_WEBHOOK_SECRET=whsec_schemathesis_0123456789 WAITING_ROOM_SECRET=schemathesis-waiting-room-secret-0123456789 SALE_HOLD_SECONDS=60 SALE_MAX_PER_BUYER=3 RATE_LIMIT_PER_SECOND=0 TOKEN_FAILURES_PER_MINUTE=0 LOG_FORMAT=json \
+REDIS_SCRIPT_KEY_CHECK=true HOST=127.0.0.1 PORT=$PORT ADMIN_TOKEN=$TOKEN STRIPE_WEBHOOK_SECRET=whsec_schemathesis_0123456789 WAITING_ROOM_SECRET=schemathesis-waiting-room-secret-0123456789 SALE_HOLD_SECONDS=60 SALE_MAX_PER_BUYER=3 RATE_LIMIT_PER_SECOND=0 TOKEN_FAILURES_PER_MINUTE=0 LOG_FORMAT=json \
   RUST_LOG=${SERVICE_LOG:-warn} "$BIN" >"$LOG" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
