@@ -45,8 +45,6 @@ pub struct MemoryInfo {
     pub policy: Option<String>,
 }
 
-/// A pool of Redis connections and the scripts. Clones share the connections.
-///
 /// The buyer buckets a script call is built with (every script that touches a bucket is given
 /// it: SPEC §2): the sale's `buyerBuckets` as the store last saw it, which the script checks,
 /// and, when the call is about a user, that user's bucket.
@@ -66,6 +64,8 @@ pub(super) enum Bucketed<T> {
     Needs { buckets: u32, user: Option<String> },
 }
 
+/// A pool of Redis connections and the scripts. Clones share the connections.
+///
 /// Each HTTP worker owns one store, built for it at start-up and connected on the worker's own
 /// thread ([`Store::connect`]), so a purchase never crosses threads between its handler and its
 /// Redis reply (README, Benchmarks).
@@ -217,7 +217,8 @@ impl Store {
     /// latest `buyerBuckets` of the sale and for `user` (when the caller knows the user), and
     /// built again with what the script answers it needs (another `buyerBuckets`, or the user
     /// of an order found by number), which it answers having written nothing. The service
-    /// computes every bucket, so no script names a key it was not given (SPEC §2).
+    /// computes every bucket, so no script names a key it was not given (SPEC §2). All the
+    /// calls share one deadline (`REDIS_TIMEOUT_MS` in all).
     async fn eval_with_buckets<T, C, F>(
         &self,
         sale: &SaleId,
@@ -237,10 +238,11 @@ impl Store {
             }),
         };
         let mut buckets = given(self.lanes.buckets(sale), user);
+        let deadline = self.deadline();
         // The first answer may name the sale's buckets, the second the order's user; a sale
         // replaced in between may take one more.
         for _ in 0..4 {
-            match self.eval(call(buckets.clone())).await? {
+            match self.eval_by(deadline, call(buckets.clone())).await? {
                 Bucketed::Done(done) => return Ok(done),
                 Bucketed::Needs {
                     buckets: count,
