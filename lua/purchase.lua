@@ -4,7 +4,8 @@
 --
 -- KEYS[1] sale:{ID}:config   hash: productName, totalStock, startMs, endMs, createdMs, sold,
 --                            buyerBuckets (remaining stock = totalStock - sold); a checkout
---                            sale adds orderSeq, holdMs, maxPerBuyer, held, confirmed, released
+--                            sale adds orderSeq, holdMs, maxPerBuyer, held, confirmed, released,
+--                            lapsed (prelude: release_order)
 -- KEYS[2] sale:{ID}:orders   stream: one entry per order event, for fulfilment
 -- KEYS[3] sale:{ID}:refused  integer: attempts refused (not started, ended, limited, sold out)
 -- KEYS[4] sale:{ID}:checkouts  hash: orderNumber -> order record (checkout sales only)
