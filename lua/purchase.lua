@@ -205,9 +205,14 @@ local function refused(code, attempts_key)
   return refuse(code, math.max(remaining, 0), wait)
 end
 
--- A checkout sale's order for the i-th purchase, its buyer record (numbering it order_seq +
--- seq_now + 1, at now()) already written: the order takes its units and a number of its own;
--- with holds the units are held until the order is confirmed, cancelled or expires.
+-- The buyer record of the next order a checkout sale places (place() numbers it alike).
+local function next_record(token)
+  return buyer_record(now(), order_seq + seq_now + 1, token)
+end
+
+-- A checkout sale's order for the i-th purchase, its buyer record (next_record) already
+-- written: the order takes its units and a number of its own; with holds the units are held
+-- until the order is confirmed, cancelled or expires.
 local function place(i, user, token, request_id, quantity)
   if in_room then
     -- Admissions used, for the operator's view of the room.
@@ -275,8 +280,7 @@ local function decide(i, user, token, request_id, quantity, admission)
     -- A checkout sale likewise: one HSETNX both finds that a user who passes every check
     -- holds nothing and writes the record of the order placed for them.
     code = refusal(quantity, attempts_key, admission)
-    if not code and redis.call('HSETNX', bucket, user,
-        buyer_record(now(), order_seq + seq_now + 1, token)) == 1 then
+    if not code and redis.call('HSETNX', bucket, user, next_record(token)) == 1 then
       return place(i, user, token, request_id, quantity)
     end
   end
@@ -320,7 +324,7 @@ local function decide(i, user, token, request_id, quantity, admission)
     return refused(code, attempts_key)
   end
 
-  redis.call('HSET', bucket, user, buyer_record(now(), order_seq + seq_now + 1, token))
+  redis.call('HSET', bucket, user, next_record(token))
   if lapsed then
     lapsed_now = lapsed_now - 1
   end
