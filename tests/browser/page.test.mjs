@@ -36,7 +36,9 @@ async function service(env) {
   const port = await freePort();
   const child = start(bin, [], {
     HOST: '127.0.0.1', PORT: String(port), REDIS_URL: redisUrl, RATE_LIMIT_PER_SECOND: '0',
-    LOG_FORMAT: 'json', WAITING_ROOM_SECRET: ROOM_SECRET, ...env,
+    LOG_FORMAT: 'json', WAITING_ROOM_SECRET: ROOM_SECRET,
+    // Every script errs on a key it was not given in KEYS (SPEC §2), as in the Rust tests.
+    REDIS_SCRIPT_KEY_CHECK: 'true', ...env,
   });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health/ready`)).ok, 'flashsale');
   return { url: `http://127.0.0.1:${port}`, child };

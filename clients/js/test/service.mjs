@@ -71,6 +71,8 @@ export async function service(redisUrl, env = {}, port) {
     REDIS_URL: redisUrl,
     RATE_LIMIT_PER_SECOND: '0',
     LOG_FORMAT: 'json',
+    // Every script errs on a key it was not given in KEYS (SPEC §2), as in the Rust tests.
+    REDIS_SCRIPT_KEY_CHECK: 'true',
     ADMIN_TOKEN,
     WAITING_ROOM_SECRET: ROOM_SECRET,
     ...env,
