@@ -677,7 +677,8 @@ async fn a_released_order_leaves_its_buyer_record_lapsed_holding_nothing() {
 #[tokio::test]
 async fn a_new_orders_record_reads_back_whatever_its_texts_hold() {
     use crate::helpers::{keys, purchase_script, Buy};
-    for (hold_seconds, state) in [(300, "held"), (0, "confirmed")] {
+    let checkouts = keys("default").checkouts();
+    for (hold_seconds, state, code) in [(300, "held", "RESERVED"), (0, "confirmed", "PURCHASED")] {
         let redis = TestRedis::start().await;
         let _app = checkout_app(&redis, hold_seconds, 3, 10).await;
         let buys = [
@@ -693,25 +694,15 @@ async fn a_new_orders_record_reads_back_whatever_its_texts_hold() {
         assert_eq!(answers.len(), buys.len());
         for (buy, answer) in buys.iter().zip(answers) {
             let answer = answer.into_array();
-            let code = if hold_seconds > 0 {
-                "RESERVED"
-            } else {
-                "PURCHASED"
-            };
             assert_eq!(answer[0].as_str().as_deref(), Some(code), "{buy:?}");
             let order = answer[3].as_i64().unwrap();
-            let raw: String = redis
-                .client
-                .hget(keys("default").checkouts(), order)
-                .await
-                .unwrap();
+            let raw: String = redis.client.hget(&checkouts, order).await.unwrap();
             let record: serde_json::Value = serde_json::from_str(&raw)
                 .unwrap_or_else(|e| panic!("{buy:?}: {raw:?} is not JSON: {e}"));
             let created = record["c"].as_i64().unwrap();
             assert!((before..=after).contains(&created), "{record}");
             let (expires, reservation) = if hold_seconds > 0 {
-                let secret = format!("{:0>32.32}", buy.secret);
-                (created + 300_000, format!("{order}.{secret}"))
+                (created + 300_000, format!("{order}.{}", buy.sent_secret()))
             } else {
                 (0, String::new())
             };
@@ -719,7 +710,7 @@ async fn a_new_orders_record_reads_back_whatever_its_texts_hold() {
                 record,
                 json!({
                     "n": order, "u": buy.user, "q": 1, "s": state, "c": created, "e": expires,
-                    "t": buy.token, "r": reservation, "rid": format!("request-{}", buy.token),
+                    "t": buy.token, "r": reservation, "rid": buy.request_id(),
                     "late": false, "h": [{ "state": state, "at": created }],
                 }),
                 "{raw}"

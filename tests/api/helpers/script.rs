@@ -41,6 +41,16 @@ impl Buy {
             admission: 0,
         }
     }
+
+    /// The request id a hand-built call sends for this purchase.
+    pub fn request_id(&self) -> String {
+        format!("request-{}", self.token)
+    }
+
+    /// The reservation token's secret as a hand-built call sends it: 32 characters.
+    pub fn sent_secret(&self) -> String {
+        format!("{:0>32.32}", self.secret)
+    }
 }
 
 /// Runs one call of the purchase script for `buys` (in order) of `sale`, with the attempt
@@ -107,14 +117,13 @@ async fn purchase_call(
         all_keys.push(keys.bucket_of(user_hash(&buy.user), buckets));
         if !lean {
             all_keys.push(keys.attempts(&buy.user));
-            secrets += &format!("{:0>32.32}", buy.secret);
+            secrets += &buy.sent_secret();
         }
-        let request_id = format!("request-{}", buy.token);
         put_decide_item(
             &mut items,
             &buy.user,
             &buy.token,
-            &request_id,
+            &buy.request_id(),
             buy.quantity,
             buy.admission,
         );
