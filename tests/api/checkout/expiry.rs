@@ -24,6 +24,11 @@ async fn instances(redis: &TestRedis, n: usize, stock: u32) -> Vec<TestApp> {
                     ("SALE_TOTAL_STOCK", &stock),
                     // Buyers here retry for many seconds; the attempt limit is not under test.
                     ("USER_ATTEMPT_LIMIT", "0"),
+                    // 500 requests open at once from this one test process, on two cores
+                    // shared with the rest of the suite: a request head may take longer than
+                    // the default 5 s to be written (one CI run got actix's 408). Slow clients
+                    // are not under test here (hostile.rs tests them).
+                    ("CLIENT_TIMEOUT_MS", "30000"),
                 ],
             )
             .await,
