@@ -57,10 +57,10 @@ if not record or (ARGV[3] ~= '' and record.u ~= ARGV[3])
 end
 local action = ARGV[1]
 if action == 'read' then
-  return {'OK', cjson.encode(record)}
+  return {'OK', co.order_json(record)}
 end
 if ARGV[7] ~= '' and redis.call('ZSCORE', KEYS[5], ARGV[7]) then
-  return {'DUPLICATE', cjson.encode(record)}
+  return {'DUPLICATE', co.order_json(record)}
 end
 
 local now_ms = redis_now_ms()
@@ -124,4 +124,4 @@ if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[5], now_ms, ARGV[7])
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms - 4 * 86400000)
 end
-return {status, cjson.encode(record)}
+return {status, co.order_json(record)}

@@ -207,7 +207,7 @@ end
 
 -- The buyer record of the next order a checkout sale places (place() numbers it alike).
 local function next_record(token)
-  return buyer_record(now(), order_seq + seq_now + 1, token)
+  return buyer_record_text(int_text(now()), int_text(order_seq + seq_now + 1), token)
 end
 
 -- A checkout sale's order for the i-th purchase, its buyer record (next_record) already
@@ -227,9 +227,9 @@ local function place(i, user, token, request_id, quantity)
     rid = request_id, late = false, h = {}}
   if hold_ms > 0 then
     placed.e = now_ms + hold_ms
-    placed.r = order .. '.' .. string.sub(ARGV[7], 32 * i - 31, 32 * i)
+    placed.r = int_text(order) .. '.' .. string.sub(ARGV[7], 32 * i - 31, 32 * i)
     held, held_now = held + quantity, held_now + quantity
-    redis.call('ZADD', k.expiries, placed.e, order)
+    redis.call('ZADD', k.expiries, int_text(placed.e), int_text(order))
     co.write_order(k.checkouts, placed, 'held', now_ms)
     co.order_event(k.orders, 'order.reserved', sale_id, placed, now_ms, placed.rid)
     return checkout_answer('RESERVED', placed)
@@ -237,8 +237,8 @@ local function place(i, user, token, request_id, quantity)
   confirmed_now = confirmed_now + quantity
   co.write_order(k.checkouts, placed, 'confirmed', now_ms)
   redis.call('XADD', KEYS[2], '*', 'saleId', sale_id, 'userId', user,
-    'orderNumber', string.format('%d', order), 'quantity', string.format('%d', quantity),
-    'purchaseTime', string.format('%d', now_ms), 'requestId', placed.rid)
+    'orderNumber', int_text(order), 'quantity', int_text(quantity),
+    'purchaseTime', int_text(now_ms), 'requestId', placed.rid)
   return checkout_answer('PURCHASED', placed)
 end
 
@@ -260,7 +260,7 @@ local function decide(i, user, token, request_id, quantity, admission)
     code = refusal(quantity, attempts_key, admission)
     if not code then
       local order_text = string.format('%d', sold + sold_now + quantity)
-      clock_text = clock_text or string.format('%d', clock)
+      clock_text = clock_text or int_text(clock)
       if redis.call('HSETNX', bucket, user, buyer_record_text(clock_text, order_text, token)) == 1 then
         sold_now = sold_now + quantity
         remaining = remaining - quantity
@@ -342,13 +342,13 @@ end
 for field, added in pairs({sold = sold_now, orderSeq = seq_now, held = held_now,
     confirmed = confirmed_now, lapsed = lapsed_now}) do
   if added ~= 0 then
-    redis.call('HINCRBY', KEYS[1], field, added)
+    redis.call('HINCRBY', KEYS[1], field, int_text(added))
   end
 end
 if refused_now > 0 then
-  redis.call('INCRBY', KEYS[3], refused_now)
+  redis.call('INCRBY', KEYS[3], int_text(refused_now))
 end
 if used_now > 0 then
-  redis.call('HINCRBY', KEYS[6], 'used', used_now)
+  redis.call('HINCRBY', KEYS[6], 'used', int_text(used_now))
 end
 return answers

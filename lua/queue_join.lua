@@ -68,11 +68,11 @@ if now_ms < start_ms then
     return {'STALE_DRAW'}
   end
   redis.call('HSET', KEYS[2], ARGV[1], 'p' .. ARGV[2])
-  redis.call('ZADD', KEYS[3], 0, ARGV[2] .. ':' .. ARGV[1])
-  room.pre = redis.call('HINCRBY', KEYS[4], 'pre', 1)
+  redis.call('ZADD', KEYS[3], '0', ARGV[2] .. ':' .. ARGV[1])
+  room.pre = redis.call('HINCRBY', KEYS[4], 'pre', '1')
   return answer('QUEUED', 0)
 end
-local n = redis.call('HINCRBY', KEYS[4], 'seq', 1)
-redis.call('HSET', KEYS[2], ARGV[1], n)
+local n = redis.call('HINCRBY', KEYS[4], 'seq', '1')
+redis.call('HSET', KEYS[2], ARGV[1], int_text(n))
 room.seq = n
 return answer('QUEUED', room.pre + n)

@@ -66,7 +66,7 @@ end
 local max_per_buyer = 1
 if order_seq then
   -- A hold due now would come back to stock in purchase.lua before the stock is judged.
-  if #redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_ms, 'LIMIT', 0, 1) > 0 then
+  if #redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', int_text(now_ms), 'LIMIT', '0', '1') > 0 then
     return {0}
   end
   max_per_buyer = tonumber(redis.call('HGET', KEYS[1], 'maxPerBuyer')) or 1
@@ -84,7 +84,7 @@ end
 local gate_ms = tonumber(ARGV[8]) or 0
 local vouched = known and gate_ms > 0 and not in_room and now_ms + gate_ms < end_ms
 if vouched then
-  redis.call('SET', KEYS[4], 1, 'PX', gate_ms)
+  redis.call('SET', KEYS[4], '1', 'PX', int_text(gate_ms))
 end
 
 local width = order_seq and 9 or 5
@@ -116,6 +116,6 @@ for i = 1, n do
   end
 end
 if refused > 0 then
-  redis.call('INCRBY', KEYS[2], refused)
+  redis.call('INCRBY', KEYS[2], int_text(refused))
 end
 return answers
