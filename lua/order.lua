@@ -70,9 +70,9 @@ if action == 'confirm' then
     -- Paid in time, or paid late before anything released the hold: its units are still
     -- its own, so either way it is confirmed (late says which).
     record.late = record.e <= now_ms
-    redis.call('HINCRBY', k.config, 'held', -record.q)
-    redis.call('HINCRBY', k.config, 'confirmed', record.q)
-    redis.call('ZREM', k.expiries, record.n)
+    redis.call('HINCRBY', k.config, 'held', int_text(-record.q))
+    redis.call('HINCRBY', k.config, 'confirmed', int_text(record.q))
+    redis.call('ZREM', k.expiries, int_text(record.n))
     co.write_order(k.checkouts, record, 'confirmed', now_ms)
     co.order_event(k.orders, 'order.confirmed', ARGV[5], record, now_ms, ARGV[6])
   elseif record.s == 'released' then
@@ -94,12 +94,13 @@ if action == 'confirm' then
     end
     if not reordered and total - sold >= record.q then
       record.late = true
-      redis.call('HINCRBY', k.config, 'sold', record.q)
-      redis.call('HINCRBY', k.config, 'confirmed', record.q)
+      redis.call('HINCRBY', k.config, 'sold', int_text(record.q))
+      redis.call('HINCRBY', k.config, 'confirmed', int_text(record.q))
       if lapsed_record then
-        redis.call('HINCRBY', k.config, 'lapsed', -1)
+        redis.call('HINCRBY', k.config, 'lapsed', '-1')
       end
-      redis.call('HSET', bucket, record.u, buyer_record(record.c, record.n, record.t))
+      redis.call('HSET', bucket, record.u,
+        buyer_record_text(int_text(record.c), int_text(record.n), record.t))
       co.write_order(k.checkouts, record, 'confirmed', now_ms)
       co.order_event(k.orders, 'order.confirmed', ARGV[5], record, now_ms, ARGV[6])
     else
@@ -121,7 +122,7 @@ else
   return redis.error_reply('order.lua: unknown action ' .. action)
 end
 if ARGV[7] ~= '' then
-  redis.call('ZADD', KEYS[5], now_ms, ARGV[7])
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms - 4 * 86400000)
+  redis.call('ZADD', KEYS[5], int_text(now_ms), ARGV[7])
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', int_text(now_ms - 4 * 86400000))
 end
 return {status, co.order_json(record)}

@@ -7,11 +7,13 @@ local function redis_now_ms()
   return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 end
 
--- An integer as text, each number made text once per script call. A number handed to
--- redis.call is made text by Redis with "%.17g", and a number in cjson.encode with "%.14g": libc's
+-- An integer as text, each number made text once per script call. Redis makes a number
+-- handed to redis.call text with "%.17g", and cjson.encode a number with "%.14g": libc's
 -- floating-point printf, about 2,600 to 3,000 instructions each, which made up a sixth of a
 -- hold's Redis instructions (callgrind). string.format('%d') costs a fraction of that, and the
 -- holds of a batch share their clock, expiry and quantity, so most are found here already.
+-- The purchase, order and sweep scripts hand redis.call every number through here or as a
+-- literal text (the admin scripts, run once in a while, hand theirs as they are).
 local int_texts = {}
 local function int_text(x)
   local text = int_texts[x]
@@ -81,13 +83,8 @@ local function write_new_sale(config_key, name, total, start_ms, end_ms)
     'buyerBuckets', buyer_buckets(tonumber(total)))
 end
 
--- A buyer record: "<purchaseMs>:<orderNumber>:<requestToken>". Formatted with %d: Lua's own
--- number-to-text conversion goes through "%.14g", several times slower on the purchase path.
-local function buyer_record(purchase_ms, order, token)
-  return string.format('%d:%d:%s', purchase_ms, order, token)
-end
-
--- The same record from purchaseMs and orderNumber already made text.
+-- A buyer record: "<purchaseMs>:<orderNumber>:<requestToken>", from purchaseMs and orderNumber
+-- made text (int_text: Lua's own number-to-text conversion goes through "%.14g").
 local function buyer_record_text(purchase_ms_text, order_text, token)
   return purchase_ms_text .. ':' .. order_text .. ':' .. token
 end

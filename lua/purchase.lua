@@ -113,8 +113,8 @@ if lean and (hold_ms > 0 or (limit > 0 and (limited or remaining < n * max_per_b
   return {buckets, 0}
 end
 
--- Redis's clock, read once per batch and only when a purchase needs it (and its text once,
--- for the orders: a number passed to Redis is formatted with "%.14g", several times slower).
+-- Redis's clock, read once per batch and only when a purchase needs it (and its text once, for
+-- the orders: prelude, int_text).
 local clock, clock_text
 local function now()
   clock = clock or redis_now_ms()

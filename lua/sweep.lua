@@ -14,4 +14,4 @@ local co = checkout_lib()
 local k = co.checkout_keys(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 local now_ms = redis_now_ms()
 local units = co.release_expired(k, now_ms, ARGV[1], tonumber(ARGV[2]))
-return {units, redis.call('ZCOUNT', k.expiries, '-inf', now_ms)}
+return {units, redis.call('ZCOUNT', k.expiries, '-inf', int_text(now_ms))}
