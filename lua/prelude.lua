@@ -19,7 +19,11 @@ local function int_text(x)
   local text = int_texts[x]
   if not text then
     text = string.format('%d', x)
-    int_texts[x] = text
+    -- (A NaN, which only a config edited by hand could yield, is no table key: storing it would
+    -- raise an error, and scripts call this after their first write.)
+    if x == x then
+      int_texts[x] = text
+    end
   end
   return text
 end
