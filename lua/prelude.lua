@@ -208,16 +208,15 @@ local function checkout_lib()
   -- states and reasons are this file's own words.
   local json = cjson.encode
   local function order_json(r)
-    local steps = {}
+    local steps = ''
     for i, step in ipairs(r.h) do
-      steps[i] = '{"state":"' .. step.state .. '","at":' .. int_text(step.at)
-        .. (step.reason and (',"reason":"' .. step.reason .. '"}') or '}')
+      steps = steps .. (i > 1 and ',{"state":"' or '{"state":"') .. step.state .. '","at":'
+        .. int_text(step.at) .. (step.reason and (',"reason":"' .. step.reason .. '"}') or '}')
     end
     return '{"n":' .. int_text(r.n) .. ',"u":' .. json(r.u) .. ',"q":' .. int_text(r.q)
       .. ',"s":"' .. r.s .. '","c":' .. int_text(r.c) .. ',"e":' .. int_text(r.e)
       .. ',"t":' .. json(r.t) .. ',"r":' .. json(r.r) .. ',"rid":' .. json(r.rid)
-      .. ',"late":' .. (r.late and 'true' or 'false') .. ',"h":[' .. table.concat(steps, ',')
-      .. ']}'
+      .. ',"late":' .. (r.late and 'true' or 'false') .. ',"h":[' .. steps .. ']}'
   end
 
   local function write_order(checkouts_key, record, state, now_ms, reason)
@@ -229,14 +228,18 @@ local function checkout_lib()
   -- Appends a lifecycle event of an order to the order stream (order.created stays the event of
   -- a plain sale's purchase and carries no type field).
   local function order_event(orders_key, kind, sale_id, record, now_ms, request_id, reason)
-    local fields = {'type', kind, 'saleId', sale_id, 'userId', record.u,
-      'orderNumber', int_text(record.n), 'quantity', int_text(record.q),
-      'purchaseTime', int_text(record.c), 'at', int_text(now_ms), 'requestId', request_id}
+    -- (Two calls rather than a table of fields and unpack: a hold makes one without a reason.)
+    local order, units, created, at = int_text(record.n), int_text(record.q),
+      int_text(record.c), int_text(now_ms)
     if reason then
-      fields[#fields + 1] = 'reason'
-      fields[#fields + 1] = reason
+      redis.call('XADD', orders_key, '*', 'type', kind, 'saleId', sale_id, 'userId', record.u,
+        'orderNumber', order, 'quantity', units, 'purchaseTime', created, 'at', at,
+        'requestId', request_id, 'reason', reason)
+    else
+      redis.call('XADD', orders_key, '*', 'type', kind, 'saleId', sale_id, 'userId', record.u,
+        'orderNumber', order, 'quantity', units, 'purchaseTime', created, 'at', at,
+        'requestId', request_id)
     end
-    redis.call('XADD', orders_key, '*', unpack(fields))
   end
 
   -- The keys of a sale's checkouts, in the order the checkout scripts take them.
