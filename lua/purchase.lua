@@ -113,9 +113,9 @@ if lean and (hold_ms > 0 or (limit > 0 and (limited or remaining < n * max_per_b
   return {buckets, 0}
 end
 
--- Redis's clock, read once per batch and only when a purchase needs it (and its text once, for
--- the orders: prelude, int_text).
-local clock, clock_text
+-- Redis's clock, read once per batch and only when a purchase needs it (its text, for the
+-- orders, made once too: prelude, int_text).
+local clock
 local function now()
   clock = clock or redis_now_ms()
   return clock
@@ -260,7 +260,7 @@ local function decide(i, user, token, request_id, quantity, admission)
     code = refusal(quantity, attempts_key, admission)
     if not code then
       local order_text = string.format('%d', sold + sold_now + quantity)
-      clock_text = clock_text or int_text(clock)
+      local clock_text = int_text(clock)
       if redis.call('HSETNX', bucket, user, buyer_record_text(clock_text, order_text, token)) == 1 then
         sold_now = sold_now + quantity
         remaining = remaining - quantity

@@ -671,9 +671,10 @@ async fn a_released_order_leaves_its_buyer_record_lapsed_holding_nothing() {
 /// A new order's record in sale:{ID}:checkouts (prelude: read_order names its fields) is JSON
 /// that reads back as the order, field for field, whatever its texts hold: the first buyer's
 /// are as the service sends them, the others hold what JSON must escape (quotes, backslashes,
-/// control characters) and non-ASCII, which only a direct caller of the script could send (a
-/// record written by hand without escaping them was measured and left: see README, what a hold
-/// costs Redis). A hold, and an order placed confirmed (no holds, more than one unit per buyer).
+/// control characters) and non-ASCII, which only a direct caller of the script could send (the
+/// record is joined by hand, each text escaped by cjson: prelude, order_json; README, what a
+/// hold costs Redis). A hold, and an order placed confirmed (no holds, more than one unit per
+/// buyer).
 #[tokio::test]
 async fn a_new_orders_record_reads_back_whatever_its_texts_hold() {
     use crate::helpers::{keys, purchase_script, Buy};
