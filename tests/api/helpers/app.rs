@@ -65,6 +65,7 @@ pub async fn spawn_app_without_sale(redis: &TestRedis) -> TestApp {
 }
 
 pub async fn try_spawn_app(env: BTreeMap<String, String>) -> Result<TestApp, String> {
+    log_errors();
     let mut settings = Settings::from_vars(env).map_err(|e| e.to_string())?;
     settings.workers = Some(1);
     let app = Application::build(settings)
@@ -82,6 +83,22 @@ pub async fn try_spawn_app(env: BTreeMap<String, String>) -> Result<TestApp, Str
             .unwrap(),
         handle,
     })
+}
+
+/// Logs the in-process apps' ERROR lines (a 500's cause, a bad record) through the test
+/// harness, which shows them beside a failing test's assertion and swallows them otherwise:
+/// without a subscriber, a rare 500 under a fault leaves nothing to read. `TEST_LOG` takes a
+/// `RUST_LOG`-style filter for more.
+fn log_errors() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
 }
 
 /// A response read whole: status, headers and JSON body.
