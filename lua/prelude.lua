@@ -205,18 +205,36 @@ local function checkout_lib()
   -- of its numbers text with "%.14g" (int_text says why not); its texts are still escaped by
   -- cjson, one at a time, so a userId, token or request id holding a quote, a backslash or a
   -- control character reads back as it was (a test pins the record field for field). The
-  -- states and reasons are this file's own words.
+  -- states and reasons are this file's own words. record_json takes the fields as they are
+  -- written (numbers as text, the history as its JSON items), so a purchase placing an order
+  -- makes no table for it (in Redis's Lua a table made and dropped costs more than its fields).
   local json = cjson.encode
+  local function record_json(n, u, q, s, c, e, t, r, rid, late, steps)
+    return '{"n":' .. n .. ',"u":' .. json(u) .. ',"q":' .. q .. ',"s":"' .. s .. '","c":' .. c
+      .. ',"e":' .. e .. ',"t":' .. json(t) .. ',"r":' .. json(r) .. ',"rid":' .. json(rid)
+      .. ',"late":' .. (late and 'true' or 'false') .. ',"h":[' .. steps .. ']}'
+  end
+
+  -- A history step's JSON item.
+  local function step_json(state, at, reason)
+    return '{"state":"' .. state .. '","at":' .. at
+      .. (reason and (',"reason":"' .. reason .. '"}') or '}')
+  end
+
   local function order_json(r)
     local steps = ''
     for i, step in ipairs(r.h) do
-      steps = steps .. (i > 1 and ',{"state":"' or '{"state":"') .. step.state .. '","at":'
-        .. int_text(step.at) .. (step.reason and (',"reason":"' .. step.reason .. '"}') or '}')
+      steps = steps .. (i > 1 and ',' or '')
+        .. step_json(step.state, int_text(step.at), step.reason)
     end
-    return '{"n":' .. int_text(r.n) .. ',"u":' .. json(r.u) .. ',"q":' .. int_text(r.q)
-      .. ',"s":"' .. r.s .. '","c":' .. int_text(r.c) .. ',"e":' .. int_text(r.e)
-      .. ',"t":' .. json(r.t) .. ',"r":' .. json(r.r) .. ',"rid":' .. json(r.rid)
-      .. ',"late":' .. (r.late and 'true' or 'false') .. ',"h":[' .. steps .. ']}'
+    return record_json(int_text(r.n), r.u, int_text(r.q), r.s, int_text(r.c), int_text(r.e), r.t,
+      r.r, r.rid, r.late, steps)
+  end
+
+  -- A new order's record: its one step is its state at its creation (`c`), texts as in
+  -- record_json.
+  local function new_order_json(n, u, q, s, c, e, t, r, rid)
+    return record_json(n, u, q, s, c, e, t, r, rid, false, step_json(s, c))
   end
 
   local function write_order(checkouts_key, record, state, now_ms, reason)
@@ -226,20 +244,25 @@ local function checkout_lib()
   end
 
   -- Appends a lifecycle event of an order to the order stream (order.created stays the event of
-  -- a plain sale's purchase and carries no type field).
-  local function order_event(orders_key, kind, sale_id, record, now_ms, request_id, reason)
+  -- a plain sale's purchase and carries no type field), its numbers as text.
+  local function event(orders_key, kind, sale_id, user, order, units, created, at, request_id,
+      reason)
     -- (Two calls rather than a table of fields and unpack: a hold makes one without a reason.)
-    local order, units, created, at = int_text(record.n), int_text(record.q),
-      int_text(record.c), int_text(now_ms)
     if reason then
-      redis.call('XADD', orders_key, '*', 'type', kind, 'saleId', sale_id, 'userId', record.u,
+      redis.call('XADD', orders_key, '*', 'type', kind, 'saleId', sale_id, 'userId', user,
         'orderNumber', order, 'quantity', units, 'purchaseTime', created, 'at', at,
         'requestId', request_id, 'reason', reason)
     else
-      redis.call('XADD', orders_key, '*', 'type', kind, 'saleId', sale_id, 'userId', record.u,
+      redis.call('XADD', orders_key, '*', 'type', kind, 'saleId', sale_id, 'userId', user,
         'orderNumber', order, 'quantity', units, 'purchaseTime', created, 'at', at,
         'requestId', request_id)
     end
+  end
+
+  -- The same, of an order record.
+  local function order_event(orders_key, kind, sale_id, record, now_ms, request_id, reason)
+    event(orders_key, kind, sale_id, record.u, int_text(record.n), int_text(record.q),
+      int_text(record.c), int_text(now_ms), request_id, reason)
   end
 
   -- The keys of a sale's checkouts, in the order the checkout scripts take them.
@@ -293,9 +316,11 @@ local function checkout_lib()
     write_checkout = write_checkout,
     read_order = read_order,
     order_json = order_json,
+    new_order_json = new_order_json,
     buyer_order = buyer_order,
     write_order = write_order,
     order_event = order_event,
+    event = event,
     checkout_keys = checkout_keys,
     lapsed = lapsed,
     release_order = release_order,

@@ -212,7 +212,8 @@ end
 
 -- A checkout sale's order for the i-th purchase, its buyer record (next_record) already
 -- written: the order takes its units and a number of its own; with holds the units are held
--- until the order is confirmed, cancelled or expires.
+-- until the order is confirmed, cancelled or expires. Its fields go straight into the record,
+-- the event and the answer, with no table made for the order (prelude: record_json).
 local function place(i, user, token, request_id, quantity)
   if in_room then
     -- Admissions used, for the operator's view of the room.
@@ -223,23 +224,25 @@ local function place(i, user, token, request_id, quantity)
   remaining = remaining - quantity
   seq_now = seq_now + 1
   local order = order_seq + seq_now
-  local placed = {n = order, u = user, q = quantity, c = now_ms, e = 0, t = token, r = '',
-    rid = request_id, late = false, h = {}}
+  local order_text, units, created = int_text(order), int_text(quantity), int_text(now_ms)
   if hold_ms > 0 then
-    placed.e = now_ms + hold_ms
-    placed.r = int_text(order) .. '.' .. string.sub(ARGV[7], 32 * i - 31, 32 * i)
+    local expires = now_ms + hold_ms
+    local expires_text = int_text(expires)
+    local reservation = order_text .. '.' .. string.sub(ARGV[7], 32 * i - 31, 32 * i)
     held, held_now = held + quantity, held_now + quantity
-    redis.call('ZADD', k.expiries, int_text(placed.e), int_text(order))
-    co.write_order(k.checkouts, placed, 'held', now_ms)
-    co.order_event(k.orders, 'order.reserved', sale_id, placed, now_ms, placed.rid)
-    return checkout_answer('RESERVED', placed)
+    redis.call('ZADD', k.expiries, expires_text, order_text)
+    redis.call('HSET', k.checkouts, order_text, co.new_order_json(order_text, user, units, 'held',
+      created, expires_text, token, reservation, request_id))
+    co.event(k.orders, 'order.reserved', sale_id, user, order_text, units, created, created,
+      request_id)
+    return 'RESERVED', remaining, now_ms, order, 0, quantity, expires, reservation, held
   end
   confirmed_now = confirmed_now + quantity
-  co.write_order(k.checkouts, placed, 'confirmed', now_ms)
-  redis.call('XADD', KEYS[2], '*', 'saleId', sale_id, 'userId', user,
-    'orderNumber', int_text(order), 'quantity', int_text(quantity),
-    'purchaseTime', int_text(now_ms), 'requestId', placed.rid)
-  return checkout_answer('PURCHASED', placed)
+  redis.call('HSET', k.checkouts, order_text, co.new_order_json(order_text, user, units,
+    'confirmed', created, '0', token, '', request_id))
+  redis.call('XADD', KEYS[2], '*', 'saleId', sale_id, 'userId', user, 'orderNumber', order_text,
+    'quantity', units, 'purchaseTime', created, 'requestId', request_id)
+  return 'PURCHASED', remaining, now_ms, order, 0, quantity, 0, '', held
 end
 
 -- The i-th purchase of the batch, its line's fields given (admission as text).
