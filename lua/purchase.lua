@@ -41,11 +41,16 @@
 -- for want of stock and stock enough for every purchase of the batch at its most units); else
 -- it answers {buyerBuckets, 0} having written nothing, and the caller sends the full call.
 --
--- Returns {buyerBuckets, width, answer 1, ..., answer n}, one flat array (prelude: put_answer),
--- each answer `width` fields: code, remainingStock, purchaseMs, orderNumber, retryAfterMs, and
--- on a checkout sale (width 9 instead of 5) also quantity, holdExpiresMs, reservationToken,
--- heldStock; the codes are those of `Code::PURCHASE` in
--- src/domain/outcome.rs. INVALID_REQUEST carries maxPerBuyer as quantity. When the caller's
+-- Returns {buyerBuckets, width, purchaseMs, totalStock, answer 1, ..., answer n}, one flat array
+-- (prelude: put_answer), each answer `width` fields: code, remainingStock, purchaseMs,
+-- orderNumber, retryAfterMs, and on a checkout sale (width 9 instead of 5) also quantity,
+-- holdExpiresMs, reservationToken, heldStock; the codes are those of `Code::PURCHASE` in
+-- src/domain/outcome.rs. INVALID_REQUEST carries maxPerBuyer as quantity. A new buyer's
+-- purchase of a plain sale, most answers of a hot sale, is its orderNumber alone: PURCHASED at
+-- the batch's clock (the purchaseMs after the width; 0 when no purchase read it), with
+-- totalStock - orderNumber left (a plain sale's order number is the units sold) and no wait.
+-- One number instead of five took 4k of a purchase's 52k Redis instructions (callgrind, README
+-- Benchmarks: what a hold costs Redis). When the caller's
 -- buyerBuckets is not the sale's, returns {buyerBuckets} alone, having read and written nothing
 -- else: the caller computes the buckets again and calls again. A lean call the sale cannot
 -- take: {buyerBuckets, 0}, nothing written.
@@ -64,7 +69,7 @@ local start_ms, end_ms, total, _, sold, buckets, order_seq, held, room_rate, lim
 local lean = ARGV[7] == ''
 local n = lean and #KEYS - 7 or (#KEYS - 7) / 2
 if not start_ms then
-  local answers = {tonumber(ARGV[5]), 5}
+  local answers = {tonumber(ARGV[5]), 5, 0, 0}
   for i = 1, n do
     put_answer(answers, 5, 'SALE_NOT_FOUND', 0, 0, 0, 0)
   end
@@ -276,7 +281,8 @@ local function decide(i, user, token, request_id, quantity, admission)
         -- a restock.
         redis.call('XADD', KEYS[2], '*', 'saleId', sale_id, 'userId', user,
           'orderNumber', order_text, 'purchaseTime', clock_text, 'requestId', request_id)
-        return 'PURCHASED', remaining, clock, sold + sold_now, 0
+        -- PURCHASED, answered by its order number alone (see Returns above).
+        return sold + sold_now
       end
     end
   else
@@ -335,13 +341,14 @@ local function decide(i, user, token, request_id, quantity, admission)
 end
 
 local width = k and 9 or 5
-local answers = {buckets, width}
+local answers = {buckets, width, 0, total}
 local fields = unpack_purchases('Bc0Bc0Bc0BBc0', n, ARGV[6])
 for i = 1, n do
   local at = 5 * (i - 1)
   put_answer(answers, width, decide(i, fields[at + 1], fields[at + 2], fields[at + 3],
     fields[at + 4], fields[at + 5]))
 end
+answers[3] = clock or 0
 for field, added in pairs({sold = sold_now, orderSeq = seq_now, held = held_now,
     confirmed = confirmed_now, lapsed = lapsed_now}) do
   if added ~= 0 then

@@ -153,9 +153,14 @@ function worker() {
         const answers = await redis.purchase(KEYS.config, KEYS.orders, KEYS.refused,
           KEYS.checkouts, KEYS.expiries, KEYS.room, KEYS.gate, bucketOf(userId), KEYS.attempts(userId),
           ATTEMPT_LIMIT, ATTEMPT_WINDOW_MS, SALE_ID, '0', buckets, purchaseItem(userId, token, rid), secret);
-        // {buyerBuckets, width, the answer's `width` fields}, or {buyerBuckets} alone.
+        // {buyerBuckets, width, purchaseMs, totalStock, the answer}, or {buyerBuckets} alone.
+        // The answer is `width` fields, or a new buyer's order number alone: PURCHASED at
+        // purchaseMs with totalStock - orderNumber left.
         if (answers.length > 1) {
-          reply = answers.slice(2, 2 + answers[1]);
+          const [, width, batchMs, total, first] = answers;
+          reply = typeof first === 'number'
+            ? ['PURCHASED', total - first, batchMs, first, 0]
+            : answers.slice(4, 4 + width);
           break;
         }
         buckets = answers[0];

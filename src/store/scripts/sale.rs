@@ -210,9 +210,9 @@ impl ScriptCall for PurchaseBatch<'_> {
         (keys.into(), args)
     }
 
-    /// `{buyerBuckets, width, answer…}` with each answer `width` fields, `{buyerBuckets}`
-    /// alone when the call's number was stale, or `{buyerBuckets, 0}` when a lean call must be
-    /// sent in full.
+    /// `{buyerBuckets, width, purchaseMs, totalStock, answer…}` with each answer `width` fields
+    /// or a new buyer's order number alone, `{buyerBuckets}` alone when the call's number was
+    /// stale, or `{buyerBuckets, 0}` when a lean call must be sent in full.
     fn parse(reply: Value) -> Result<BatchReply, StoreError> {
         let mut reply = Reply::new("purchase", reply);
         let buckets = reply.int()?;
@@ -224,11 +224,25 @@ impl ScriptCall for PurchaseBatch<'_> {
         if width == 0 && !reply.has_more() {
             return Ok(BatchReply::Full);
         }
-        Ok(BatchReply::Decided(
-            answers("purchase", width, reply)?
-                .map(|answer| parse_answer(Reply::new("purchase", answer)))
-                .collect(),
-        ))
+        let (purchase_ms, total) = (reply.int()?, reply.int()?);
+        let width = answer_width("purchase", width)?;
+        let mut fields = reply.rest();
+        let mut outcomes = Vec::with_capacity(fields.len());
+        while let Some(first) = fields.next() {
+            outcomes.push(match first {
+                // A new buyer's purchase of a plain sale (lua/purchase.lua, Returns).
+                Value::Integer(order) => PurchaseOutcome::from_reply(
+                    ("PURCHASED", total - order, purchase_ms, order, 0),
+                    None,
+                )
+                .map_err(StoreError::Unexpected),
+                code => {
+                    let answer = std::iter::once(code).chain(fields.by_ref().take(width - 1));
+                    parse_answer(Reply::new("purchase", Value::Array(answer.collect())))
+                }
+            });
+        }
+        Ok(BatchReply::Decided(outcomes))
     }
 }
 
@@ -345,14 +359,19 @@ fn answers(
     width: i64,
     reply: Reply,
 ) -> Result<impl Iterator<Item = Value>, StoreError> {
-    let width = usize::try_from(width)
-        .ok()
-        .filter(|width| *width > 0)
-        .ok_or_else(|| Reply::unexpected(script, width))?;
+    let width = answer_width(script, width)?;
     let mut fields = reply.rest();
     Ok(std::iter::from_fn(move || {
         (fields.len() > 0).then(|| Value::Array(fields.by_ref().take(width).collect()))
     }))
+}
+
+/// A batch reply's answer width: at least one field.
+fn answer_width(script: &'static str, width: i64) -> Result<usize, StoreError> {
+    usize::try_from(width)
+        .ok()
+        .filter(|width| *width > 0)
+        .ok_or_else(|| Reply::unexpected(script, width))
 }
 
 /// One purchase's answer: code, remainingStock, purchaseMs, orderNumber, retryAfterMs, and from
@@ -535,6 +554,60 @@ mod tests {
             }
             assert_eq!(args[5].as_bytes().unwrap(), &expected[..]);
         }
+    }
+
+    #[test]
+    fn a_new_buyers_order_number_alone_stands_for_the_whole_purchase_answer() {
+        let text = |text: &str| Value::String(Str::from(text));
+        let n = |number: i64| Value::Integer(number);
+        // buyerBuckets 1, width 5, the batch's clock, totalStock 10; then a new buyer (order 4),
+        // a retry answered in full, a new buyer (order 5), and an answer cut short.
+        let reply = Value::Array(vec![
+            n(1),
+            n(5),
+            n(1_764_000_000_123),
+            n(10),
+            n(4),
+            text("PURCHASED"),
+            n(6),
+            n(1_764_000_000_001),
+            n(2),
+            n(0),
+            n(5),
+            text("SOLD_OUT"),
+            n(0),
+        ]);
+        let BatchReply::Decided(outcomes) = PurchaseBatch::parse(reply).unwrap() else {
+            panic!("decided");
+        };
+        let purchased = |remaining, purchase_ms, order_number| {
+            PurchaseOutcome::from_reply(
+                ("PURCHASED", remaining, purchase_ms, order_number, 0),
+                None,
+            )
+            .unwrap()
+        };
+        assert_eq!(outcomes.len(), 4);
+        assert_eq!(
+            outcomes[0].as_ref().unwrap(),
+            &purchased(6, 1_764_000_000_123, 4)
+        );
+        assert_eq!(
+            outcomes[1].as_ref().unwrap(),
+            &purchased(6, 1_764_000_000_001, 2)
+        );
+        assert_eq!(
+            outcomes[2].as_ref().unwrap(),
+            &purchased(5, 1_764_000_000_123, 5)
+        );
+        assert!(matches!(outcomes[3], Err(StoreError::Unexpected(_))));
+
+        // A width of 0 with answers after it is no reply purchase.lua gives.
+        let bad = Value::Array(vec![n(1), n(0), n(0), n(10), n(4)]);
+        assert!(matches!(
+            PurchaseBatch::parse(bad),
+            Err(StoreError::Unexpected(_))
+        ));
     }
 
     #[test]

@@ -142,7 +142,40 @@ async fn purchase_call(
         assert_eq!(asked, Some(0), "a lean call refused is {{buyerBuckets, 0}}");
         return None;
     }
-    Some(unflatten(items))
+    Some(purchase_answers(items))
+}
+
+/// The answers of a purchase batch's reply after its leading item: the width, the batch's
+/// purchaseMs and the sale's totalStock, then each answer `width` fields, or a new buyer's
+/// order number alone, which is made the full answer it stands for (PURCHASED at purchaseMs,
+/// totalStock - orderNumber left, no wait).
+fn purchase_answers(mut items: std::vec::IntoIter<Value>) -> Vec<Value> {
+    let mut head = items.by_ref().take(3).map(|item| item.as_i64().unwrap());
+    let (width, purchase_ms, total) = (
+        head.next().unwrap() as usize,
+        head.next().unwrap(),
+        head.next().unwrap(),
+    );
+    let mut answers = Vec::new();
+    while let Some(first) = items.next() {
+        answers.push(Value::Array(match first {
+            Value::Integer(order) => vec![
+                "PURCHASED".into(),
+                (total - order).into(),
+                purchase_ms.into(),
+                order.into(),
+                0.into(),
+            ],
+            code => {
+                let answer: Vec<Value> = std::iter::once(code)
+                    .chain(items.by_ref().take(width - 1))
+                    .collect();
+                assert_eq!(answer.len(), width, "{width} fields per answer");
+                answer
+            }
+        }));
+    }
+    answers
 }
 
 /// The answers of a batch's flat reply, after its leading item: the width, then that many
