@@ -18,7 +18,7 @@ use actix_web::{
     HttpResponse, HttpResponseBuilder, ResponseError,
 };
 use serde::Serialize;
-use std::{borrow::Cow, fmt, time::Duration};
+use std::{borrow::Cow, fmt, sync::OnceLock, time::Duration};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -243,6 +243,24 @@ impl<'a> Answer<'a> {
                 HttpResponse::from_error(actix_web::error::JsonPayloadError::Serialize(error))
             }
         }
+    }
+
+    /// As [`Answer::respond`] without a wait, for an answer that is the same every time: its
+    /// body is serialised once, into `once`, and shared by every answer after.
+    pub fn respond_same(&self, once: &'static OnceLock<actix_web::web::Bytes>) -> HttpResponse {
+        let body = match once.get() {
+            Some(body) => body,
+            None => match serde_json::to_vec(self) {
+                Ok(body) => once.get_or_init(|| body.into()),
+                Err(_) => return self.respond(None),
+            },
+        };
+        HttpResponseBuilder::new(self.code.status())
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ))
+            .body(body.clone())
     }
 
     /// An answer with only a code and a message.

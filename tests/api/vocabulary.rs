@@ -65,7 +65,7 @@ async fn the_status_order_in_rust_matches_the_purchase_script() {
             .purchase(
                 &sale,
                 user,
-                RequestToken::generate(),
+                Some(RequestToken::generate()),
                 limit,
                 "vocabulary-test",
                 flashsale::store::Ask::ONE,

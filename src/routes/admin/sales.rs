@@ -395,13 +395,13 @@ pub async fn restock(
     _: Admin,
     state: web::Data<AppState>,
     sale: SaleId,
-    IdempotencyKey(token): IdempotencyKey,
+    key: IdempotencyKey,
     body: web::Json<RestockBody>,
 ) -> Result<HttpResponse> {
     let units = units(body.units, "units")?;
     let restocked = state
         .store
-        .restock(&sale, units, token.as_str())
+        .restock(&sale, units, key.or_fresh().as_str())
         .await?
         .ok_or(ApiError::SaleNotFound)?;
     Ok(HttpResponse::Ok().json(RestockAnswer {
