@@ -50,7 +50,7 @@
 -- the batch's clock (the purchaseMs after the width; 0 when no purchase read it), with
 -- totalStock - orderNumber left (a plain sale's order number is the units sold) and no wait.
 -- One number instead of five took 4k of a purchase's 52k Redis instructions (callgrind, README
--- Benchmarks: what a hold costs Redis). When the caller's
+-- Batched decisions). When the caller's
 -- buyerBuckets is not the sale's, returns {buyerBuckets} alone, having read and written nothing
 -- else: the caller computes the buckets again and calls again. A lean call the sale cannot
 -- take: {buyerBuckets, 0}, nothing written.

@@ -62,7 +62,7 @@ pub async fn purchase(
     state: web::Data<AppState>,
     sale: SaleId,
     request: HttpRequest,
-    token: IdempotencyKey,
+    key: IdempotencyKey,
     body: web::Json<PurchaseRequest>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
@@ -74,7 +74,7 @@ pub async fn purchase(
         .purchase(
             &sale,
             buyer,
-            token.0,
+            key.0,
             state.user_attempts,
             &request_id(&request),
             Ask {
