@@ -225,20 +225,8 @@ const ANSWER_BYTES: usize = 384;
 impl<'a> Answer<'a> {
     /// Status, `Retry-After` when there is a wait, and this body.
     pub fn respond(&self, retry_after: Option<Duration>) -> HttpResponse {
-        let mut response = HttpResponseBuilder::new(self.code.status());
-        if let Some(wait) = retry_after {
-            response.insert_header((header::RETRY_AFTER, retry_after_secs(wait)));
-        }
-        // As `HttpResponseBuilder::json`, less its costs on every answer: the body written into
-        // room for it, not grown from empty, and the content type not parsed again.
-        let mut body = Vec::with_capacity(ANSWER_BYTES);
-        match serde_json::to_writer(&mut body, self) {
-            Ok(()) => response
-                .insert_header((
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                ))
-                .body(body),
+        match self.json() {
+            Ok(body) => self.with_body(retry_after, body),
             Err(error) => {
                 HttpResponse::from_error(actix_web::error::JsonPayloadError::Serialize(error))
             }
@@ -250,17 +238,38 @@ impl<'a> Answer<'a> {
     pub fn respond_same(&self, once: &'static OnceLock<actix_web::web::Bytes>) -> HttpResponse {
         let body = match once.get() {
             Some(body) => body,
-            None => match serde_json::to_vec(self) {
+            None => match self.json() {
                 Ok(body) => once.get_or_init(|| body.into()),
                 Err(_) => return self.respond(None),
             },
         };
-        HttpResponseBuilder::new(self.code.status())
+        self.with_body(None, body.clone())
+    }
+
+    /// This answer as JSON. As `HttpResponseBuilder::json`, less its costs on every answer: the
+    /// body written into room for it, not grown from empty.
+    fn json(&self) -> serde_json::Result<Vec<u8>> {
+        let mut body = Vec::with_capacity(ANSWER_BYTES);
+        serde_json::to_writer(&mut body, self).map(|()| body)
+    }
+
+    /// The response carrying `body` (this answer's JSON): its status, `Retry-After` when there
+    /// is a wait, and a static content type (not parsed again on every answer).
+    fn with_body(
+        &self,
+        retry_after: Option<Duration>,
+        body: impl actix_web::body::MessageBody + 'static,
+    ) -> HttpResponse {
+        let mut response = HttpResponseBuilder::new(self.code.status());
+        if let Some(wait) = retry_after {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs(wait)));
+        }
+        response
             .insert_header((
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             ))
-            .body(body.clone())
+            .body(body)
     }
 
     /// An answer with only a code and a message.
